@@ -1,0 +1,124 @@
+/**
+ * One actor: a piscina task that lives as long as the actor does.
+ *
+ * It imports the app, builds an `http.Server` that never listens (connections arrive from the main thread
+ * through the data port), answers control calls over comlink on the control port, and resolves when told
+ * to stop. Every connection is a coroutine (see connection-host.ts); the HTTP work is Node's own parser.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { MessagePort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import type { AppSpec } from '../source/app-spec.js';
+import { createLogger, describeError, type LogLevel } from '../source/log.js';
+import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
+import { ConnectionHost } from './connection-host.js';
+import { guardListener } from './guard.js';
+
+export interface ActorSettings {
+  /** How long an idle keep-alive connection is kept open (ms). */
+  keepAliveTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export interface ActorTask {
+  actorId: number;
+  app: AppSpec;
+  dataPort: MessagePort;
+  controlPort: MessagePort;
+  settings: ActorSettings;
+}
+
+export type BootResult =
+  | { ok: true; kind: AppKind }
+  | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
+
+export interface ActorStats {
+  actorId: number;
+  connections: number;
+  requestsServed: number;
+  requestsInFlight: number;
+  /** Event-loop utilisation since the previous stats() call, 0..1. */
+  eventLoopUtilization: number;
+  startedAt: number;
+}
+
+/** What the main thread may call on an actor (over comlink: control only, never per request). */
+export interface ActorControl {
+  ready(): Promise<BootResult>;
+  stats(): ActorStats;
+  stop(): void;
+}
+
+export interface ActorExit {
+  actorId: number;
+  requestsServed: number;
+}
+
+export default async function runActor(task: ActorTask): Promise<ActorExit> {
+  const log = createLogger(task.settings.logLevel);
+  const startedAt = Date.now();
+  let requestsServed = 0;
+  let requestsInFlight = 0;
+  let lastUtilization = performance.eventLoopUtilization();
+  let host: ConnectionHost | undefined;
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+
+  const booting = boot();
+  const control: ActorControl = {
+    ready: () => booting,
+    stats: () => {
+      const now = performance.eventLoopUtilization();
+      const delta = performance.eventLoopUtilization(now, lastUtilization);
+      lastUtilization = now;
+      return {
+        actorId: task.actorId,
+        connections: host?.connectionCount ?? 0,
+        requestsServed,
+        requestsInFlight,
+        eventLoopUtilization: delta.utilization,
+        startedAt,
+      };
+    },
+    stop: () => stop(),
+  };
+  Comlink.expose(control, task.controlPort as unknown as Comlink.Endpoint);
+
+  async function boot(): Promise<BootResult> {
+    try {
+      const app = await loadApp(task.app);
+      const server = http.createServer(guardListener(app.listener, log));
+      server.keepAliveTimeout = task.settings.keepAliveTimeoutMs;
+      // Answer a request whose client half-closed, instead of aborting it (Node's default).
+      (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+      server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+        requestsInFlight++;
+        res.once('close', () => {
+          requestsInFlight--;
+          requestsServed++;
+        });
+      });
+      await app.onServer?.(server, { actorId: task.actorId });
+      host = new ConnectionHost(task.dataPort, server);
+      log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);
+      return { ok: true, kind: app.kind };
+    } catch (error) {
+      const failure = error instanceof AppLoadFailure ? error : new AppLoadFailure('E_APP_LOAD', `failed to start ${task.app.display}`, { cause: error });
+      const cause = failure.cause === undefined ? '' : `: ${describeError(failure.cause)}`;
+      const detail = failure.cause instanceof Error ? (failure.cause.stack ?? '') : (failure.stack ?? '');
+      stop();
+      return { ok: false, code: failure.code, message: `${failure.message}${cause}`, detail };
+    }
+  }
+
+  await stopped;
+  host?.destroyAll();
+  task.dataPort.close();
+  // Give comlink's last reply (to stop()) a turn to leave before the port closes.
+  await new Promise((resolve) => setImmediate(resolve));
+  task.controlPort.close();
+  return { actorId: task.actorId, requestsServed };
+}

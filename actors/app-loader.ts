@@ -1,0 +1,105 @@
+/**
+ * Imports the user's module inside an actor and turns whatever it exports into a request listener.
+ *
+ * Kinds are detected in this order (handoff.md, pitfall 8): an object with `fetch` (Hono, itty-router, a
+ * `{ fetch }` literal); a Koa app (`callback()`); a Fastify instance (`routing` after `ready()`); an
+ * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
+ * (a `(req, res)` listener: plain, Express, Connect).
+ */
+import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import type { AppSpec } from '../source/app-spec.js';
+
+export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';
+
+/** A module may export `onServer`: it receives each actor's `http.Server`, for `ws`, socket.io and friends. */
+export type ServerHook = (server: Server, context: { actorId: number }) => void | Promise<void>;
+
+export interface LoadedApp {
+  kind: AppKind;
+  listener: RequestListener;
+  onServer?: ServerHook;
+}
+
+/** Why an app could not be loaded; crosses the thread boundary as plain data. */
+export class AppLoadFailure extends Error {
+  constructor(
+    readonly code: 'E_APP_LOAD' | 'E_NOT_AN_APP',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
+
+interface KoaLike {
+  callback(): RequestListener;
+  use: unknown;
+  middleware: unknown;
+}
+interface FastifyLike {
+  ready(): Promise<unknown>;
+  routing(req: IncomingMessage, res: ServerResponse): void;
+  server: unknown;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  (typeof value === 'object' || typeof value === 'function') && value !== null;
+
+const isKoa = (app: unknown): app is KoaLike =>
+  isObject(app) && typeof app.callback === 'function' && typeof app.use === 'function' && Array.isArray(app.middleware);
+
+const isFastify = (app: unknown): app is FastifyLike =>
+  isObject(app) && typeof app.routing === 'function' && typeof app.ready === 'function' && 'server' in app;
+
+function fetchListener(handler: FetchHandler): RequestListener {
+  // @hono/node-server's adapter: a well-kept Request/Response bridge with streaming both ways. We keep the
+  // global Request/Response untouched so the app sees the runtime's own classes.
+  return getRequestListener(handler, { overrideGlobalObjects: false }) as RequestListener;
+}
+
+export async function adaptApp(exported: unknown, where: string): Promise<Omit<LoadedApp, 'onServer'>> {
+  if (isObject(exported) && typeof exported.fetch === 'function') {
+    const target = exported;
+    const fetch = exported.fetch as FetchHandler;
+    return { kind: 'fetch', listener: fetchListener((request, ...rest) => fetch.call(target, request, ...rest)) };
+  }
+  if (isKoa(exported)) return { kind: 'koa', listener: exported.callback() };
+  if (isFastify(exported)) {
+    await exported.ready();
+    const app = exported;
+    return { kind: 'fastify', listener: (req, res) => app.routing(req, res) };
+  }
+  if (exported instanceof Server) {
+    const server = exported;
+    return { kind: 'http-server', listener: (req, res) => server.emit('request', req, res) };
+  }
+  if (typeof exported === 'function') {
+    if (exported.length === 1) return { kind: 'fetch', listener: fetchListener(exported as FetchHandler) };
+    return { kind: 'listener', listener: exported as RequestListener };
+  }
+  const shown = exported === undefined ? 'undefined' : exported === null ? 'null' : typeof exported;
+  throw new AppLoadFailure(
+    'E_NOT_AN_APP',
+    `${where} is not an app (it is ${shown}): export a (req, res) listener, a Fetch handler, an object with fetch(), a Koa app, a Fastify instance or an http.Server`,
+  );
+}
+
+export async function loadApp(spec: AppSpec): Promise<LoadedApp> {
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = (await import(spec.url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new AppLoadFailure('E_APP_LOAD', `failed to load ${spec.display}`, { cause: error });
+  }
+  if (!(spec.exportName in namespace)) {
+    const names = Object.keys(namespace).join(', ') || 'none';
+    throw new AppLoadFailure('E_NOT_AN_APP', `${spec.display} has no export named '${spec.exportName}' (its exports: ${names})`);
+  }
+  const where = spec.exportName === 'default' ? `the default export of ${spec.display}` : `export '${spec.exportName}' of ${spec.display}`;
+  const app = await adaptApp(namespace[spec.exportName], where);
+  const hook = namespace.onServer;
+  return { ...app, onServer: typeof hook === 'function' ? (hook as ServerHook) : undefined };
+}

@@ -1,0 +1,138 @@
+/**
+ * The actor's end of its data port: turns frames from the main thread into connections of the actor's
+ * `http.Server`, and runs each relayed connection's inbound side as a coroutine.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  ACK_STEP,
+  Frame,
+  FrameBatcher,
+  decodeBatch,
+  isSocketHandoff,
+  type ConnectionInfo,
+  type FrameType,
+  type SocketHandoff,
+} from '../source/wire.js';
+import { Mailbox } from './mailbox.js';
+import { RelaySocket, type RelayOutlet } from './relay-socket.js';
+
+interface RelayedConnection {
+  socket: RelaySocket;
+  /** Bytes from the client, in order; closed at the client's FIN. */
+  inbox: Mailbox<Uint8Array>;
+}
+
+export class ConnectionHost implements RelayOutlet {
+  private readonly relayed = new Map<number, RelayedConnection>();
+  private readonly transferred = new Map<number, Socket>();
+  private readonly batcher: FrameBatcher;
+
+  constructor(
+    port: MessagePort,
+    private readonly server: Server,
+  ) {
+    this.batcher = new FrameBatcher(port);
+    port.on('message', (message: unknown) => {
+      if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
+      else if (isSocketHandoff(message)) this.adopt(message);
+    });
+  }
+
+  /** Connections this actor holds now, both strategies. */
+  get connectionCount(): number {
+    return this.relayed.size + this.transferred.size;
+  }
+
+  /** Ends every connection at once (the actor is stopping and graceful draining is over). */
+  destroyAll(): void {
+    for (const { socket } of this.relayed.values()) socket.destroy();
+    for (const socket of this.transferred.values()) socket.destroy();
+    this.batcher.flush();
+  }
+
+  // ---- RelayOutlet: what relay sockets send back ----
+
+  sendData(id: number, bytes: Uint8Array): void {
+    this.batcher.push(Frame.Data, id, bytes);
+  }
+
+  sendEnd(id: number): void {
+    this.batcher.push(Frame.End, id);
+  }
+
+  sendClose(id: number): void {
+    this.batcher.push(Frame.Close, id);
+  }
+
+  // ---- frames from the main thread ----
+
+  private readonly onFrame = (type: FrameType, id: number, payload: unknown): void => {
+    if (type === Frame.Open) {
+      this.open(id, payload as ConnectionInfo);
+      return;
+    }
+    const connection = this.relayed.get(id);
+    if (!connection) return; // already closed on this side; late frames are harmless
+    switch (type) {
+      case Frame.Data:
+        connection.inbox.put(payload as Uint8Array);
+        break;
+      case Frame.End:
+        connection.inbox.close();
+        break;
+      case Frame.Close:
+        connection.inbox.discard();
+        connection.socket.remoteClose();
+        break;
+      case Frame.Ack:
+        connection.socket.credit(payload as number);
+        break;
+    }
+  };
+
+  private open(id: number, info: ConnectionInfo): void {
+    const socket = new RelaySocket(id, info, this);
+    const connection: RelayedConnection = { socket, inbox: new Mailbox() };
+    this.relayed.set(id, connection);
+    socket.once('close', () => {
+      connection.inbox.discard();
+      this.relayed.delete(id);
+    });
+    void this.runInbound(connection);
+    this.server.emit('connection', socket);
+  }
+
+  /**
+   * The coroutine of one relayed connection: feeds the client's bytes to the HTTP parser (or, after an
+   * upgrade, to whoever owns the socket), waits while the reader is full, and returns credit to the
+   * main thread as bytes are taken so it can keep reading from the client.
+   */
+  private async runInbound({ socket, inbox }: RelayedConnection): Promise<void> {
+    let unacknowledged = 0;
+    for await (const bytes of inbox) {
+      if (socket.destroyed) return;
+      if (!socket.deliver(bytes)) await socket.demand();
+      unacknowledged += bytes.byteLength;
+      if (unacknowledged >= ACK_STEP) {
+        this.batcher.push(Frame.Ack, socket.connectionId, unacknowledged);
+        unacknowledged = 0;
+      }
+    }
+    if (!socket.destroyed) socket.push(null); // the client's FIN
+  }
+
+  /** The `transfer` strategy: a real socket arrived; the actor owns it from now on. */
+  private adopt({ id, socket: transferred }: SocketHandoff): void {
+    const socket = transferred as Socket;
+    socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
+    this.transferred.set(id, socket);
+    socket.once('close', () => {
+      this.transferred.delete(id);
+      this.batcher.push(Frame.Released, id);
+    });
+    this.server.emit('connection', socket);
+    socket.resume();
+  }
+}

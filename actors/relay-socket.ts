@@ -1,0 +1,212 @@
+/**
+ * The actor's stand-in for a `net.Socket` whose real socket stays on the main thread (the `relay` hand-off).
+ *
+ * Node's `http.Server` and libraries such as `ws` accept any Duplex through `emit('connection')`, but they
+ * also call socket methods (`setTimeout`, `setNoDelay`, `destroySoon`, ...) and read socket properties
+ * (`remoteAddress`, `bytesWritten`, ...): handoff.md pitfall 4. This class provides them.
+ *
+ * Writes leave as Data frames. A write completes at once while fewer than CREDIT_WINDOW bytes are
+ * unacknowledged by the main thread; past that its callback waits for Ack frames, so the stream's own
+ * backpressure (`write()` returning false, `pipe` pausing) reaches the app when the client reads slowly.
+ */
+import { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { CREDIT_WINDOW, type ConnectionInfo } from '../source/wire.js';
+
+/** What a relay socket needs from the actor's side of the wire. */
+export interface RelayOutlet {
+  sendData(id: number, bytes: Uint8Array): void;
+  sendEnd(id: number): void;
+  sendClose(id: number): void;
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+export class RelaySocket extends Duplex {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly remoteFamily?: string;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  readonly connecting = false;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  private unacknowledged = 0;
+  private blockedWrite: WriteCallback | null = null;
+  /** Set when the main thread reported the connection closed: nothing more may be sent to it. */
+  private remoteClosed = false;
+  private idleTimeout = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private demandWaiter: (() => void) | null = null;
+
+  constructor(
+    readonly connectionId: number,
+    info: ConnectionInfo,
+    private readonly outlet: RelayOutlet,
+  ) {
+    // allowHalfOpen: a client's FIN must not end our writable side; the HTTP server decides when to end.
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.remoteAddress = info.remoteAddress;
+    this.remotePort = info.remotePort;
+    this.remoteFamily = info.remoteFamily;
+    this.localAddress = info.localAddress;
+    this.localPort = info.localPort;
+  }
+
+  // ---- inbound: called by the connection's coroutine ----
+
+  /** Hands bytes from the client to the reader. Returns false when the reader wants no more for now. */
+  deliver(bytes: Uint8Array): boolean {
+    this.bytesRead += bytes.byteLength;
+    this.touch();
+    return this.push(bytes);
+  }
+
+  /** Resolves when the reader asks for more (after `deliver` returned false). */
+  demand(): Promise<void> {
+    return new Promise((resolve) => {
+      this.demandWaiter = resolve;
+    });
+  }
+
+  /** The main thread acknowledged `bytes` of our output: release a blocked write if the window reopened. */
+  credit(bytes: number): void {
+    this.unacknowledged -= bytes;
+    const blocked = this.blockedWrite;
+    if (blocked && this.unacknowledged < CREDIT_WINDOW) {
+      this.blockedWrite = null;
+      blocked();
+    }
+  }
+
+  /** The main thread reports the client gone: tear down without telling it back. */
+  remoteClose(error?: Error): void {
+    this.remoteClosed = true;
+    this.destroy(error);
+  }
+
+  // ---- Duplex implementation ----
+
+  override _read(): void {
+    const waiter = this.demandWaiter;
+    if (waiter) {
+      this.demandWaiter = null;
+      waiter();
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.send(chunk, callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: WriteCallback): void {
+    this.send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
+  override _final(callback: WriteCallback): void {
+    if (!this.remoteClosed) this.outlet.sendEnd(this.connectionId);
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.clearIdleTimer();
+    if (!this.remoteClosed) {
+      this.remoteClosed = true;
+      this.outlet.sendClose(this.connectionId);
+    }
+    const blocked = this.blockedWrite;
+    this.blockedWrite = null;
+    blocked?.(error ?? null);
+    this.demandWaiter?.();
+    this.demandWaiter = null;
+    callback(error);
+  }
+
+  private send(bytes: Uint8Array, callback: WriteCallback): void {
+    if (this.remoteClosed) {
+      callback(Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' }));
+      return;
+    }
+    this.bytesWritten += bytes.byteLength;
+    this.unacknowledged += bytes.byteLength;
+    this.touch();
+    this.outlet.sendData(this.connectionId, bytes);
+    if (this.unacknowledged < CREDIT_WINDOW) callback();
+    else this.blockedWrite = callback;
+  }
+
+  // ---- the parts of net.Socket that HTTP servers and WebSocket libraries call ----
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.idleTimeout = ms;
+    this.clearIdleTimer();
+    if (callback) {
+      if (ms === 0) this.removeListener('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this.touch();
+    return this;
+  }
+
+  setNoDelay(_noDelay?: boolean): this {
+    return this; // the main thread set TCP_NODELAY on the real socket
+  }
+
+  setKeepAlive(_enable?: boolean, _initialDelay?: number): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  address(): AddressInfo | Record<string, never> {
+    if (this.localAddress === undefined || this.localPort === undefined) return {};
+    return { address: this.localAddress, port: this.localPort, family: this.localAddress.includes(':') ? 'IPv6' : 'IPv4' };
+  }
+
+  get readyState(): string {
+    if (this.destroyed) return 'closed';
+    if (this.readable && this.writable) return 'open';
+    return this.readable ? 'readOnly' : this.writable ? 'writeOnly' : 'closed';
+  }
+
+  get timeout(): number {
+    return this.idleTimeout;
+  }
+
+  /** Activity restarts the idle timer, as it does on a real socket. */
+  private touch(): void {
+    if (this.idleTimeout === 0) {
+      this.clearIdleTimer();
+      return;
+    }
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      this.emit('timeout');
+    }, this.idleTimeout);
+    this.idleTimer.unref();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+  }
+}

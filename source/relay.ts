@@ -1,0 +1,123 @@
+/**
+ * The main thread's half of one relayed connection: the real socket stays here, its bytes travel to the
+ * actor as Data frames, the actor's answer comes back the same way.
+ *
+ * Flow control is a byte window each way (handoff.md, pitfall 3):
+ * - client → actor: after CREDIT_WINDOW unacknowledged bytes we stop reading the socket until the actor
+ *   acknowledges, so a fast uploader to a slow app waits in the kernel, not in our memory;
+ * - actor → client: we acknowledge the actor's bytes once the socket has taken them (no pending drain),
+ *   so a client that stops reading stops the app's writes after one window.
+ */
+import type { Socket } from 'node:net';
+import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from './wire.js';
+
+/** After the actor closes a connection, how long its last bytes may take to reach a slow client. */
+const FLUSH_BEFORE_CLOSE_MS = 30_000;
+
+export class RelayedConnection {
+  /** Bytes sent to the actor that it has not acknowledged yet. */
+  private inFlightToActor = 0;
+  private pausedForCredit = false;
+  /** Bytes from the actor that went into the socket and are not acknowledged back yet. */
+  private owedToActor = 0;
+  private waitingForDrain = false;
+  /** The actor closed its side: do not tell it again when the socket closes. */
+  private actorClosed = false;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    private readonly batcher: FrameBatcher,
+    private readonly onClosed: (connection: RelayedConnection) => void,
+  ) {}
+
+  /** Opens the connection in the actor and starts reading. `head` holds bytes already read from the socket. */
+  start(head?: Uint8Array): void {
+    const { socket } = this;
+    const info: ConnectionInfo = {
+      remoteAddress: socket.remoteAddress,
+      remotePort: socket.remotePort,
+      remoteFamily: socket.remoteFamily,
+      localAddress: socket.localAddress,
+      localPort: socket.localPort,
+    };
+    this.batcher.push(Frame.Open, this.id, info);
+    if (head && head.byteLength > 0) this.forward(head);
+    socket.on('data', (chunk: Buffer) => this.forward(chunk));
+    socket.on('end', () => this.batcher.push(Frame.End, this.id));
+    socket.on('error', () => {}); // 'close' follows; a reset client is not our error
+    socket.once('close', () => {
+      if (!this.actorClosed) this.batcher.push(Frame.Close, this.id);
+      this.onClosed(this);
+    });
+    socket.resume();
+  }
+
+  // ---- frames from the actor ----
+
+  write(bytes: Uint8Array): void {
+    const { socket } = this;
+    if (socket.destroyed) return;
+    socket.write(bytes);
+    this.owedToActor += bytes.byteLength;
+    if (socket.writableNeedDrain) {
+      if (!this.waitingForDrain) {
+        this.waitingForDrain = true;
+        socket.once('drain', this.onDrain);
+      }
+    } else if (this.owedToActor >= ACK_STEP) {
+      this.acknowledge();
+    }
+  }
+
+  end(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  /** The actor is done with the connection: flush what it wrote, then close. */
+  close(): void {
+    this.actorClosed = true;
+    const { socket } = this;
+    if (socket.destroyed) return;
+    if (socket.writableLength === 0) {
+      socket.destroy();
+      return;
+    }
+    socket.destroySoon();
+    setTimeout(() => socket.destroy(), FLUSH_BEFORE_CLOSE_MS).unref();
+  }
+
+  /** The actor consumed `bytes` of what we sent. */
+  credit(bytes: number): void {
+    this.inFlightToActor -= bytes;
+    if (this.pausedForCredit && this.inFlightToActor < CREDIT_WINDOW) {
+      this.pausedForCredit = false;
+      this.socket.resume();
+    }
+  }
+
+  /** The actor is gone (crashed or stopped): nothing more will come from it. */
+  abandon(): void {
+    this.actorClosed = true;
+    this.socket.destroy();
+  }
+
+  private forward(chunk: Uint8Array): void {
+    this.batcher.push(Frame.Data, this.id, chunk);
+    this.inFlightToActor += chunk.byteLength;
+    if (this.inFlightToActor >= CREDIT_WINDOW && !this.pausedForCredit) {
+      this.pausedForCredit = true;
+      this.socket.pause();
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.waitingForDrain = false;
+    if (this.owedToActor > 0) this.acknowledge();
+  };
+
+  private acknowledge(): void {
+    this.batcher.push(Frame.Ack, this.id, this.owedToActor);
+    this.owedToActor = 0;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * A running grainbows server: listeners on the main thread, a pool of actors, and the dispatcher between.
+ * Start-up reads top to bottom: resolve the app, choose the hand-off, boot the actors (so a broken app
+ * fails before we listen), open the listeners, accept.
+ */
+import { EventEmitter } from 'node:events';
+import { parseAppSpec, type AppSpec } from './app-spec.js';
+import { ActorPool, type Actor } from './actor-pool.js';
+import type { HandoffStrategy } from './actor-link.js';
+import { parseBind, type BindAddress } from './bind.js';
+import { Dispatcher } from './dispatcher.js';
+import { GrainbowsError } from './errors.js';
+import { chooseHandoff } from './handoff.js';
+import { closeListeners, openListeners, type Listener } from './listeners.js';
+import { createLogger, type Logger, type LogLevel } from './log.js';
+import type { ActorStats } from '../actors/actor.js';
+import type { ResourceLimits } from 'node:worker_threads';
+
+export interface ServeOptions {
+  /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
+  app: string | AppSpec;
+  /** Addresses to listen on (default `127.0.0.1:8000`). */
+  bind?: Array<string | BindAddress>;
+  /** Number of actors (threads). Default 1. */
+  workers?: number;
+  /** Most connections one actor serves at once. Default 1000. */
+  workerConnections?: number;
+  /** `auto` (default) transfers sockets where the runtime can and relays elsewhere. */
+  handoff?: HandoffStrategy | 'auto';
+  /** Seconds an idle keep-alive connection stays open. Default 75. */
+  keepAlive?: number;
+  /** Listen backlog. Default 2048. */
+  backlog?: number;
+  logLevel?: LogLevel;
+  logger?: Logger;
+  resourceLimits?: ResourceLimits;
+  cwd?: string;
+}
+
+export interface ServerEvents {
+  'actor-exit': [actor: { id: number }, error: Error | null];
+  fatal: [error: GrainbowsError];
+}
+
+export interface ServerStats {
+  handoff: HandoffStrategy;
+  queued: number;
+  actors: Array<ActorStats & { generation: number; state: string }>;
+}
+
+export const DEFAULTS = {
+  bind: '127.0.0.1:8000',
+  workers: 1,
+  workerConnections: 1000,
+  keepAlive: 75,
+  backlog: 2048,
+} as const;
+
+export class GrainbowsServer extends EventEmitter<ServerEvents> {
+  private constructor(
+    readonly handoff: HandoffStrategy,
+    private readonly pool: ActorPool,
+    private readonly dispatcher: Dispatcher,
+    private readonly listening: Listener[],
+    private readonly log: Logger,
+  ) {
+    super();
+    pool.on('actor-exit', (actor: Actor, error) => this.emit('actor-exit', { id: actor.id }, error));
+    pool.on('fatal', (error) => this.emit('fatal', error));
+  }
+
+  static async start(options: ServeOptions): Promise<GrainbowsServer> {
+    const log = options.logger ?? createLogger(options.logLevel ?? 'info');
+    const app = typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app;
+    const binds = (options.bind ?? [DEFAULTS.bind]).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
+    const workers = options.workers ?? DEFAULTS.workers;
+    const workerConnections = options.workerConnections ?? DEFAULTS.workerConnections;
+    if (!Number.isInteger(workers) || workers < 1) throw new GrainbowsError('E_USAGE', `workers must be a whole number ≥ 1, not ${workers}`);
+    if (!Number.isInteger(workerConnections) || workerConnections < 1) {
+      throw new GrainbowsError('E_USAGE', `worker connections must be a whole number ≥ 1, not ${workerConnections}`);
+    }
+    const handoff = await chooseHandoff(options.handoff ?? 'auto');
+    log.info(`Using hand-off: ${handoff}`);
+
+    const pool = new ActorPool({
+      size: workers,
+      app,
+      log,
+      resourceLimits: options.resourceLimits,
+      settings: { keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000, logLevel: options.logLevel ?? 'info' },
+    });
+    try {
+      await pool.start();
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    const dispatcher = new Dispatcher(pool, handoff, workerConnections);
+    let listeners: Listener[];
+    try {
+      listeners = await openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept);
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
+    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log);
+  }
+
+  /** Where the server listens, e.g. `http://127.0.0.1:41234` (the real port when 0 was asked for). */
+  get urls(): string[] {
+    return this.listening.map((listener) => listener.url);
+  }
+
+  async stats(): Promise<ServerStats> {
+    return { handoff: this.handoff, queued: this.dispatcher.queued, actors: await this.pool.stats() };
+  }
+
+  /** Stops listening, then stops the actors (their connections close with them). */
+  async close(): Promise<void> {
+    const listening = closeListeners(this.listening);
+    this.dispatcher.dropWaiting();
+    await this.pool.close();
+    await listening;
+    this.log.debug('server closed');
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The settings table: one row per setting drives the command line (and, with issue 3, the config file,
+ * GRAINBOWS_CMD_ARGS, --print-config and docs/settings.md). A row knows its flag, type, default, how to
+ * validate a value and what to say about it.
+ */
+import { LOG_LEVELS, type LogLevel } from './log.js';
+import { parseBind } from './bind.js';
+import { DEFAULTS } from './server.js';
+import type { HandoffStrategy } from './actor-link.js';
+
+export interface SettingsValues {
+  bind: string[];
+  workers: number;
+  workerConnections: number;
+  handoff: HandoffStrategy | 'auto';
+  keepAlive: number;
+  backlog: number;
+  logLevel: LogLevel;
+}
+
+interface SettingRow<K extends keyof SettingsValues> {
+  name: K;
+  flag: string;
+  short?: string;
+  type: 'string' | 'number';
+  multiple?: boolean;
+  default: SettingsValues[K];
+  section: 'Server socket' | 'Actors' | 'Logging';
+  doc: string;
+  /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
+  parse(raw: string): unknown;
+}
+
+function wholeNumber(flag: string, min: number) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw.trim()) || Number(raw) < min) throw new Error(`--${flag} must be a whole number ≥ ${min}, not '${raw}'`);
+    return Number(raw);
+  };
+}
+
+function oneOf<T extends string>(flag: string, choices: readonly T[]) {
+  return (raw: string): T => {
+    if (!(choices as readonly string[]).includes(raw)) throw new Error(`--${flag} must be one of ${choices.join(', ')}, not '${raw}'`);
+    return raw as T;
+  };
+}
+
+export const SETTINGS = [
+  {
+    name: 'bind', flag: 'bind', short: 'b', type: 'string', multiple: true, default: [DEFAULTS.bind], section: 'Server socket',
+    doc: 'Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat for several.',
+    parse: (raw: string) => { parseBind(raw); return raw; },
+  },
+  {
+    name: 'backlog', flag: 'backlog', type: 'number', default: DEFAULTS.backlog, section: 'Server socket',
+    doc: 'Most connections waiting in the kernel to be accepted.', parse: wholeNumber('backlog', 1),
+  },
+  {
+    name: 'workers', flag: 'workers', short: 'w', type: 'number', default: DEFAULTS.workers, section: 'Actors',
+    doc: 'Number of actors (worker threads), each serving many connections.', parse: wholeNumber('workers', 1),
+  },
+  {
+    name: 'workerConnections', flag: 'worker-connections', type: 'number', default: DEFAULTS.workerConnections, section: 'Actors',
+    doc: 'Most connections one actor serves at once; more wait in the main thread.', parse: wholeNumber('worker-connections', 1),
+  },
+  {
+    name: 'handoff', flag: 'handoff', type: 'string', default: 'auto', section: 'Actors',
+    doc: 'How connections reach actors: transfer (move the socket; Node 26+), relay (main relays bytes), auto.',
+    parse: oneOf('handoff', ['auto', 'relay', 'transfer'] as const),
+  },
+  {
+    name: 'keepAlive', flag: 'keep-alive', type: 'number', default: DEFAULTS.keepAlive, section: 'Actors',
+    doc: 'Seconds an idle keep-alive connection stays open (above load balancers\' 60 s).', parse: wholeNumber('keep-alive', 0),
+  },
+  {
+    name: 'logLevel', flag: 'log-level', type: 'string', default: 'info', section: 'Logging',
+    doc: `Error log level: ${LOG_LEVELS.join(', ')}.`, parse: oneOf('log-level', LOG_LEVELS),
+  },
+] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
