@@ -13,11 +13,9 @@ import type { AppSpec } from '../source/app-spec.js';
 import { createLogger, describeError, type LogLevel } from '../source/log.js';
 import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
-import { guardListener } from './guard.js';
+import { createActorServer, routeConnectToApp, type HttpSettings } from './http-server.js';
 
-export interface ActorSettings {
-  /** How long an idle keep-alive connection is kept open (ms). */
-  keepAliveTimeoutMs: number;
+export interface ActorSettings extends HttpSettings {
   logLevel: LogLevel;
 }
 
@@ -90,10 +88,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   async function boot(): Promise<BootResult> {
     try {
       const app = await loadApp(task.app);
-      const server = http.createServer(guardListener(app.listener, log));
-      server.keepAliveTimeout = task.settings.keepAliveTimeoutMs;
-      // Answer a request whose client half-closed, instead of aborting it (Node's default).
-      (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+      const server = createActorServer(app, task.settings, log);
       server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
         requestsInFlight++;
         res.once('close', () => {
@@ -102,6 +97,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         });
       });
       await app.onServer?.(server, { actorId: task.actorId });
+      routeConnectToApp(server);
       host = new ConnectionHost(task.dataPort, server);
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);
       return { ok: true, kind: app.kind };

@@ -15,6 +15,7 @@ import { closeListeners, openListeners, type Listener } from './listeners.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ActorStats } from '../actors/actor.js';
 import type { ResourceLimits } from 'node:worker_threads';
+import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 
 export interface ServeOptions {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
@@ -29,6 +30,14 @@ export interface ServeOptions {
   handoff?: HandoffStrategy | 'auto';
   /** Seconds an idle keep-alive connection stays open. Default 75. */
   keepAlive?: number;
+  /** Longest request line in bytes (414 beyond; 0 = no limit). Default 4094. */
+  limitRequestLine?: number;
+  /** Most header fields (431 beyond; 0 = no limit). Default 100. */
+  limitRequestFields?: number;
+  /** Longest header field with its CRLF in bytes (431 beyond; 0 = the default, as in gunicorn). Default 8190. */
+  limitRequestFieldSize?: number;
+  /** Header names with `_`: drop (default), refuse (400) or dangerous (pass through). */
+  headerMap?: HeaderMap;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -54,6 +63,10 @@ export const DEFAULTS = {
   workerConnections: 1000,
   keepAlive: 75,
   backlog: 2048,
+  limitRequestLine: DEFAULT_HEAD_LIMITS.requestLine,
+  limitRequestFields: DEFAULT_HEAD_LIMITS.fields,
+  limitRequestFieldSize: DEFAULT_HEAD_LIMITS.fieldSize,
+  headerMap: 'drop',
 } as const;
 
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
@@ -87,7 +100,16 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       app,
       log,
       resourceLimits: options.resourceLimits,
-      settings: { keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000, logLevel: options.logLevel ?? 'info' },
+      settings: {
+        keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
+        headLimits: {
+          requestLine: options.limitRequestLine ?? DEFAULTS.limitRequestLine,
+          fields: options.limitRequestFields ?? DEFAULTS.limitRequestFields,
+          fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
+        },
+        headerMap: options.headerMap ?? DEFAULTS.headerMap,
+        logLevel: options.logLevel ?? 'info',
+      },
     });
     try {
       await pool.start();

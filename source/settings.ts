@@ -7,6 +7,7 @@ import { LOG_LEVELS, type LogLevel } from './log.js';
 import { parseBind } from './bind.js';
 import { DEFAULTS } from './server.js';
 import type { HandoffStrategy } from './actor-link.js';
+import { HEADER_MAPS, type HeaderMap } from '../actors/request-rules.js';
 
 export interface SettingsValues {
   bind: string[];
@@ -15,6 +16,10 @@ export interface SettingsValues {
   handoff: HandoffStrategy | 'auto';
   keepAlive: number;
   backlog: number;
+  limitRequestLine: number;
+  limitRequestFields: number;
+  limitRequestFieldSize: number;
+  headerMap: HeaderMap;
   logLevel: LogLevel;
 }
 
@@ -25,7 +30,7 @@ interface SettingRow<K extends keyof SettingsValues> {
   type: 'string' | 'number';
   multiple?: boolean;
   default: SettingsValues[K];
-  section: 'Server socket' | 'Actors' | 'Logging';
+  section: 'Server socket' | 'Actors' | 'Security' | 'Logging';
   doc: string;
   /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
   parse(raw: string): unknown;
@@ -71,6 +76,22 @@ export const SETTINGS = [
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', default: DEFAULTS.keepAlive, section: 'Actors',
     doc: 'Seconds an idle keep-alive connection stays open (above load balancers\' 60 s).', parse: wholeNumber('keep-alive', 0),
+  },
+  {
+    name: 'limitRequestLine', flag: 'limit-request-line', type: 'number', default: DEFAULTS.limitRequestLine, section: 'Security',
+    doc: 'Longest request line in bytes; longer is answered 414. 0 = no limit.', parse: wholeNumber('limit-request-line', 0),
+  },
+  {
+    name: 'limitRequestFields', flag: 'limit-request-fields', type: 'number', default: DEFAULTS.limitRequestFields, section: 'Security',
+    doc: 'Most header fields in a request; more is answered 431. 0 = no limit.', parse: wholeNumber('limit-request-fields', 0),
+  },
+  {
+    name: 'limitRequestFieldSize', flag: 'limit-request-field-size', type: 'number', default: DEFAULTS.limitRequestFieldSize, section: 'Security',
+    doc: 'Longest header field (name, value, CRLF) in bytes; longer is answered 431. 0 = the default.', parse: wholeNumber('limit-request-field-size', 0),
+  },
+  {
+    name: 'headerMap', flag: 'header-map', type: 'string', default: DEFAULTS.headerMap, section: 'Security',
+    doc: "Header names with '_': drop them, refuse the request (400), or pass them through (dangerous).", parse: oneOf('header-map', HEADER_MAPS),
   },
   {
     name: 'logLevel', flag: 'log-level', type: 'string', default: 'info', section: 'Logging',

@@ -1,0 +1,88 @@
+/**
+ * The actor's `http.Server`: Node's own HTTP/1.1 implementation (keep-alive, pipelining, 100-continue,
+ * chunked bodies, trailers, upgrades), fed connections by the main thread instead of a listening socket.
+ * What we add: the head rules of request-rules.ts, gunicorn-style answers to malformed requests,
+ * half-close, and CONNECT handed to the app like any other method.
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../source/log.js';
+import type { LoadedApp } from './app-loader.js';
+import { guardListener } from './guard.js';
+import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
+
+export interface HttpSettings {
+  keepAliveTimeoutMs: number;
+  headLimits: HeadLimits;
+  headerMap: HeaderMap;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
+
+function refuse(res: http.ServerResponse, { status, reason }: Rejection): void {
+  const body = `${STATUS_TEXT[status]}: ${reason}\n`;
+  res.shouldKeepAlive = false;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body);
+}
+
+/** Status for a parse error from Node's parser (llhttp codes), as gunicorn would answer it. */
+function statusForParseError(code: string | undefined): number {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    default:
+      return 400;
+  }
+}
+
+interface SocketWithMessage extends Duplex {
+  _httpMessage?: { headersSent?: boolean } | null;
+}
+
+export function createActorServer(app: LoadedApp, settings: HttpSettings, log: Logger): http.Server {
+  const guarded = guardListener(app.listener, log);
+  const handle: http.RequestListener = (req, res) => {
+    const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
+    if (rejection) {
+      log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);
+      refuse(res, rejection);
+      return;
+    }
+    guarded(req, res);
+  };
+  // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
+  const server = http.createServer({ requireHostHeader: false }, handle);
+  server.keepAliveTimeout = settings.keepAliveTimeoutMs;
+  // Answer a request whose client half-closed after sending it, instead of aborting it (Node's default).
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: SocketWithMessage) => {
+    // Bytes after a request that closes the connection are never parsed (RFC 9112 §9.6); the response to
+    // that request is still under way and will close the connection.
+    if (error.code === 'HPE_CLOSED_CONNECTION') return;
+    if (socket.writable && !socket._httpMessage?.headersSent) {
+      const status = statusForParseError(error.code);
+      socket.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  });
+  return server;
+}
+
+/**
+ * After the app's onServer hook: a CONNECT request goes to the app like any method unless the app listens
+ * for 'connect' itself (Node would otherwise drop the connection without an answer).
+ */
+export function routeConnectToApp(server: http.Server): void {
+  if (server.listenerCount('connect') > 0) return;
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as unknown as import('node:net').Socket);
+    res.once('finish', () => socket.end());
+    server.emit('request', req, res);
+  });
+}

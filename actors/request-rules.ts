@@ -1,0 +1,95 @@
+/**
+ * Rules a request head must meet before the app sees it, beyond what Node's parser enforces. They follow
+ * gunicorn's parser (its corpus is our conformance test) and RFC 9110/9112:
+ * - limits on the request line, the number of header fields and the size of one field (gunicorn's
+ *   defaults 4094, 100 and 8190 bytes), answered 414 and 431;
+ * - at most one Host, Content-Length and Content-Type (two Hosts is a classic routing attack);
+ * - no Transfer-Encoding on HTTP/1.0 (a smuggling vector: 1.0 has no chunked framing);
+ * - a request target of the form its method allows (`*` for OPTIONS only, authority-form for CONNECT
+ *   only, absolute-form a valid URI);
+ * - HTTP/1.0 and HTTP/1.1 only (505 otherwise).
+ * Header names with `_` are dropped, as gunicorn's and nginx's defaults do: behind a proxy that maps `_` and
+ * `-` alike they would let a client forge a header the proxy set.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export interface HeadLimits {
+  /** Longest request line, in bytes. 0 means no limit. */
+  requestLine: number;
+  /** Most header fields. 0 means no limit. */
+  fields: number;
+  /** Longest `name: value` field with its CRLF, in bytes (gunicorn counts it so). 0 means the default, as in gunicorn. */
+  fieldSize: number;
+}
+
+export const DEFAULT_HEAD_LIMITS: HeadLimits = { requestLine: 4094, fields: 100, fieldSize: 8190 };
+
+/**
+ * What to do with header names containing `_` (gunicorn's `header_map`): `drop` them (default), `refuse`
+ * the request (400), or pass them through (`dangerous`).
+ */
+export type HeaderMap = 'drop' | 'refuse' | 'dangerous';
+export const HEADER_MAPS: readonly HeaderMap[] = ['drop', 'refuse', 'dangerous'];
+
+export interface Rejection {
+  status: 400 | 414 | 431 | 505;
+  reason: string;
+}
+
+const SINGLETONS = new Set(['host', 'content-length', 'content-type']);
+
+function checkTarget(method: string, target: string): string | null {
+  if (target.startsWith('/')) return null;
+  if (target === '*') return method === 'OPTIONS' ? null : 'the asterisk target is for OPTIONS only';
+  if (method === 'CONNECT') return /^[^\s/?#@]+:\d+$/.test(target) || /^\[[0-9A-Fa-f:.]+\]:\d+$/.test(target) ? null : 'CONNECT needs host:port';
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(target)) {
+    try {
+      new URL(target);
+      return null;
+    } catch {
+      return 'invalid absolute URI';
+    }
+  }
+  return 'invalid request target';
+}
+
+/** Checks the head and drops `_` header names in place. Returns why the request must be refused, or null. */
+export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, headerMap: HeaderMap = 'drop'): Rejection | null {
+  const method = req.method ?? '';
+  const target = req.url ?? '';
+  if (req.httpVersionMajor !== 1) return { status: 505, reason: `HTTP/${req.httpVersion} is not supported` };
+  const requestLineLength = method.length + 1 + target.length + 1 + 8;
+  if (limits.requestLine > 0 && requestLineLength > limits.requestLine) {
+    return { status: 414, reason: `request line longer than ${limits.requestLine} bytes` };
+  }
+  const raw = req.rawHeaders;
+  if (limits.fields > 0 && raw.length / 2 > limits.fields) return { status: 431, reason: `more than ${limits.fields} header fields` };
+  const fieldSize = limits.fieldSize > 0 ? limits.fieldSize : DEFAULT_HEAD_LIMITS.fieldSize;
+  const seen = new Set<string>();
+  let dropped = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length + 2 + raw[i + 1].length + 2 > fieldSize) {
+      return { status: 431, reason: `header field ${name} longer than ${fieldSize} bytes` };
+    }
+    const lower = name.toLowerCase();
+    if (SINGLETONS.has(lower)) {
+      if (seen.has(lower)) return { status: 400, reason: `more than one ${name} header` };
+      seen.add(lower);
+    }
+    if (lower === 'transfer-encoding' && req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding on HTTP/1.0' };
+    if (headerMap !== 'dangerous' && name.includes('_')) {
+      if (headerMap === 'refuse') return { status: 400, reason: `header name with '_': ${name}` };
+      dropped = true;
+    }
+  }
+  const targetProblem = checkTarget(method, target);
+  if (targetProblem) return { status: 400, reason: targetProblem };
+  if (dropped) {
+    // Node builds req.headers lazily from rawHeaders, so filtering rawHeaders before the app runs is enough.
+    const kept: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) if (!raw[i].includes('_')) kept.push(raw[i], raw[i + 1]);
+    raw.splice(0, raw.length, ...kept);
+  }
+  return null;
+}

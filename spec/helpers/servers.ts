@@ -1,0 +1,114 @@
+/**
+ * Starting real grainbows servers for tests: in-process through the library (`withServer`) or as the real
+ * CLI in a child process (`startCli`, `runCli`). Everything listens on 127.0.0.1 port 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, type GrainbowsServer, type HandoffStrategy, type ServeOptions } from '../../source/index.js';
+import { canTransferSockets } from '../../source/handoff.js';
+import { createLogger } from '../../source/log.js';
+
+export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+export const CLI = path.join(ROOT, 'dist/source/cli.js');
+export const fixture = (name: string): string => path.join(ROOT, 'spec/fixtures', name);
+export const example = (name: string): string => path.join(ROOT, 'examples', name);
+
+/** The hand-off strategies this runtime can do: every behaviour test runs under each. */
+export async function strategies(): Promise<HandoffStrategy[]> {
+  return (await canTransferSockets()) ? ['relay', 'transfer'] : ['relay'];
+}
+
+export interface TestServer {
+  server: GrainbowsServer;
+  url: string;
+  port: number;
+  /** Error-log lines the server wrote. */
+  logs: string[];
+}
+
+export async function withServer<T>(options: Partial<ServeOptions> & { app: string }, body: (s: TestServer) => Promise<T>): Promise<T> {
+  const logs: string[] = [];
+  const server = await serve({
+    bind: ['127.0.0.1:0'],
+    workers: 2,
+    logger: createLogger('debug', (line) => logs.push(line)),
+    ...options,
+  });
+  const url = server.urls[0];
+  try {
+    return await body({ server, url, port: Number(new URL(url).port), logs });
+  } finally {
+    await server.close();
+  }
+}
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion (for commands that should exit by themselves). */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Sends the signal and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<CliResult>;
+}
+
+/** Starts the CLI and resolves once it prints `Listening at: URL`. */
+export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; execPath?: string } = {}): Promise<RunningCli> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(options.execPath ?? process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const exited = new Promise<CliResult>((done) => child.on('close', (status, signal) => done({ status, signal, stdout, stderr })));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`CLI did not start listening in time:\n${stderr}`));
+    }, 20_000);
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const match = /Listening at: (\S+)/.exec(stderr);
+      if (match && timer) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          url: match[1],
+          output: () => stderr,
+          stop: (signal = 'SIGTERM') => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      reject(new Error(`CLI exited (${status}) before listening:\n${stderr}`));
+    });
+  });
+}
