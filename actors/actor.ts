@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../source/app-spec.js';
-import { createLogger, describeError, type LogLevel } from '../source/log.js';
+import { createForwardingLogger, describeError, type LogLevel } from '../source/log.js';
+import type { LogMessage } from '../source/wire.js';
 import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings } from './http-server.js';
@@ -54,7 +55,10 @@ export interface ActorExit {
 }
 
 export default async function runActor(task: ActorTask): Promise<ActorExit> {
-  const log = createLogger(task.settings.logLevel);
+  const log = createForwardingLogger(task.settings.logLevel, (level, message) => {
+    const line: LogMessage = { kind: 'log', level, message };
+    task.dataPort.postMessage(line);
+  });
   const startedAt = Date.now();
   let requestsServed = 0;
   let requestsInFlight = 0;

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { MessagePort, TransferListItem } from 'node:worker_threads';
 import { RelayedConnection } from './relay.js';
-import { Frame, FrameBatcher, decodeBatch, type FrameType, type SocketHandoff } from './wire.js';
+import { Frame, FrameBatcher, decodeBatch, isLogMessage, type FrameType, type LogMessage, type SocketHandoff } from './wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
 
@@ -19,10 +19,13 @@ export class ActorLink {
     private readonly port: MessagePort,
     /** Called whenever a connection of this actor ends, so its slot can be reused. */
     private readonly onConnectionEnded: () => void,
+    /** Receives the actor's log lines. */
+    onLog: (line: LogMessage) => void,
   ) {
     this.batcher = new FrameBatcher(port);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
+      else if (isLogMessage(message)) onLog(message);
     });
   }
 

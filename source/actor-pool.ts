@@ -130,7 +130,11 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const id = this.nextActorId++;
     const data = new MessageChannel();
     const control = new MessageChannel();
-    const link = new ActorLink(data.port1, () => this.emit('slot-freed'));
+    const link = new ActorLink(
+      data.port1,
+      () => this.emit('slot-freed'),
+      ({ level, message }) => this.options.log[level](`[actor ${id}] ${message}`),
+    );
     const started = new Actor(id, link, Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint), control.port1);
     this.actors.add(started);
     const task: ActorTask = { actorId: id, app: this.options.app, dataPort: data.port2, controlPort: control.port2, settings: this.options.settings };

@@ -32,6 +32,13 @@ export function createLogger(level: LogLevel = 'info', write: (line: string) => 
   return { debug: at('debug'), info: at('info'), warning: at('warning'), error: at('error'), critical: at('critical') };
 }
 
+/** A logger whose lines go to `emit` as (level, message), below the threshold dropped: actors use it to log through the main thread. */
+export function createForwardingLogger(level: LogLevel, emit: (level: LogLevel, message: string) => void): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const at = (name: LogLevel) => (LOG_LEVELS.indexOf(name) >= threshold ? (message: string) => emit(name, message) : () => {});
+  return { debug: at('debug'), info: at('info'), warning: at('warning'), error: at('error'), critical: at('critical') };
+}
+
 /** The first line of a stack that names a place in the user's code, e.g. `file:///srv/app.js:3`. */
 export function describeError(error: unknown, withStack = false): string {
   if (!(error instanceof Error)) return String(error);

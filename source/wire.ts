@@ -99,6 +99,17 @@ export function decodeBatch(batch: ArrayBuffer, handle: FrameHandler): void {
   }
 }
 
+/** An actor's log line, sent to the main thread's logger (out of band: rare, and must not wait a turn). */
+export interface LogMessage {
+  kind: 'log';
+  level: 'debug' | 'info' | 'warning' | 'error' | 'critical';
+  message: string;
+}
+
+export function isLogMessage(message: unknown): message is LogMessage {
+  return typeof message === 'object' && message !== null && (message as LogMessage).kind === 'log';
+}
+
 export function isSocketHandoff(message: unknown): message is SocketHandoff {
   return typeof message === 'object' && message !== null && (message as SocketHandoff).kind === 'socket';
 }
