@@ -109,7 +109,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       const failure = error instanceof AppLoadFailure ? error : new AppLoadFailure('E_APP_LOAD', `failed to start ${task.app.display}`, { cause: error });
       const cause = failure.cause === undefined ? '' : `: ${describeError(failure.cause)}`;
       const detail = failure.cause instanceof Error ? (failure.cause.stack ?? '') : (failure.stack ?? '');
-      stop();
+      // The task ends when main calls stop() after reading this: ending it now would race the reply.
       return { ok: false, code: failure.code, message: `${failure.message}${cause}`, detail };
     }
   }

@@ -6,7 +6,9 @@
  * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
  * (a `(req, res)` listener: plain, Express, Connect).
  */
+import { execFileSync } from 'node:child_process';
 import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../source/app-spec.js';
 
@@ -87,12 +89,28 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
   );
 }
 
+/**
+ * Where a syntax error is, as `path:line`. A dynamic import's SyntaxError does not say (Node 20); the
+ * syntax checker of the same runtime does. Runs only when loading already failed.
+ */
+function locateSyntaxError(url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined;
+  try {
+    execFileSync(process.execPath, ['--check', fileURLToPath(url)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  } catch (error) {
+    const firstLine = String((error as { stderr?: Buffer }).stderr ?? '').split('\n')[0];
+    if (/:\d+$/.test(firstLine)) return firstLine;
+  }
+  return undefined;
+}
+
 export async function loadApp(spec: AppSpec): Promise<LoadedApp> {
   let namespace: Record<string, unknown>;
   try {
     namespace = (await import(spec.url)) as Record<string, unknown>;
   } catch (error) {
-    throw new AppLoadFailure('E_APP_LOAD', `failed to load ${spec.display}`, { cause: error });
+    const where = error instanceof SyntaxError ? locateSyntaxError(spec.url) : undefined;
+    throw new AppLoadFailure('E_APP_LOAD', `failed to load ${spec.display}${where ? ` (${where})` : ''}`, { cause: error });
   }
   if (!(spec.exportName in namespace)) {
     const names = Object.keys(namespace).join(', ') || 'none';

@@ -153,6 +153,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     ]);
     if (!boot.ok) {
       this.consecutiveBootFailures++;
+      await Promise.race([started.control.stop(), started.exited]).catch(() => {});
+      await started.exited;
       started.detach();
       this.actors.delete(started);
       const error = new GrainbowsError(boot.code, boot.message);

@@ -39,18 +39,36 @@ function usageError(message: string): never {
 
 type MeowFlag = { type: 'string' | 'number' | 'boolean'; shortFlag?: string; isMultiple?: boolean };
 
+/** meow reports unknown flags on several lines and exits by itself; we want our one line and status. */
+function findUnknownFlag(argv: string[]): string | undefined {
+  const long = new Set(['help', 'version', ...SETTINGS.map((row) => row.flag)]);
+  const short = new Set(['h', ...SETTINGS.flatMap((row) => ('short' in row ? [row.short] : []))]);
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    if (arg.startsWith('--')) {
+      const name = arg.slice(2).split('=')[0];
+      if (!long.has(name)) return arg.split('=')[0];
+    } else if (/^-[A-Za-z]/.test(arg) && !short.has(arg[1])) {
+      return arg.slice(0, 2);
+    }
+  }
+  return undefined;
+}
+
 function parseCommandLine(): { app: string; settings: SettingsValues } {
   const flags: Record<string, MeowFlag> = {};
   for (const row of SETTINGS) {
     // Everything is read as a string and validated by the table: meow turns a bad number into null silently.
     flags[row.name] = { type: 'string', ...('short' in row ? { shortFlag: row.short } : {}), ...('multiple' in row ? { isMultiple: true } : {}) };
   }
+  const unknown = findUnknownFlag(process.argv.slice(2));
+  if (unknown) usageError(`unknown flag ${unknown} (see grainbows --help)`);
   let cli;
   try {
     cli = meow(helpText(), {
       importMeta: import.meta,
       flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
-      allowUnknownFlags: false,
+      allowUnknownFlags: true, // checked above, with our own message
       autoHelp: true,
       autoVersion: true,
     });

@@ -70,6 +70,8 @@ export interface RunningCli {
   child: ChildProcess;
   url: string;
   output: () => string;
+  /** Resolves once stderr matches (lines may arrive after the first `Listening at`). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** Sends the signal and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<CliResult>;
 }
@@ -99,6 +101,15 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
           child,
           url: match[1],
           output: () => stderr,
+          waitFor: async (pattern, timeoutMs = 10_000) => {
+            const deadline = Date.now() + timeoutMs;
+            for (;;) {
+              const match = pattern.exec(stderr);
+              if (match) return match;
+              if (Date.now() > deadline) throw new Error(`no ${pattern} in:\n${stderr}`);
+              await new Promise((r) => setTimeout(r, 20));
+            }
+          },
           stop: (signal = 'SIGTERM') => {
             if (child.exitCode === null && child.signalCode === null) child.kill(signal);
             return exited;
