@@ -1,0 +1,126 @@
+/**
+ * Every example, started the way its header says (the CLI), exercised as its users would: real HTTP
+ * clients, `ws`, and a real Chromium for the pages.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { startCli, strategies } from './helpers/servers.js';
+import { browserSkipReason, launchBrowser } from './helpers/browser.js';
+
+async function withExample(file: string, strategy: string, body: (url: string) => Promise<void>): Promise<void> {
+  const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--handoff', strategy, `examples/${file}`]);
+  try {
+    await body(cli.url);
+  } finally {
+    const result = await cli.stop();
+    assert.equal(result.status, 0, result.stderr);
+  }
+}
+
+function connect(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+for (const strategy of await strategies()) {
+  describe(`examples (${strategy})`, () => {
+    it('hello answers Hello, World!', () =>
+      withExample('hello.js', strategy, async (url) => {
+        assert.equal(await (await fetch(url)).text(), 'Hello, World!');
+      }));
+
+    it('websocket relays a message to clients on every actor', () =>
+      withExample('websocket.js', strategy, async (url) => {
+        const wsUrl = `${url.replace('http', 'ws')}/chat`;
+        const clients = await Promise.all(Array.from({ length: 6 }, () => connect(wsUrl)));
+        const received = clients.map((ws) => new Promise<{ text: string; actor: number }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))));
+        clients[0].send('hello everyone');
+        const messages = await Promise.all(received);
+        assert.ok(messages.every((m) => m.text === 'hello everyone'));
+        for (const ws of clients) ws.close();
+      }));
+
+    it('websocket page: two browser tabs chat through the server', { skip: browserSkipReason() }, () =>
+      withExample('websocket.js', strategy, async (url) => {
+        const browser = await launchBrowser();
+        try {
+          // Several tabs, so some land on each actor; the message typed in one must appear in all.
+          const tabs = await Promise.all(Array.from({ length: 4 }, () => browser.newPage()));
+          for (const tab of tabs) {
+            await tab.goto(url);
+            await tab.locator('#status', { hasText: 'connected' }).waitFor();
+          }
+          await tabs[0].fill('#text', 'hi from tab one');
+          await tabs[0].click('button');
+          for (const tab of tabs) await tab.locator('#log p', { hasText: 'hi from tab one' }).waitFor({ timeout: 5000 });
+          const actors = await Promise.all(tabs.map((tab) => tab.locator('#log p').first().getAttribute('title')));
+          assert.ok(actors.every((title) => /relayed by actor thread \d+/.test(title ?? '')));
+        } finally {
+          await browser.close();
+        }
+      }));
+
+    it('upload-progress page: the bar moves while the upload streams in', { skip: browserSkipReason() }, () =>
+      withExample('upload-progress.js', strategy, async (url) => {
+        const browser = await launchBrowser();
+        try {
+          const page = await browser.newPage();
+          await page.goto(url);
+          await page.click('#generate');
+          await page.locator('#status', { hasText: 'done: 16777216 bytes received' }).waitFor({ timeout: 15_000 });
+          const log = (await page.evaluate('window.progressLog')) as number[];
+          const intermediate = log.filter((received) => received > 0 && received < 16 * 1024 * 1024);
+          assert.ok(intermediate.length >= 3, `progress reported while uploading: ${log.join(', ')}`);
+          assert.deepEqual([...intermediate].sort((a, b) => a - b), intermediate, 'progress only grows');
+          assert.equal(await page.locator('#bar').evaluate((bar) => (bar as unknown as { value: number }).value), 16 * 1024 * 1024);
+        } finally {
+          await browser.close();
+        }
+      }));
+
+    it('sse holds a stream and sends events on it', () =>
+      withExample('sse.js', strategy, async (url) => {
+        const response = await fetch(`${url}/events?interval=50`);
+        assert.equal(response.headers.get('content-type'), 'text/event-stream');
+        const reader = response.body!.getReader();
+        let text = '';
+        while ((text.match(/event: tick/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value);
+        assert.match(text, /id: 1\nevent: tick\ndata: \{"id":1,/);
+        await reader.cancel();
+      }));
+
+    it('test_keepalive reuses one connection across slow requests', () =>
+      withExample('test_keepalive.js', strategy, async (url) => {
+        const { Agent, request } = await import('undici');
+        const agent = new Agent({ connections: 1 });
+        const answers = [];
+        for (const query of ['?sleep=200', '', '?sleep=100']) {
+          const { body } = await request(`${url}/${query}`, { dispatcher: agent });
+          answers.push((await body.json()) as { connection: string; requestsOnConnection: number });
+        }
+        assert.equal(new Set(answers.map((a) => a.connection)).size, 1, 'one connection');
+        assert.deepEqual(answers.map((a) => a.requestsOnConnection), [1, 2, 3]);
+        await agent.close();
+      }));
+
+    it('express-app serves JSON, a slow endpoint and a streamed download', () =>
+      withExample('express-app.js', strategy, async (url) => {
+        const created = await fetch(`${url}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'hi' }) });
+        assert.equal(created.status, 201);
+        const slow = await Promise.all([fetch(`${url}/slow?ms=300`), fetch(`${url}/slow?ms=300`)]);
+        assert.deepEqual(await Promise.all(slow.map((r) => r.json())), [{ slept: 300 }, { slept: 300 }]);
+        const download = await (await fetch(`${url}/download`)).text();
+        assert.equal(download.split('\n').length, 10_001);
+      }));
+
+    it('hono-app routes, echoes JSON and streams', () =>
+      withExample('hono-app.js', strategy, async (url) => {
+        assert.deepEqual(await (await fetch(`${url}/greet/ada`)).json(), { hello: 'ada' });
+        assert.equal(await (await fetch(`${url}/countdown`)).text(), '3\n2\n1\nliftoff\n');
+      }));
+  });
+}
