@@ -1,0 +1,293 @@
+/**
+ * grainbows against node:http and node:cluster, same app, same machine, one run (the machine is shared and
+ * noisy: the ratios are what to read). Prints a Markdown table; `--write docs/performance.md` also saves it.
+ *
+ *   npm run bench                       # all scenarios
+ *   npm run bench -- --quick            # shorter runs
+ *   NODE26=/path/to/node npm run bench  # adds the transfer hand-off and a Node 26 cluster baseline
+ *
+ * Needs wrk (apt-get install wrk). Load is bounded: each wrk run lasts a few seconds.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
+const seconds = quick ? 4 : 8;
+/**
+ * Sleeper runs are longer: with 1 s sleeps nothing completes in the first second, so an N-second run can at
+ * best finish connections × (N − 1) / N requests a second (5,000 × 19/20 = 4,750 at 20 s).
+ */
+const sleeperSeconds = quick ? 6 : 20;
+
+/** Most connections one process can hold here: the hard RLIMIT_NOFILE less room for the process's own fds. */
+function connectionCeiling(): number {
+  try {
+    const limit = Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(limit) ? limit - 1000 : 20_000;
+  } catch {
+    return 20_000;
+  }
+}
+const MANY = Math.min(20_000, connectionCeiling());
+
+const node26 = process.env.NODE26 ?? [path.join(ROOT, '.ci/cache/node26/bin/node')].find((candidate) => existsSync(candidate));
+
+interface Contender {
+  name: string;
+  command: (port: number) => { exe: string; argv: string[] };
+}
+
+const CLI = path.join(ROOT, 'dist/source/cli.js');
+const APP = path.join(ROOT, 'bench/app.js');
+const grainbows = (exe: string, handoff: string) => (port: number) => ({
+  exe,
+  argv: [CLI, '-b', `127.0.0.1:${port}`, '-w', '2', '--handoff', handoff, '--backlog', '4096', '--worker-connections', '20000', APP],
+});
+const ALL_CONTENDERS: Contender[] = [
+  { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
+  { name: 'node:cluster (2 processes)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
+  { name: 'grainbows relay (2 actors)', command: grainbows(process.execPath, 'relay') },
+  ...(node26
+    ? [
+        { name: 'node:cluster on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
+        { name: 'grainbows transfer on Node 26', command: grainbows(node26, 'transfer') },
+      ]
+    : []),
+];
+
+/** `--only relay` (a substring of the names) narrows the run, for a quick look at one server. */
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const CONTENDERS = only ? ALL_CONTENDERS.filter((c) => c.name.includes(only)) : ALL_CONTENDERS;
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function start(contender: Contender): Promise<Running> {
+  const port = await freePort();
+  const { exe, argv } = contender.command(port);
+  const child = spawn(exe, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const deadline = Date.now() + 20_000;
+  while (!/Listening at: /.test(stderr)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${contender.name} did not start:\n${stderr}`);
+    await sleep(50);
+  }
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** RSS of a process and all its descendants, in MB (cluster workers are separate processes). */
+function treeRssMb(pid: number): number {
+  let total = 0;
+  const visit = (p: number) => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const child of children ? children.split(/\s+/) : []) visit(Number(child));
+    } catch {
+      // gone
+    }
+  };
+  visit(pid);
+  return total / 1024;
+}
+
+/** Samples RSS while `work` runs; returns its result and the peak. */
+async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
+  let peakMb = treeRssMb(pid);
+  const timer = setInterval(() => (peakMb = Math.max(peakMb, treeRssMb(pid))), 100);
+  try {
+    return { result: await work(), peakMb };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+interface LoadResult {
+  rps: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function toMs(text: string): number {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text);
+  if (!match) return NaN;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 'ms' ? value : match[2] === 's' ? value * 1000 : value * 60_000;
+}
+
+function runWrk(url: string, connections: number, durationS: number, timeoutS = 10): Promise<LoadResult> {
+  // Each wrk process holds its connections' fds: split large counts over several processes.
+  const processes = Math.ceil(connections / 10_000);
+  const runs = Array.from({ length: processes }, (_, i) => {
+    const share = Math.floor(connections / processes) + (i < connections % processes ? 1 : 0);
+    return new Promise<string>((resolve) => {
+      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (chunk) => (out += chunk));
+      child.stderr.on('data', (chunk) => (out += chunk));
+      child.on('close', () => resolve(out));
+    });
+  });
+  return Promise.all(runs).then((outputs) => {
+    let rps = 0;
+    let errors = 0;
+    let p99Ms = 0;
+    for (const out of outputs) {
+      const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+      const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+      const failed = (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) + non2xx;
+      // ok requests per second: what was answered 2xx over the run
+      rps += Math.max(0, requests - non2xx) / durationS;
+      errors += failed;
+      p99Ms = Math.max(p99Ms, toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? 'NaN'));
+      if (!requests) process.stderr.write(`wrk said:\n${out}\n`);
+    }
+    return { rps, p99Ms, errors };
+  });
+}
+
+function runTrickle(url: string, concurrency: number, durationS: number, exe: string): Promise<LoadResult> {
+  return new Promise((resolve) => {
+    const child = spawn(exe, [path.join(ROOT, 'dist/bench/trickle.js'), url, String(concurrency), String(durationS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('close', () => {
+      const parsed = JSON.parse(out) as { perSecond: number; p99Ms: number; errors: number };
+      resolve({ rps: parsed.perSecond, p99Ms: parsed.p99Ms, errors: parsed.errors });
+    });
+  });
+}
+
+/** RSS growth while one client asks for 64 MiB and reads none of it. */
+async function stalledReader(url: string, pid: number): Promise<number> {
+  const before = treeRssMb(pid);
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  socket.on('error', () => {});
+  socket.pause();
+  socket.write('GET /big?mb=64 HTTP/1.1\r\nHost: x\r\n\r\n');
+  let peak = before;
+  for (let i = 0; i < 30; i++) {
+    await sleep(100);
+    peak = Math.max(peak, treeRssMb(pid));
+  }
+  socket.destroy();
+  return peak - before;
+}
+
+interface Scenario {
+  name: string;
+  run: (server: Running, contender: Contender) => Promise<LoadResult>;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'hello, 64 connections', run: (s) => runWrk(`${s.url}/`, 64, seconds) },
+  { name: '5,000 connections sleeping 1 s', run: (s) => runWrk(`${s.url}/sleep?ms=1000`, 5000, sleeperSeconds) },
+  { name: `${MANY.toLocaleString('en')} connections sleeping 1 s`, run: (s) => runWrk(`${s.url}/sleep?ms=1000`, MANY, sleeperSeconds) },
+  { name: '2,000 streams of 20 chunks 100 ms apart', run: (s) => runWrk(`${s.url}/stream`, 2000, seconds + 2) },
+  { name: '200 trickled 1 MiB chunked uploads', run: (s) => runTrickle(s.url, 200, seconds, process.execPath) },
+];
+
+interface Row {
+  scenario: string;
+  contender: string;
+  rps: number;
+  p99Ms: number;
+  errors: number;
+  peakMb: number;
+}
+
+const rows: Row[] = [];
+const stalled: Array<{ contender: string; growthMb: number }> = [];
+for (const contender of CONTENDERS) {
+  for (const scenario of SCENARIOS) {
+    // A fresh server per scenario, so peak RSS belongs to that scenario alone.
+    const server = await start(contender);
+    try {
+      await sleep(300);
+      const { result, peakMb } = await withPeakRss(server.child.pid!, () => scenario.run(server, contender));
+      rows.push({ scenario: scenario.name, contender: contender.name, ...result, peakMb });
+      process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB\n`);
+    } finally {
+      await server.stop();
+    }
+    await sleep(500);
+  }
+  const server = await start(contender);
+  try {
+    stalled.push({ contender: contender.name, growthMb: await stalledReader(server.url, server.child.pid!) });
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The baseline a grainbows row is compared with: node:http for relay, the Node 26 cluster for transfer. */
+function baselineFor(row: Row): Row | undefined {
+  const name = row.contender.includes('transfer') ? 'node:cluster on Node 26' : 'node:http (1 thread)';
+  return rows.find((candidate) => candidate.scenario === row.scenario && candidate.contender === name);
+}
+
+const lines: string[] = [];
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; load generator on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
+lines.push('');
+lines.push('| scenario | server | ok req/s | p99 | errors | peak RSS | req/s vs base | RSS vs base | cluster req/s ratio |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const row of rows) {
+  const base = baselineFor(row);
+  const cluster = rows.find((c) => c.scenario === row.scenario && c.contender === (row.contender.includes('Node 26') ? 'node:cluster on Node 26' : 'node:cluster (2 processes)'));
+  const isGrainbows = row.contender.startsWith('grainbows');
+  const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : '');
+  lines.push(
+    `| ${row.scenario} | ${row.contender} | ${row.rps.toFixed(0)} | ${row.p99Ms.toFixed(0)} ms | ${row.errors} | ${row.peakMb.toFixed(0)} MB | ${isGrainbows ? ratio(row.rps, base?.rps) : ''} | ${isGrainbows ? ratio(row.peakMb, base?.peakMb) : ''} | ${isGrainbows ? ratio(row.rps, cluster?.rps) : ''} |`,
+  );
+}
+lines.push('');
+lines.push('"vs base": relay against node:http on the same Node; transfer against node:cluster on Node 26.');
+lines.push('');
+lines.push('| one client asks for 64 MiB and reads none of it | server growth |');
+lines.push('|---|---:|');
+for (const entry of stalled) lines.push(`| ${entry.contender} | ${entry.growthMb.toFixed(1)} MB |`);
+const table = lines.join('\n');
+process.stdout.write(`${table}\n`);
+
+if (writeTo) {
+  const doc = path.resolve(ROOT, writeTo);
+  const marker = '<!-- bench:begin -->';
+  const end = '<!-- bench:end -->';
+  const current = existsSync(doc) ? readFileSync(doc, 'utf8') : `${marker}\n${end}\n`;
+  const updated = current.replace(new RegExp(`${marker}[\\s\\S]*${end}`), `${marker}\n${table}\n${end}`);
+  writeFileSync(doc, updated);
+  process.stderr.write(`wrote ${doc}\n`);
+}
