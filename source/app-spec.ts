@@ -20,20 +20,21 @@ export interface AppSpec {
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
-export function parseAppSpec(text: string, cwd: string = process.cwd()): AppSpec {
-  if (!text) throw new GrainbowsError('E_APP_SPEC', 'no app given: pass MODULE[:EXPORT], e.g. examples/hello.js');
-  let modulePath = text;
-  let exportName = 'default';
+/** Splits `MODULE[:EXPORT]` without touching the file system. */
+export function splitAppSpec(text: string): { modulePath: string; exportName: string } {
   const colon = text.lastIndexOf(':');
   if (colon > 0) {
     const after = text.slice(colon + 1);
     const before = text.slice(0, colon);
     const bareDriveLetter = /^[A-Za-z]$/.test(before);
-    if (IDENTIFIER.test(after) && !bareDriveLetter) {
-      modulePath = before;
-      exportName = after;
-    }
+    if (IDENTIFIER.test(after) && !bareDriveLetter) return { modulePath: before, exportName: after };
   }
+  return { modulePath: text, exportName: 'default' };
+}
+
+export function parseAppSpec(text: string, cwd: string = process.cwd()): AppSpec {
+  if (!text) throw new GrainbowsError('E_APP_SPEC', 'no app given: pass MODULE[:EXPORT], e.g. examples/hello.js');
+  const { modulePath, exportName } = splitAppSpec(text);
   const absolute = path.isAbsolute(modulePath) || /^[A-Za-z]:[\\/]/.test(modulePath) ? modulePath : path.resolve(cwd, modulePath);
   if (!existsSync(absolute)) throw new GrainbowsError('E_APP_NOT_FOUND', `app module not found: ${modulePath} (looked at ${absolute})`);
   if (!statSync(absolute).isFile()) throw new GrainbowsError('E_APP_NOT_FOUND', `app module is not a file: ${absolute}`);

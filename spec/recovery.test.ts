@@ -1,0 +1,36 @@
+/**
+ * An actor that dies is replaced at once; requests on the other actor are untouched.
+ * (Issue 4 widens this: 502 for the dead actor's requests, hangs, boot loops.)
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, strategies, withServer } from './helpers/servers.js';
+import { exchange } from './helpers/wire.js';
+
+for (const strategy of await strategies()) {
+  describe(`actor crash recovery (${strategy})`, () => {
+    for (const how of ['crash', 'exit'] as const) {
+      it(`replaces an actor killed by ${how === 'crash' ? 'an uncaught exception' : 'process.exit'}; the other actor's requests complete`, () =>
+        withServer({ app: fixture('crashy.js'), handoff: strategy, workers: 2 }, async ({ server, url, port, logs }) => {
+          const exits: number[] = [];
+          server.on('actor-exit', (actor) => exits.push(actor.id));
+          // Occupy both actors with slow requests, then kill one of them.
+          const slow = [exchange(port, 'GET /?sleep=800 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 5000 }), exchange(port, 'GET /?sleep=800 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 5000 })];
+          await sleep(100);
+          const killed = await exchange(port, `GET /${how} HTTP/1.1\r\nHost: x\r\n\r\n`, { timeoutMs: 5000 });
+          assert.ok(killed.closed, 'the dead actor\'s connection is closed, not left hanging');
+          const results = await Promise.all(slow);
+          const answered = results.filter((r) => r.responses[0]?.status === 200).length;
+          assert.ok(answered >= 1, 'the other actor finished its request');
+          const deadline = Date.now() + 3000;
+          while ((await server.stats()).actors.length < 2 && Date.now() < deadline) await sleep(50);
+          assert.equal((await server.stats()).actors.length, 2, 'a replacement actor is serving');
+          assert.equal(exits.length, 1);
+          const after = await Promise.all(Array.from({ length: 4 }, () => fetch(url, { headers: { connection: 'close' } }).then((r) => r.status)));
+          assert.deepEqual(after, [200, 200, 200, 200]);
+          assert.ok(logs.some((line) => line.includes('exited unexpectedly')), 'the crash is logged');
+        }));
+    }
+  });
+}
