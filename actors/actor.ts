@@ -7,6 +7,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../source/app-spec.js';
@@ -39,6 +40,9 @@ export interface ActorStats {
   requestsInFlight: number;
   /** Event-loop utilisation since the previous stats() call, 0..1. */
   eventLoopUtilization: number;
+  /** This actor's V8 heap, in bytes. */
+  heapUsed: number;
+  heapTotal: number;
   startedAt: number;
 }
 
@@ -76,8 +80,11 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       const now = performance.eventLoopUtilization();
       const delta = performance.eventLoopUtilization(now, lastUtilization);
       lastUtilization = now;
+      const heap = getHeapStatistics();
       return {
         actorId: task.actorId,
+        heapUsed: heap.used_heap_size,
+        heapTotal: heap.total_heap_size,
         connections: host?.connectionCount ?? 0,
         requestsServed,
         requestsInFlight,

@@ -86,9 +86,12 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
   const targetProblem = checkTarget(method, target);
   if (targetProblem) return { status: 400, reason: targetProblem };
   if (dropped) {
-    // Node builds req.headers lazily from rawHeaders, so filtering rawHeaders before the app runs is enough.
     const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) if (!raw[i].includes('_')) kept.push(raw[i], raw[i + 1]);
+    for (let i = 0; i < raw.length; i += 2) {
+      if (!raw[i].includes('_')) kept.push(raw[i], raw[i + 1]);
+      // Node has already built req.headers for an HTTP/1.1 request (it looks for Expect), so drop it there too.
+      else delete req.headers[raw[i].toLowerCase()];
+    }
     raw.splice(0, raw.length, ...kept);
   }
   return null;

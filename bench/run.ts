@@ -192,6 +192,10 @@ function runTrickle(url: string, concurrency: number, durationS: number, exe: st
 
 /** RSS growth while one client asks for 64 MiB and reads none of it. */
 async function stalledReader(url: string, pid: number): Promise<number> {
+  // Warm up first (one 1 MiB response read in full), so the growth measured is buffering, not the first
+  // request's code being compiled. Every contender gets the same warm-up.
+  await (await fetch(`${url}/big?mb=1`)).arrayBuffer();
+  await sleep(500);
   const before = treeRssMb(pid);
   const { port } = new URL(url);
   const socket = net.connect(Number(port), '127.0.0.1');

@@ -45,6 +45,17 @@ for (const strategy of await strategies()) {
         c.socket.destroy();
       }));
 
+    it("drops header names with '_' from both req.headers and req.rawHeaders, on HTTP/1.0 and 1.1", () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy }, async ({ port }) => {
+        for (const version of ['1.0', '1.1']) {
+          const result = await exchange(port, `GET /h HTTP/${version}\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: 1\r\nConnection: close\r\n\r\n`, { responses: 1 });
+          const seen = JSON.parse(result.responses[0].body.toString()) as { headers: Record<string, string>; rawHeaders: string[] };
+          assert.equal(seen.headers['x_forwarded_for'], undefined, `HTTP/${version} req.headers`);
+          assert.ok(!seen.rawHeaders.includes('X_Forwarded_For'), `HTTP/${version} req.rawHeaders`);
+          assert.equal(seen.headers['x-real'], '1');
+        }
+      }));
+
     it('answers pipelined requests in order', () =>
       withServer({ app, handoff: strategy }, async ({ port }) => {
         const result = await exchange(port, 'GET /stream?n=2&gap=30 HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 3 });
