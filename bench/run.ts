@@ -240,7 +240,8 @@ for (const contender of CONTENDERS) {
     // A fresh server per scenario, so peak RSS belongs to that scenario alone.
     const server = await start(contender);
     try {
-      await sleep(300);
+      // The same unrecorded warm-up for every server: the first second otherwise measures the JIT.
+      await runWrk(`${server.url}/`, 16, 2);
       const { result, peakMb } = await withPeakRss(server.child.pid!, () => scenario.run(server, contender));
       rows.push({ scenario: scenario.name, contender: contender.name, ...result, peakMb });
       process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB\n`);
