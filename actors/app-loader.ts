@@ -6,11 +6,10 @@
  * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
  * (a `(req, res)` listener: plain, Express, Connect).
  */
-import { execFileSync } from 'node:child_process';
 import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../source/app-spec.js';
+import { locateSyntaxError } from '../source/syntax-error.js';
 
 export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';
 
@@ -87,21 +86,6 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
     'E_NOT_AN_APP',
     `${where} is not an app (it is ${shown}): export a (req, res) listener, a Fetch handler, an object with fetch(), a Koa app, a Fastify instance or an http.Server`,
   );
-}
-
-/**
- * Where a syntax error is, as `path:line`. A dynamic import's SyntaxError does not say (Node 20); the
- * syntax checker of the same runtime does. Runs only when loading already failed.
- */
-function locateSyntaxError(url: string): string | undefined {
-  if (!url.startsWith('file:')) return undefined;
-  try {
-    execFileSync(process.execPath, ['--check', fileURLToPath(url)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
-  } catch (error) {
-    const firstLine = String((error as { stderr?: Buffer }).stderr ?? '').split('\n')[0];
-    if (/:\d+$/.test(firstLine)) return firstLine;
-  }
-  return undefined;
 }
 
 export async function loadApp(spec: AppSpec): Promise<LoadedApp> {

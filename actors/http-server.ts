@@ -15,6 +15,8 @@ export interface HttpSettings {
   keepAliveTimeoutMs: number;
   headLimits: HeadLimits;
   headerMap: HeaderMap;
+  /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
+  closeAfterResponse: boolean;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -51,6 +53,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, log: L
       refuse(res, rejection);
       return;
     }
+    if (settings.closeAfterResponse) res.shouldKeepAlive = false;
     guarded(req, res);
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.

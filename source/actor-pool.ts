@@ -12,6 +12,7 @@ import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
 import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, BootResult } from '../actors/actor.js';
 import type { AppSpec } from './app-spec.js';
+import type { AppKind } from '../actors/app-loader.js';
 import { ActorLink } from './actor-link.js';
 import { GrainbowsError } from './errors.js';
 import type { Logger } from './log.js';
@@ -34,6 +35,8 @@ type ActorState = 'booting' | 'ready' | 'stopping' | 'gone';
 
 export class Actor {
   state: ActorState = 'booting';
+  /** What kind of app the actor detected, once booted. */
+  appKind?: AppKind;
   readonly startedAt = Date.now();
   exited!: Promise<void>;
 
@@ -109,6 +112,11 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return best;
   }
 
+  /** The app kinds the ready actors detected. */
+  kinds(): AppKind[] {
+    return [...this.actors].flatMap((actor) => (actor.appKind ? [actor.appKind] : []));
+  }
+
   async stats(): Promise<Array<ActorStats & { generation: number; state: ActorState }>> {
     const ready = [...this.actors].filter((actor) => actor.state === 'ready');
     return Promise.all(ready.map(async (actor) => ({ ...(await actor.control.stats()), generation: 1, state: actor.state })));
@@ -163,6 +171,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     }
     this.consecutiveBootFailures = 0;
     started.state = 'ready';
+    started.appKind = boot.kind;
     this.options.log.info(`Booted actor ${id} (${boot.kind} app)`);
     this.emit('slot-freed');
     return started;

@@ -1,108 +1,31 @@
 #!/usr/bin/env node
 /**
- * `grainbows [OPTIONS] MODULE[:EXPORT]`: the command line, built from the settings table.
+ * `grainbows [OPTIONS] MODULE[:EXPORT]`: settings resolved from the table's layers (config.ts), then one
+ * of three things: print them, check them (and that the app loads), or serve.
  * Every failure a user can cause ends in one line on stderr and a documented exit status (errors.ts).
  */
-import meow from 'meow';
 import { ExitStatus, GrainbowsError } from './errors.js';
-import { SETTINGS, type SettingsValues } from './settings.js';
+import { formatConfig, resolveConfig, type ResolvedConfig } from './config.js';
 import { GrainbowsServer } from './server.js';
+import { checkApp } from './check.js';
 import { createLogger, describeError } from './log.js';
 
-function helpText(): string {
-  const rows = SETTINGS.map((row) => {
-    const short = 'short' in row ? `-${row.short}, ` : '    ';
-    const shown = Array.isArray(row.default) ? row.default.join(' ') : String(row.default);
-    return `    ${short}--${row.flag.padEnd(20)} ${row.doc} [${shown}]`;
-  });
-  return `
-  Usage
-    $ grainbows [OPTIONS] MODULE[:EXPORT]
-
-  MODULE is a JavaScript file; EXPORT names the export holding the app (default: the default export).
-
-  Options
-${rows.join('\n')}
-    -h, --help                   Show this help
-        --version                Show the version
-
-  Examples
-    $ grainbows -b 127.0.0.1:8000 -w 2 examples/hello.js
-    $ grainbows -b unix:/run/app.sock app.js:handler
-`;
+function fail(error: unknown, verbose: boolean): never {
+  const status = error instanceof GrainbowsError ? error.exitStatus : ExitStatus.failure;
+  process.stderr.write(`grainbows: ${describeError(error, verbose).replace(/^GrainbowsError: /, '')}\n`);
+  process.exit(status);
 }
 
-function usageError(message: string): never {
-  process.stderr.write(`grainbows: ${message}\n`);
-  process.exit(ExitStatus.usage);
-}
-
-type MeowFlag = { type: 'string' | 'number' | 'boolean'; shortFlag?: string; isMultiple?: boolean };
-
-/** meow reports unknown flags on several lines and exits by itself; we want our one line and status. */
-function findUnknownFlag(argv: string[]): string | undefined {
-  const long = new Set(['help', 'version', ...SETTINGS.map((row) => row.flag)]);
-  const short = new Set(['h', ...SETTINGS.flatMap((row) => ('short' in row ? [row.short] : []))]);
-  for (const arg of argv) {
-    if (arg === '--') return undefined;
-    if (arg.startsWith('--')) {
-      const name = arg.slice(2).split('=')[0];
-      if (!long.has(name)) return arg.split('=')[0];
-    } else if (/^-[A-Za-z]/.test(arg) && !short.has(arg[1])) {
-      return arg.slice(0, 2);
-    }
-  }
-  return undefined;
-}
-
-function parseCommandLine(): { app: string; settings: SettingsValues } {
-  const flags: Record<string, MeowFlag> = {};
-  for (const row of SETTINGS) {
-    // Everything is read as a string and validated by the table: meow turns a bad number into null silently.
-    flags[row.name] = { type: 'string', ...('short' in row ? { shortFlag: row.short } : {}), ...('multiple' in row ? { isMultiple: true } : {}) };
-  }
-  const unknown = findUnknownFlag(process.argv.slice(2));
-  if (unknown) usageError(`unknown flag ${unknown} (see grainbows --help)`);
-  let cli;
-  try {
-    cli = meow(helpText(), {
-      importMeta: import.meta,
-      flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
-      allowUnknownFlags: true, // checked above, with our own message
-      autoHelp: true,
-      autoVersion: true,
-    });
-  } catch (error) {
-    usageError(describeError(error));
-  }
-  const values: Record<string, unknown> = {};
-  for (const row of SETTINGS) {
-    const raw = (cli.flags as Record<string, unknown>)[row.name];
-    if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) {
-      values[row.name] = row.default;
-      continue;
-    }
-    try {
-      values[row.name] = Array.isArray(raw) ? raw.map((item) => row.parse(String(item))) : row.parse(String(raw));
-    } catch (error) {
-      usageError(error instanceof Error ? error.message : String(error));
-    }
-  }
-  if (cli.input.length !== 1) usageError(cli.input.length === 0 ? 'no app given: grainbows [OPTIONS] MODULE[:EXPORT] (see --help)' : `expected one app, got: ${cli.input.join(' ')}`);
-  return { app: cli.input[0], settings: values as unknown as SettingsValues };
-}
-
-async function main(): Promise<void> {
-  const { app, settings } = parseCommandLine();
+async function serve(config: ResolvedConfig, app: string): Promise<void> {
+  const { settings } = config;
   const log = createLogger(settings.logLevel);
   log.info(`Starting grainbows ${process.env.npm_package_version ?? ''}`.trimEnd());
+  if (config.configFile) log.info(`Config file: ${config.configFile}`);
   let server: GrainbowsServer;
   try {
     server = await GrainbowsServer.start({ app, ...settings, logger: log });
   } catch (error) {
-    const status = error instanceof GrainbowsError ? error.exitStatus : ExitStatus.failure;
-    process.stderr.write(`grainbows: ${describeError(error, settings.logLevel === 'debug').replace(/^GrainbowsError: /, '')}\n`);
-    process.exit(status);
+    fail(error, settings.logLevel === 'debug');
   }
   server.on('fatal', async (error) => {
     log.critical(`${error.message}; shutting down`);
@@ -119,6 +42,37 @@ async function main(): Promise<void> {
     process.exit(ExitStatus.ok);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(signal, () => void stop(signal));
+}
+
+async function main(): Promise<void> {
+  const verbose = process.argv.includes('--log-level=debug') || process.argv.join(' ').includes('--log-level debug');
+  let config: ResolvedConfig;
+  try {
+    config = await resolveConfig(process.argv.slice(2), process.env, process.cwd(), import.meta);
+  } catch (error) {
+    // --check-config answers 0 or 1 whatever is wrong; otherwise each kind of error has its own status.
+    if (process.argv.includes('--check-config') && !(error instanceof GrainbowsError && error.code === 'E_USAGE')) {
+      process.stderr.write(`grainbows: ${describeError(error, verbose).replace(/^GrainbowsError: /, '')}\n`);
+      process.exit(ExitStatus.failure);
+    }
+    fail(error, verbose);
+  }
+  if (config.printConfig) {
+    process.stdout.write(formatConfig(config));
+    process.exit(ExitStatus.ok);
+  }
+  if (!config.app) fail(new GrainbowsError('E_USAGE', 'no app given: grainbows [OPTIONS] MODULE[:EXPORT] (see --help)'), verbose);
+  if (config.checkConfig) {
+    try {
+      const kind = await checkApp(config.app, config.settings);
+      process.stdout.write(`OK: settings are valid and ${config.app} loads as a ${kind} app\n`);
+      process.exit(ExitStatus.ok);
+    } catch (error) {
+      process.stderr.write(`grainbows: ${describeError(error, verbose).replace(/^GrainbowsError: /, '')}\n`);
+      process.exit(ExitStatus.failure);
+    }
+  }
+  await serve(config, config.app);
 }
 
 await main();

@@ -8,12 +8,15 @@ export const ExitStatus = {
   failure: 1,
   /** The command line is wrong: unknown flag, bad value. */
   usage: 2,
+  /** The config file (or GRAINBOWS_CMD_ARGS) is wrong: it throws, has a syntax error, an unknown key, a bad value. */
+  config: 3,
   /** The app module could not be found, loaded or used as an app (gunicorn's APP_LOAD_ERROR is 4 too). */
   appLoad: 4,
 } as const;
 
 export type ErrorCode =
   | 'E_USAGE'
+  | 'E_CONFIG'
   | 'E_BIND'
   | 'E_APP_SPEC'
   | 'E_APP_NOT_FOUND'
@@ -39,6 +42,8 @@ export class GrainbowsError extends Error {
       case 'E_APP_SPEC':
       case 'E_HANDOFF_UNAVAILABLE':
         return ExitStatus.usage;
+      case 'E_CONFIG':
+        return ExitStatus.config;
       case 'E_APP_NOT_FOUND':
       case 'E_APP_LOAD':
       case 'E_NOT_AN_APP':

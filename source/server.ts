@@ -26,6 +26,11 @@ export interface ServeOptions {
   workers?: number;
   /** Most connections one actor serves at once. Default 1000. */
   workerConnections?: number;
+  /**
+   * `coroutine` (default): many requests per actor. `sync`: one request per actor at a time, each
+   * connection closed after its response (gunicorn's sync worker), for apps that block their thread.
+   */
+  use?: 'coroutine' | 'sync';
   /** `auto` (default) transfers sockets where the runtime can and relays elsewhere. */
   handoff?: HandoffStrategy | 'auto';
   /** Seconds an idle keep-alive connection stays open. Default 75. */
@@ -100,7 +105,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       throw new GrainbowsError('E_USAGE', `worker connections must be a whole number ≥ 1, not ${workerConnections}`);
     }
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
-    log.info(`Using hand-off: ${handoff}`);
+    log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
       size: workers,
@@ -115,6 +120,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
           fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
         },
         headerMap: options.headerMap ?? DEFAULTS.headerMap,
+        closeAfterResponse: options.use === 'sync',
         logLevel: options.logLevel ?? 'info',
       },
     });
@@ -124,7 +130,8 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       await pool.close();
       throw error;
     }
-    const dispatcher = new Dispatcher(pool, handoff, workerConnections);
+    const sync = options.use === 'sync';
+    const dispatcher = new Dispatcher(pool, handoff, sync ? 1 : workerConnections);
     let listeners: Listener[];
     try {
       listeners = await openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept);

@@ -1,7 +1,7 @@
 /**
- * The settings table: one row per setting drives the command line (and, with issue 3, the config file,
- * GRAINBOWS_CMD_ARGS, --print-config and docs/settings.md). A row knows its flag, type, default, how to
- * validate a value and what to say about it.
+ * The settings table: one row per setting drives the command line, the config file, GRAINBOWS_CMD_ARGS,
+ * --print-config and docs/settings.md. A row knows its flag, type, default, how to validate a value and
+ * what to say about it.
  */
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { parseBind } from './bind.js';
@@ -9,7 +9,11 @@ import { DEFAULTS } from './server.js';
 import type { HandoffStrategy } from './actor-link.js';
 import { HEADER_MAPS, type HeaderMap } from '../actors/request-rules.js';
 
+export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
+export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
+
 export interface SettingsValues {
+  use: ConcurrencyModel;
   bind: string[];
   workers: number;
   workerConnections: number;
@@ -23,7 +27,7 @@ export interface SettingsValues {
   logLevel: LogLevel;
 }
 
-interface SettingRow<K extends keyof SettingsValues> {
+export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
   name: K;
   flag: string;
   short?: string;
@@ -59,6 +63,11 @@ export const SETTINGS = [
   {
     name: 'backlog', flag: 'backlog', type: 'number', default: DEFAULTS.backlog, section: 'Server socket',
     doc: 'Most connections waiting in the kernel to be accepted.', parse: wholeNumber('backlog', 1),
+  },
+  {
+    name: 'use', flag: 'use', type: 'string', default: 'coroutine', section: 'Actors',
+    doc: 'Concurrency model: coroutine (many requests per actor, up to worker-connections) or sync (one request per actor at a time, each connection closed after its response, the rest wait in the main thread: for apps that block).',
+    parse: oneOf('use', CONCURRENCY_MODELS),
   },
   {
     name: 'workers', flag: 'workers', short: 'w', type: 'number', default: DEFAULTS.workers, section: 'Actors',
@@ -98,3 +107,30 @@ export const SETTINGS = [
     doc: `Error log level: ${LOG_LEVELS.join(', ')}.`, parse: oneOf('log-level', LOG_LEVELS),
   },
 ] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
+
+export type SettingName = keyof SettingsValues;
+
+/** `workerConnections` → `worker_connections`: the config-file spelling, as in gunicorn. */
+export function configKey(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+export function findSetting(key: string): SettingRow | undefined {
+  return (SETTINGS as ReadonlyArray<SettingRow>).find((row) => row.name === key || configKey(row.name) === key);
+}
+
+/** Validates one value for a row, from a flag (string) or a config file (any JS value). */
+export function parseSettingValue(row: SettingRow, value: unknown): unknown {
+  if (row.multiple) {
+    const items = Array.isArray(value) ? value : [value];
+    return items.map((item) => row.parse(String(item)));
+  }
+  if (Array.isArray(value)) throw new Error(`--${row.flag} takes one value, not a list`);
+  return row.parse(String(value));
+}
+
+export function defaultSettings(): SettingsValues {
+  const values: Record<string, unknown> = {};
+  for (const row of SETTINGS) values[row.name] = Array.isArray(row.default) ? [...row.default] : row.default;
+  return values as unknown as SettingsValues;
+}

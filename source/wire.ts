@@ -56,18 +56,32 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false });
 
 /**
+ * Most data bytes in one batch. A turn that reads many uploads at once would otherwise build one batch of
+ * many megabytes (200 trickled uploads: ~12 MB), and msgpackr's arena keeps the size it once grew to.
+ */
+export const MAX_BATCH_BYTES = 512 * 1024;
+
+/**
  * Collects frames for one port and posts them as one batch at the end of the current event-loop turn.
  * `setImmediate` runs after the poll phase, so everything that I/O callbacks produced in this turn
- * leaves in one message.
+ * leaves in one message (or in several of at most MAX_BATCH_BYTES of data).
  */
 export class FrameBatcher {
   private frames: unknown[] = [];
+  private dataBytes = 0;
   private scheduled = false;
 
   constructor(private readonly port: MessagePort) {}
 
   push(type: FrameType, id: number, payload: unknown = null): void {
     this.frames.push(type, id, payload);
+    if (payload instanceof Uint8Array) {
+      this.dataBytes += payload.byteLength;
+      if (this.dataBytes >= MAX_BATCH_BYTES) {
+        this.flush();
+        return;
+      }
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -80,6 +94,7 @@ export class FrameBatcher {
     if (this.frames.length === 0) return;
     const packed = packr.pack(this.frames);
     this.frames = [];
+    this.dataBytes = 0;
     // `packed` is a view into msgpackr's reusable arena: copy it out to a buffer we own and can transfer.
     const owned = new Uint8Array(packed.length);
     owned.set(packed);

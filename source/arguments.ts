@@ -1,0 +1,146 @@
+/**
+ * Command-line words → raw setting values, with meow. Used for the real command line and for
+ * GRAINBOWS_CMD_ARGS, so both accept exactly the same flags.
+ */
+import meow from 'meow';
+import { GrainbowsError } from './errors.js';
+import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from './settings.js';
+
+/** Flags that are not settings: they choose what the command does or where the config file is. */
+export const COMMAND_FLAGS = {
+  config: { flag: 'config', short: 'c', doc: 'Config file (default: grainbows.config.js, .mjs or .ts in the working directory)' },
+  printConfig: { flag: 'print-config', doc: 'Print the resolved settings and exit' },
+  checkConfig: { flag: 'check-config', doc: 'Check the settings and that the app loads; exit 0 if all is well, 1 if not' },
+} as const;
+
+export interface ParsedArguments {
+  values: Partial<Record<SettingName, unknown>>;
+  input: string[];
+  config?: string;
+  printConfig: boolean;
+  checkConfig: boolean;
+}
+
+function helpText(): string {
+  const rows = (SETTINGS as ReadonlyArray<SettingRow>).map((row) => {
+    const short = row.short ? `-${row.short}, ` : '    ';
+    const shown = Array.isArray(row.default) ? row.default.join(' ') : String(row.default);
+    return `    ${short}--${row.flag.padEnd(26)} ${row.doc} [${shown}]`;
+  });
+  const commands = Object.values(COMMAND_FLAGS).map((c) => `    ${'short' in c ? `-${c.short}, ` : '    '}--${c.flag.padEnd(26)} ${c.doc}`);
+  return `
+  Usage
+    $ grainbows [OPTIONS] MODULE[:EXPORT]
+
+  MODULE is a JavaScript file; EXPORT names the export holding the app (default: the default export).
+  Settings come from, lowest first: defaults, the config file, GRAINBOWS_CMD_ARGS, the command line.
+
+  Options
+${rows.join('\n')}
+${commands.join('\n')}
+    -h, --help                       Show this help
+        --version                    Show the version
+
+  Examples
+    $ grainbows -b 127.0.0.1:8000 -w 2 examples/hello.js
+    $ grainbows -b unix:/run/app.sock app.js:handler
+`;
+}
+
+/** meow reports unknown flags on several lines and exits by itself; we want one line and our status. */
+function findUnknownFlag(argv: string[]): string | undefined {
+  const rows = SETTINGS as ReadonlyArray<SettingRow>;
+  const commands = Object.values(COMMAND_FLAGS);
+  const long = new Set(['help', 'version', ...rows.map((row) => row.flag), ...commands.map((c) => c.flag)]);
+  const short = new Set(['h', ...rows.flatMap((row) => (row.short ? [row.short] : [])), ...commands.flatMap((c) => ('short' in c ? [c.short] : []))]);
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    if (arg.startsWith('--')) {
+      const name = arg.slice(2).split('=')[0];
+      if (!long.has(name)) return arg.split('=')[0];
+    } else if (/^-[A-Za-z]/.test(arg) && !short.has(arg[1])) {
+      return arg.slice(0, 2);
+    }
+  }
+  return undefined;
+}
+
+type MeowFlag = { type: 'string' | 'boolean'; shortFlag?: string; isMultiple?: boolean };
+
+/**
+ * Parses `argv`. `origin` names where the words came from, for messages. Only the real command line
+ * answers --help and --version.
+ */
+export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBOWS_CMD_ARGS', importMeta: ImportMeta): ParsedArguments {
+  const where = origin === 'command line' ? '' : ` (in ${origin})`;
+  const code = origin === 'command line' ? 'E_USAGE' : 'E_CONFIG';
+  const unknown = findUnknownFlag(argv);
+  if (unknown) throw new GrainbowsError(code, `unknown flag ${unknown}${where} (see grainbows --help)`);
+  const flags: Record<string, MeowFlag> = {};
+  for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
+    // Everything is read as a string and validated by the table: meow turns a bad number into null silently.
+    flags[row.name] = { type: 'string', ...(row.short ? { shortFlag: row.short } : {}), ...(row.multiple ? { isMultiple: true } : {}) };
+  }
+  flags.config = { type: 'string', shortFlag: 'c' };
+  flags.printConfig = { type: 'boolean' };
+  flags.checkConfig = { type: 'boolean' };
+  const interactive = origin === 'command line';
+  const cli = meow(helpText(), {
+    importMeta,
+    argv,
+    flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
+    allowUnknownFlags: true, // checked above, with our own message
+    autoHelp: interactive,
+    autoVersion: interactive,
+  });
+  const raw = cli.flags as Record<string, unknown>;
+  const values: Partial<Record<SettingName, unknown>> = {};
+  for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
+    const value = raw[row.name];
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    try {
+      values[row.name] = parseSettingValue(row, value);
+    } catch (error) {
+      throw new GrainbowsError(code, `${error instanceof Error ? error.message : String(error)}${where}`);
+    }
+  }
+  return {
+    values,
+    input: cli.input,
+    config: typeof raw.config === 'string' ? raw.config : undefined,
+    printConfig: raw.printConfig === true,
+    checkConfig: raw.checkConfig === true,
+  };
+}
+
+/** Splits GRAINBOWS_CMD_ARGS into words as a POSIX shell would for simple quoting ('…', "…", \x). */
+export function splitWords(text: string): string[] {
+  const words: string[] = [];
+  let current = '';
+  let quote: '"' | "'" | null = null;
+  let started = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (quote) {
+      if (char === quote) quote = null;
+      else if (char === '\\' && quote === '"' && i + 1 < text.length) current += text[++i];
+      else current += char;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      started = true;
+    } else if (char === '\\' && i + 1 < text.length) {
+      current += text[++i];
+      started = true;
+    } else if (/\s/.test(char)) {
+      if (started) words.push(current);
+      current = '';
+      started = false;
+    } else {
+      current += char;
+      started = true;
+    }
+  }
+  if (quote) throw new GrainbowsError('E_CONFIG', `unbalanced ${quote} in GRAINBOWS_CMD_ARGS`);
+  if (started) words.push(current);
+  return words;
+}

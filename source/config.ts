@@ -1,0 +1,124 @@
+/**
+ * Resolving the settings, lowest precedence first: the table's defaults, the config file,
+ * GRAINBOWS_CMD_ARGS, the command line (gunicorn's order). Every layer is validated by the same table
+ * rows, and every value remembers which layer it came from (for --print-config).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArguments, splitWords, type ParsedArguments } from './arguments.js';
+import { GrainbowsError } from './errors.js';
+import { describeError } from './log.js';
+import { SETTINGS, configKey, defaultSettings, findSetting, parseSettingValue, type SettingName, type SettingRow, type SettingsValues } from './settings.js';
+import { locateSyntaxError } from './syntax-error.js';
+
+export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
+
+export type SettingSource = 'default' | 'config file' | 'GRAINBOWS_CMD_ARGS' | 'command line';
+
+export interface ResolvedConfig {
+  settings: SettingsValues;
+  sources: Record<SettingName, SettingSource>;
+  /** The config file that was read, if any. */
+  configFile?: string;
+  /** `MODULE[:EXPORT]`, from the command line (or GRAINBOWS_CMD_ARGS). */
+  app?: string;
+  printConfig: boolean;
+  checkConfig: boolean;
+}
+
+/** Reads a config file: an ES module whose exports (named, or a default object) are settings. */
+export async function loadConfigFile(file: string): Promise<Partial<Record<SettingName, unknown>>> {
+  const url = pathToFileURL(file).href;
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION') {
+      throw new GrainbowsError('E_CONFIG', `config file ${file}: Node ${process.versions.node} cannot load .ts files (Node 22.6+ can; or write grainbows.config.js)`);
+    }
+    const where = error instanceof SyntaxError ? locateSyntaxError(url) : undefined;
+    throw new GrainbowsError('E_CONFIG', `config file ${file}${where ? ` (${where})` : ''} failed to load: ${describeError(error)}`, { cause: error });
+  }
+  const entries: Array<[string, unknown]> = [];
+  const defaultExport = namespace.default;
+  if (defaultExport !== undefined) {
+    if (typeof defaultExport !== 'object' || defaultExport === null || Array.isArray(defaultExport)) {
+      throw new GrainbowsError('E_CONFIG', `config file ${file}: the default export must be an object of settings`);
+    }
+    entries.push(...Object.entries(defaultExport));
+  }
+  // Named exports win over the default object's keys.
+  entries.push(...Object.entries(namespace).filter(([key]) => key !== 'default'));
+  const values: Partial<Record<SettingName, unknown>> = {};
+  for (const [key, value] of entries) {
+    const row = findSetting(key);
+    if (!row) {
+      if (typeof value === 'function') {
+        throw new GrainbowsError('E_CONFIG', `config file ${file}: hook '${key}' is not supported yet (hooks arrive with the rest of issue 3)`);
+      }
+      throw new GrainbowsError('E_CONFIG', `config file ${file}: unknown setting '${key}' (see docs/settings.md)`);
+    }
+    try {
+      values[row.name] = parseSettingValue(row, value);
+    } catch (error) {
+      const message = error instanceof Error ? error.message.replace(/^--[\w-]+/, configKey(row.name)) : String(error);
+      throw new GrainbowsError('E_CONFIG', `config file ${file}: ${message}`);
+    }
+  }
+  return values;
+}
+
+function findConfigFile(explicit: string | undefined, cwd: string): string | undefined {
+  if (explicit) {
+    const file = path.resolve(cwd, explicit);
+    if (!existsSync(file)) throw new GrainbowsError('E_CONFIG', `config file not found: ${explicit}`);
+    return file;
+  }
+  return CONFIG_FILE_NAMES.map((name) => path.join(cwd, name)).find((file) => existsSync(file));
+}
+
+export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string, importMeta: ImportMeta): Promise<ResolvedConfig> {
+  const fromCli = parseArguments(argv, 'command line', importMeta);
+  const fromEnv: ParsedArguments = env.GRAINBOWS_CMD_ARGS
+    ? parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)
+    : { values: {}, input: [], printConfig: false, checkConfig: false };
+  const configFile = findConfigFile(fromCli.config ?? fromEnv.config, cwd);
+  const fromFile = configFile ? await loadConfigFile(configFile) : {};
+
+  const settings = defaultSettings() as unknown as Record<string, unknown>;
+  const sources = {} as Record<SettingName, SettingSource>;
+  for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
+    sources[row.name] = 'default';
+    for (const [layer, source] of [
+      [fromFile, 'config file'],
+      [fromEnv.values, 'GRAINBOWS_CMD_ARGS'],
+      [fromCli.values, 'command line'],
+    ] as const) {
+      if (layer[row.name] !== undefined) {
+        settings[row.name] = layer[row.name];
+        sources[row.name] = source;
+      }
+    }
+  }
+  const app = fromCli.input[0] ?? fromEnv.input[0];
+  if (fromCli.input.length > 1) throw new GrainbowsError('E_USAGE', `expected one app, got: ${fromCli.input.join(' ')}`);
+  return {
+    settings: settings as unknown as SettingsValues,
+    sources,
+    configFile,
+    app,
+    printConfig: fromCli.printConfig || fromEnv.printConfig,
+    checkConfig: fromCli.checkConfig || fromEnv.checkConfig,
+  };
+}
+
+/** `--print-config`: one `name = value` line per setting, in config-file spelling, with where it came from. */
+export function formatConfig({ settings, sources, configFile }: ResolvedConfig): string {
+  const lines = [`# config file: ${configFile ?? 'none'}`];
+  for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
+    const value = (settings as unknown as Record<string, unknown>)[row.name];
+    lines.push(`${configKey(row.name).padEnd(26)} = ${JSON.stringify(value)}${sources[row.name] === 'default' ? '' : `  # from ${sources[row.name]}`}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

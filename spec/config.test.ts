@@ -1,0 +1,114 @@
+/**
+ * Settings from every layer: defaults, config file, GRAINBOWS_CMD_ARGS, command line, observed on running
+ * servers; --print-config, --check-config; the generated docs/settings.md; config errors.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
+import { exchange } from './helpers/wire.js';
+import { renderSettingsDoc } from '../source/settings-doc.js';
+
+function dirWithConfig(source: string, name = 'grainbows.config.js'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-config-'));
+  writeFileSync(path.join(dir, name), source);
+  return dir;
+}
+
+/** How many distinct actors answer 9 overlapping slow requests (least-loaded dispatch spreads them). */
+async function actorsServing(url: string): Promise<number> {
+  const answers = await Promise.all(Array.from({ length: 9 }, () => fetch(`${url}/?sleep=300`, { headers: { connection: 'close' } }).then((r) => r.text())));
+  return new Set(answers).size;
+}
+
+describe('settings', () => {
+  it('docs/settings.md is generated from the table and up to date (npm run docs)', () => {
+    assert.equal(readFileSync(path.join(ROOT, 'docs/settings.md'), 'utf8'), renderSettingsDoc());
+  });
+
+  it('runs the seed config (use, worker_connections) translated to JS, and its workers take effect', async () => {
+    const dir = dirWithConfig("export const use = 'coroutine';\nexport const worker_connections = 1000;\nexport const workers = 3;\n");
+    const cli = await startCli(['-b', '127.0.0.1:0', fixture('identify.js')], { cwd: dir });
+    try {
+      assert.match(cli.output(), /Config file: .*grainbows\.config\.js/);
+      assert.equal(await actorsServing(cli.url), 3);
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  it('ranks the layers: config file < GRAINBOWS_CMD_ARGS < command line', async () => {
+    const dir = dirWithConfig('export default { workers: 3, keepAlive: 10 };\n');
+    const env = { GRAINBOWS_CMD_ARGS: "-w 2 --log-level 'warning'" };
+    const printed = await runCli(['--print-config', '--backlog', '100'], { cwd: dir, env });
+    assert.equal(printed.status, 0, printed.stderr);
+    assert.match(printed.stdout, /^workers\s+= 2 {2}# from GRAINBOWS_CMD_ARGS$/m);
+    assert.match(printed.stdout, /^keep_alive\s+= 10 {2}# from config file$/m);
+    assert.match(printed.stdout, /^backlog\s+= 100 {2}# from command line$/m);
+    assert.match(printed.stdout, /^log_level\s+= "warning" {2}# from GRAINBOWS_CMD_ARGS$/m);
+    assert.match(printed.stdout, /^worker_connections\s+= 1000$/m);
+
+    const envWins = await startCli(['-b', '127.0.0.1:0', '--log-level', 'info', fixture('identify.js')], { cwd: dir, env });
+    try {
+      assert.equal(await actorsServing(envWins.url), 2, 'GRAINBOWS_CMD_ARGS beats the config file');
+      const keepAlive = await exchange(Number(new URL(envWins.url).port), 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1 });
+      assert.equal(keepAlive.responses[0].headers['keep-alive'], 'timeout=10', 'keep_alive from the config file');
+    } finally {
+      await envWins.stop();
+    }
+    const flagWins = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--log-level', 'info', fixture('identify.js')], { cwd: dir, env });
+    try {
+      assert.equal(await actorsServing(flagWins.url), 1, 'the command line beats GRAINBOWS_CMD_ARGS');
+    } finally {
+      await flagWins.stop();
+    }
+  });
+
+  it('--use sync serves one request per actor at a time and closes each connection after its response', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--use', 'sync', fixture('identify.js')]);
+    try {
+      const port = Number(new URL(cli.url).port);
+      const results = await Promise.all(Array.from({ length: 3 }, () => exchange(port, 'GET /?sleep=200 HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 5000 })));
+      for (const result of results) {
+        assert.equal(result.responses[0]?.status, 200);
+        assert.equal(result.responses[0].headers.connection, 'close');
+        assert.ok(result.closed);
+      }
+      const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1 })).responses[0].body.toString()) as { peak: number };
+      assert.equal(peak.peak, 1);
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  it('--check-config exits 0 when the settings and the app are good', async () => {
+    const result = await runCli(['--check-config', 'examples/hello.js']);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /OK: settings are valid and examples\/hello\.js loads as a listener app/);
+  });
+
+  const bad: Array<{ name: string; config?: string; args?: string[]; env?: Record<string, string>; message: RegExp }> = [
+    { name: 'a config file with a syntax error', config: 'export const workers = ;\n', message: /config file .*grainbows\.config\.js \(.*grainbows\.config\.js:1\) failed to load: SyntaxError/ },
+    { name: 'a config file that throws', config: "throw new Error('no secrets here');\n", message: /config file .* failed to load: Error: no secrets here/ },
+    { name: 'an unknown setting', config: 'export const wokers = 2;\n', message: /unknown setting 'wokers'/ },
+    { name: 'a bad value', config: "export const workers = 'many';\n", message: /workers must be a whole number ≥ 1, not 'many'/ },
+    { name: 'a hook, not supported yet', config: 'export function onStarting() {}\n', message: /hook 'onStarting' is not supported yet/ },
+    { name: 'a config file that does not exist', args: ['-c', 'missing.config.js'], message: /config file not found: missing\.config\.js/ },
+    { name: 'an unknown flag in GRAINBOWS_CMD_ARGS', env: { GRAINBOWS_CMD_ARGS: '--wrokers 2' }, message: /unknown flag --wrokers \(in GRAINBOWS_CMD_ARGS\)/ },
+  ];
+  for (const testCase of bad) {
+    it(`refuses ${testCase.name}: status 3 when serving, 1 with --check-config`, async () => {
+      const cwd = testCase.config ? dirWithConfig(testCase.config) : ROOT;
+      const app = path.join(ROOT, 'examples/hello.js');
+      for (const [extra, status] of [[[], 3], [['--check-config'], 1]] as const) {
+        const result = await runCli([...extra, ...(testCase.args ?? []), '-b', '127.0.0.1:0', app], { cwd, env: testCase.env });
+        assert.equal(result.status, status, result.stderr);
+        const lines = result.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, result.stderr);
+        assert.match(lines[0], testCase.message);
+      }
+    });
+  }
+});
