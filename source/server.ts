@@ -4,6 +4,7 @@
  * fails before we listen), open the listeners, accept.
  */
 import { EventEmitter } from 'node:events';
+import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from './app-spec.js';
 import { ActorPool, type Actor } from './actor-pool.js';
 import type { HandoffStrategy } from './actor-link.js';
@@ -43,6 +44,11 @@ export interface ServeOptions {
   limitRequestFieldSize?: number;
   /** Header names with `_`: drop (default), refuse (400) or dangerous (pass through). */
   headerMap?: HeaderMap;
+  /**
+   * Sets V8's `--heap-growing-percent` for the whole process (main and actors) before the actors start.
+   * Not set by default for library users, since it is process-wide; the CLI sets 20 (docs/settings.md).
+   */
+  heapGrowingPercent?: number;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -103,6 +109,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     if (!Number.isInteger(workers) || workers < 1) throw new GrainbowsError('E_USAGE', `workers must be a whole number ≥ 1, not ${workers}`);
     if (!Number.isInteger(workerConnections) || workerConnections < 1) {
       throw new GrainbowsError('E_USAGE', `worker connections must be a whole number ≥ 1, not ${workerConnections}`);
+    }
+    if (options.heapGrowingPercent) {
+      // Read by V8 at every major GC, so setting it at start-up, before any actor exists, takes effect everywhere.
+      v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
     }
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
     log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);

@@ -6,7 +6,7 @@
  * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (handoff.md,
  * pitfall 2), and one post per turn instead of one per frame is what made the relay affordable.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
 import type { MessagePort } from 'node:worker_threads';
 
 /** Frame types. Both directions use the same numbers; the payload column says what each carries. */
@@ -92,10 +92,13 @@ export class FrameBatcher {
   readonly flush = (): void => {
     this.scheduled = false;
     if (this.frames.length === 0) return;
-    const packed = packr.pack(this.frames);
+    // RESET_BUFFER_MODE: msgpackr reuses its arena from the start for every batch instead of packing after
+    // the previous one and allocating a 4x larger arena each time one fills (megabytes of churn per
+    // relayed response). The result is valid until the next pack, and we copy it out right away.
+    const packed = packr.pack(this.frames, RESET_BUFFER_MODE);
     this.frames = [];
     this.dataBytes = 0;
-    // `packed` is a view into msgpackr's reusable arena: copy it out to a buffer we own and can transfer.
+    // `packed` is a view into msgpackr's arena: copy it out to a buffer we own and can transfer.
     const owned = new Uint8Array(packed.length);
     owned.set(packed);
     try {
