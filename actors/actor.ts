@@ -5,7 +5,6 @@
  * through the data port), answers control calls over comlink on the control port, and resolves when told
  * to stop. Every connection is a coroutine (see connection-host.ts); the HTTP work is Node's own parser.
  */
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
@@ -64,8 +63,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     task.dataPort.postMessage(line);
   });
   const startedAt = Date.now();
-  let requestsServed = 0;
-  let requestsInFlight = 0;
+  const requests = { inFlight: 0, served: 0 };
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
   let stop!: () => void;
@@ -86,8 +84,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         heapUsed: heap.used_heap_size,
         heapTotal: heap.total_heap_size,
         connections: host?.connectionCount ?? 0,
-        requestsServed,
-        requestsInFlight,
+        requestsServed: requests.served,
+        requestsInFlight: requests.inFlight,
         eventLoopUtilization: delta.utilization,
         startedAt,
       };
@@ -99,14 +97,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   async function boot(): Promise<BootResult> {
     try {
       const app = await loadApp(task.app);
-      const server = createActorServer(app, task.settings, log);
-      server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-        requestsInFlight++;
-        res.once('close', () => {
-          requestsInFlight--;
-          requestsServed++;
-        });
-      });
+      const server = createActorServer(app, task.settings, log, requests);
       await app.onServer?.(server, { actorId: task.actorId });
       routeConnectToApp(server);
       host = new ConnectionHost(task.dataPort, server);
@@ -127,5 +118,5 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   // Give comlink's last reply (to stop()) a turn to leave before the port closes.
   await new Promise((resolve) => setImmediate(resolve));
   task.controlPort.close();
-  return { actorId: task.actorId, requestsServed };
+  return { actorId: task.actorId, requestsServed: requests.served };
 }

@@ -44,9 +44,22 @@ interface SocketWithMessage extends Duplex {
   _httpMessage?: { headersSent?: boolean } | null;
 }
 
-export function createActorServer(app: LoadedApp, settings: HttpSettings, log: Logger): http.Server {
+/** Requests this actor is answering and has answered; read by the actor's stats(). */
+export interface RequestCounters {
+  inFlight: number;
+  served: number;
+}
+
+export function createActorServer(app: LoadedApp, settings: HttpSettings, log: Logger, counters: RequestCounters): http.Server {
   const guarded = guardListener(app.listener, log);
+  // One shared function, not a closure per request: this runs for every response.
+  const onResponseClosed = () => {
+    counters.inFlight--;
+    counters.served++;
+  };
   const handle: http.RequestListener = (req, res) => {
+    counters.inFlight++;
+    res.once('close', onResponseClosed);
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);

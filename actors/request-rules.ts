@@ -36,7 +36,28 @@ export interface Rejection {
   reason: string;
 }
 
-const SINGLETONS = new Set(['host', 'content-length', 'content-type']);
+/**
+ * Header names checked on every request. This runs per request on the hot path, so names are compared by
+ * length first and lower-cased only when the length matches one of these.
+ */
+const HOST = 1;
+const CONTENT_LENGTH = 2;
+const CONTENT_TYPE = 4;
+const TRANSFER_ENCODING = 8;
+function watchedHeader(name: string): number {
+  switch (name.length) {
+    case 4:
+      return name.toLowerCase() === 'host' ? HOST : 0;
+    case 12:
+      return name.toLowerCase() === 'content-type' ? CONTENT_TYPE : 0;
+    case 14:
+      return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : 0;
+    case 17:
+      return name.toLowerCase() === 'transfer-encoding' ? TRANSFER_ENCODING : 0;
+    default:
+      return 0;
+  }
+}
 
 function checkTarget(method: string, target: string): string | null {
   if (target.startsWith('/')) return null;
@@ -65,19 +86,20 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
   const raw = req.rawHeaders;
   if (limits.fields > 0 && raw.length / 2 > limits.fields) return { status: 431, reason: `more than ${limits.fields} header fields` };
   const fieldSize = limits.fieldSize > 0 ? limits.fieldSize : DEFAULT_HEAD_LIMITS.fieldSize;
-  const seen = new Set<string>();
+  let seen = 0;
   let dropped = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     if (name.length + 2 + raw[i + 1].length + 2 > fieldSize) {
       return { status: 431, reason: `header field ${name} longer than ${fieldSize} bytes` };
     }
-    const lower = name.toLowerCase();
-    if (SINGLETONS.has(lower)) {
-      if (seen.has(lower)) return { status: 400, reason: `more than one ${name} header` };
-      seen.add(lower);
+    const watched = watchedHeader(name);
+    if (watched === TRANSFER_ENCODING) {
+      if (req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding on HTTP/1.0' };
+    } else if (watched !== 0) {
+      if (seen & watched) return { status: 400, reason: `more than one ${name} header` };
+      seen |= watched;
     }
-    if (lower === 'transfer-encoding' && req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding on HTTP/1.0' };
     if (headerMap !== 'dangerous' && name.includes('_')) {
       if (headerMap === 'refuse') return { status: 400, reason: `header name with '_': ${name}` };
       dropped = true;

@@ -57,6 +57,7 @@ const ALL_CONTENDERS: Contender[] = [
   { name: 'grainbows relay (2 actors)', command: grainbows(process.execPath, 'relay') },
   ...(node26
     ? [
+        { name: 'node:http on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
         { name: 'node:cluster on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
         { name: 'grainbows transfer on Node 26', command: grainbows(node26, 'transfer') },
       ]
@@ -216,8 +217,16 @@ interface Scenario {
   run: (server: Running, contender: Contender) => Promise<LoadResult>;
 }
 
+const HELLO = 'hello, 64 connections';
+/**
+ * Hello world is short and CPU-bound, so drift on a shared machine moves it most: it runs in interleaved
+ * rounds (every server once per round) and the median round counts.
+ */
+const helloRounds = quick ? 1 : 3;
+/** `--hello-only`: just the interleaved hello-world rounds (a quick A/B of per-request cost). */
+const helloOnly = args.includes('--hello-only');
+
 const SCENARIOS: Scenario[] = [
-  { name: 'hello, 64 connections', run: (s) => runWrk(`${s.url}/`, 64, seconds) },
   { name: '5,000 connections sleeping 1 s', run: (s) => runWrk(`${s.url}/sleep?ms=1000`, 5000, sleeperSeconds) },
   { name: `${MANY.toLocaleString('en')} connections sleeping 1 s`, run: (s) => runWrk(`${s.url}/sleep?ms=1000`, MANY, sleeperSeconds) },
   { name: '2,000 streams of 20 chunks 100 ms apart', run: (s) => runWrk(`${s.url}/stream`, 2000, seconds + 2) },
@@ -235,21 +244,47 @@ interface Row {
 
 const rows: Row[] = [];
 const stalled: Array<{ contender: string; growthMb: number }> = [];
-for (const contender of CONTENDERS) {
-  for (const scenario of SCENARIOS) {
-    // A fresh server per scenario, so peak RSS belongs to that scenario alone.
-    const server = await start(contender);
-    try {
-      // The same unrecorded warm-up for every server: the first second otherwise measures the JIT.
-      await runWrk(`${server.url}/`, 16, 2);
-      const { result, peakMb } = await withPeakRss(server.child.pid!, () => scenario.run(server, contender));
-      rows.push({ scenario: scenario.name, contender: contender.name, ...result, peakMb });
-      process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB\n`);
-    } finally {
-      await server.stop();
-    }
+
+/** One fresh server, warmed up the same way for everyone, measured under `scenario`. */
+async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
+  const server = await start(contender);
+  try {
+    // The same unrecorded warm-up for every server: the first second otherwise measures the JIT.
+    await runWrk(`${server.url}/`, 16, 2);
+    const { result, peakMb } = await withPeakRss(server.child.pid!, () => scenario.run(server, contender));
+    process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB\n`);
+    return { scenario: scenario.name, contender: contender.name, ...result, peakMb };
+  } finally {
+    await server.stop();
     await sleep(500);
   }
+}
+
+const hello: Scenario = { name: HELLO, run: (s) => runWrk(`${s.url}/`, 64, seconds) };
+const helloRuns = new Map<string, Row[]>();
+for (let round = 0; round < helloRounds; round++) {
+  for (const contender of CONTENDERS) {
+    const runs = helloRuns.get(contender.name) ?? [];
+    runs.push(await measure(contender, hello));
+    helloRuns.set(contender.name, runs);
+  }
+}
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+for (const contender of CONTENDERS) {
+  const runs = helloRuns.get(contender.name)!;
+  rows.push({
+    scenario: HELLO,
+    contender: contender.name,
+    rps: median(runs.map((r) => r.rps)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    peakMb: Math.max(...runs.map((r) => r.peakMb)),
+  });
+}
+
+for (const contender of helloOnly ? [] : CONTENDERS) {
+  // A fresh server per scenario, so peak RSS belongs to that scenario alone.
+  for (const scenario of SCENARIOS) rows.push(await measure(contender, scenario));
   const server = await start(contender);
   try {
     stalled.push({ contender: contender.name, growthMb: await stalledReader(server.url, server.child.pid!) });
@@ -258,28 +293,33 @@ for (const contender of CONTENDERS) {
   }
 }
 
-/** The baseline a grainbows row is compared with: node:http for relay, the Node 26 cluster for transfer. */
-function baselineFor(row: Row): Row | undefined {
-  const name = row.contender.includes('transfer') ? 'node:cluster on Node 26' : 'node:http (1 thread)';
+/** The same runtime's baseline of a kind: grainbows on Node 26 is compared with node:http and node:cluster on Node 26. */
+function baseline(row: Row, kind: 'node:http' | 'node:cluster'): Row | undefined {
+  const onNode26 = row.contender.includes('Node 26');
+  const name = kind === 'node:http' ? (onNode26 ? 'node:http on Node 26' : 'node:http (1 thread)') : onNode26 ? 'node:cluster on Node 26' : 'node:cluster (2 processes)';
   return rows.find((candidate) => candidate.scenario === row.scenario && candidate.contender === name);
 }
+
+const scenarioOrder = [HELLO, ...SCENARIOS.map((scenario) => scenario.name)];
+const position = (row: Row) => CONTENDERS.findIndex((c) => c.name === row.contender) * 100 + scenarioOrder.indexOf(row.scenario);
+rows.sort((a, b) => position(a) - position(b));
 
 const lines: string[] = [];
 lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; load generator on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
 lines.push('');
-lines.push('| scenario | server | ok req/s | p99 | errors | peak RSS | req/s vs base | RSS vs base | cluster req/s ratio |');
-lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+lines.push('| scenario | server | ok req/s | p99 | errors | peak RSS | req/s ÷ node:http | RSS ÷ node:http | req/s ÷ node:cluster | RSS ÷ node:cluster |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const row of rows) {
-  const base = baselineFor(row);
-  const cluster = rows.find((c) => c.scenario === row.scenario && c.contender === (row.contender.includes('Node 26') ? 'node:cluster on Node 26' : 'node:cluster (2 processes)'));
   const isGrainbows = row.contender.startsWith('grainbows');
-  const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : '');
+  const ratio = (a: number, b: number | undefined) => (isGrainbows && b ? `${(a / b).toFixed(2)}×` : '');
+  const http = baseline(row, 'node:http');
+  const cluster = baseline(row, 'node:cluster');
   lines.push(
-    `| ${row.scenario} | ${row.contender} | ${row.rps.toFixed(0)} | ${row.p99Ms.toFixed(0)} ms | ${row.errors} | ${row.peakMb.toFixed(0)} MB | ${isGrainbows ? ratio(row.rps, base?.rps) : ''} | ${isGrainbows ? ratio(row.peakMb, base?.peakMb) : ''} | ${isGrainbows ? ratio(row.rps, cluster?.rps) : ''} |`,
+    `| ${row.scenario} | ${row.contender} | ${row.rps.toFixed(0)} | ${row.p99Ms.toFixed(0)} ms | ${row.errors} | ${row.peakMb.toFixed(0)} MB | ${ratio(row.rps, http?.rps)} | ${ratio(row.peakMb, http?.peakMb)} | ${ratio(row.rps, cluster?.rps)} | ${ratio(row.peakMb, cluster?.peakMb)} |`,
   );
 }
 lines.push('');
-lines.push('"vs base": relay against node:http on the same Node; transfer against node:cluster on Node 26.');
+lines.push(`Ratios compare grainbows with node:http and node:cluster on the same Node version, measured in this run. Hello world: median of ${helloRounds} interleaved round(s); all rounds: ${[...helloRuns].map(([name, runs]) => `${name} ${runs.map((r) => (r.rps / 1000).toFixed(1)).join('/')}k`).join('; ')}.`);
 lines.push('');
 lines.push('| one client asks for 64 MiB and reads none of it | server growth |');
 lines.push('|---|---:|');
@@ -289,9 +329,11 @@ process.stdout.write(`${table}\n`);
 
 if (writeTo) {
   const doc = path.resolve(ROOT, writeTo);
-  const marker = '<!-- bench:begin -->';
-  const end = '<!-- bench:end -->';
-  const current = existsSync(doc) ? readFileSync(doc, 'utf8') : `${marker}\n${end}\n`;
+  const region = helloOnly ? 'bench-hello' : 'bench';
+  const marker = `<!-- ${region}:begin -->`;
+  const end = `<!-- ${region}:end -->`;
+  let current = existsSync(doc) ? readFileSync(doc, 'utf8') : '';
+  if (!current.includes(marker)) current += `\n${marker}\n${end}\n`;
   const updated = current.replace(new RegExp(`${marker}[\\s\\S]*${end}`), `${marker}\n${table}\n${end}`);
   writeFileSync(doc, updated);
   process.stderr.write(`wrote ${doc}\n`);

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { CLI, ROOT, example, fixture, runCli, startCli } from './helpers/servers.js';
+import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { canTransferSockets } from '../source/handoff.js';
 
 function requestOverUnixSocket(socketPath: string): Promise<string> {
@@ -128,5 +128,4 @@ describe('grainbows CLI', () => {
     assert.match(execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }), /--worker-connections/);
     assert.match(execFileSync(process.execPath, [CLI, '--version'], { encoding: 'utf8' }), /^\d+\.\d+\.\d+/);
   });
-  void example;
 });
