@@ -97,10 +97,14 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   async function boot(): Promise<BootResult> {
     try {
       const app = await loadApp(task.app);
-      const server = createActorServer(app, task.settings, log, requests);
+      // The host needs the server and the server's access log needs the host: bind the line sender late.
+      let sendAccessLine = (_line: string): void => {};
+      const server = createActorServer(app, task.settings, log, requests, (line) => sendAccessLine(line));
       await app.onServer?.(server, { actorId: task.actorId });
       routeConnectToApp(server);
-      host = new ConnectionHost(task.dataPort, server);
+      const connections = new ConnectionHost(task.dataPort, server);
+      sendAccessLine = (line) => connections.sendAccessLine(line);
+      host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);
       return { ok: true, kind: app.kind };
     } catch (error) {

@@ -52,6 +52,11 @@ export class ConnectionHost implements RelayOutlet {
     this.batcher.flush();
   }
 
+  /** One access log line for the main thread's access log (batched with everything else). */
+  sendAccessLine(line: string): void {
+    this.batcher.push(Frame.AccessLog, 0, line);
+  }
+
   // ---- RelayOutlet: what relay sockets send back ----
 
   sendData(id: number, bytes: Uint8Array): void {

@@ -10,6 +10,7 @@ import type { Logger } from '../source/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
 import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
+import { formatAccessLine } from './access-log.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -17,6 +18,8 @@ export interface HttpSettings {
   headerMap: HeaderMap;
   /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
   closeAfterResponse: boolean;
+  /** The access log format, or null when no access log is kept. */
+  accessLogFormat: string | null;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -50,16 +53,58 @@ export interface RequestCounters {
   served: number;
 }
 
-export function createActorServer(app: LoadedApp, settings: HttpSettings, log: Logger, counters: RequestCounters): http.Server {
+/** Counts a response's body bytes as they are written, for the access log's %(b)s. */
+function countBodyBytes(res: http.ServerResponse): () => number | undefined {
+  const declared = () => {
+    const length = res.getHeader('content-length');
+    return length === undefined ? undefined : Number(length);
+  };
+  let written = 0;
+  const write = res.write;
+  res.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    if (typeof chunk === 'string') written += Buffer.byteLength(chunk);
+    else if (chunk instanceof Uint8Array) written += chunk.byteLength;
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  const end = res.end;
+  res.end = function (this: http.ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk === 'string') written += Buffer.byteLength(chunk);
+    else if (chunk instanceof Uint8Array) written += chunk.byteLength;
+    return (end as (...args: unknown[]) => http.ServerResponse).call(this, chunk, ...rest);
+  } as typeof res.end;
+  return () => declared() ?? written;
+}
+
+export function createActorServer(
+  app: LoadedApp,
+  settings: HttpSettings,
+  log: Logger,
+  counters: RequestCounters,
+  emitAccessLine: (line: string) => void = () => {},
+): http.Server {
   const guarded = guardListener(app.listener, log);
   // One shared function, not a closure per request: this runs for every response.
   const onResponseClosed = () => {
     counters.inFlight--;
     counters.served++;
   };
+  const { accessLogFormat } = settings;
+  const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (accessLogFormat === null) return;
+    const startedAt = process.hrtime.bigint();
+    const bytes = countBodyBytes(res);
+    res.once('close', () => {
+      try {
+        emitAccessLine(formatAccessLine(accessLogFormat, { req, res, startedAt, finishedAt: process.hrtime.bigint(), bytes: req.method === 'HEAD' ? 0 : bytes() }));
+      } catch (error) {
+        log.error(`access log: ${String(error)}`);
+      }
+    });
+  };
   const handle: http.RequestListener = (req, res) => {
     counters.inFlight++;
     res.once('close', onResponseClosed);
+    logAccess(req, res);
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);

@@ -21,6 +21,8 @@ export class ActorLink {
     private readonly onConnectionEnded: () => void,
     /** Receives the actor's log lines. */
     onLog: (line: LogMessage) => void,
+    /** Receives the actor's access log lines. */
+    private readonly onAccessLine: (line: string) => void = () => {},
   ) {
     this.batcher = new FrameBatcher(port);
     port.on('message', (message: unknown) => {
@@ -70,6 +72,10 @@ export class ActorLink {
   private readonly onFrame = (type: FrameType, id: number, payload: unknown): void => {
     if (type === Frame.Released) {
       if (this.transferred.delete(id)) this.onConnectionEnded();
+      return;
+    }
+    if (type === Frame.AccessLog) {
+      this.onAccessLine(payload as string);
       return;
     }
     const connection = this.relayed.get(id);

@@ -27,6 +27,8 @@ export interface PoolOptions {
   app: AppSpec;
   settings: ActorSettings;
   log: Logger;
+  /** Where the actors' access log lines go (only called when settings.accessLogFormat is set). */
+  onAccessLine?: (line: string) => void;
   /** Passed to each actor thread (piscina's `resourceLimits`). */
   resourceLimits?: ResourceLimits;
 }
@@ -142,6 +144,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       data.port1,
       () => this.emit('slot-freed'),
       ({ level, message }) => this.options.log[level](`[actor ${id}] ${message}`),
+      this.options.onAccessLine,
     );
     const started = new Actor(id, link, Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint), control.port1);
     this.actors.add(started);

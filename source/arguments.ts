@@ -67,6 +67,16 @@ function findUnknownFlag(argv: string[]): string | undefined {
 
 type MeowFlag = { type: 'string' | 'boolean'; shortFlag?: string; isMultiple?: boolean };
 
+/** meow reads a lone `-` as a positional argument; gunicorn's `--access-logfile -` means stdout. */
+function joinDashValues(argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i].startsWith('--') && !argv[i].includes('=') && argv[i + 1] === '-') joined.push(`${argv[i++]}=-`);
+    else joined.push(argv[i]);
+  }
+  return joined;
+}
+
 /**
  * Parses `argv`. `origin` names where the words came from, for messages. Only the real command line
  * answers --help and --version.
@@ -87,7 +97,7 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   const interactive = origin === 'command line';
   const cli = meow(helpText(), {
     importMeta,
-    argv,
+    argv: joinDashValues(argv),
     flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
     allowUnknownFlags: true, // checked above, with our own message
     autoHelp: interactive,

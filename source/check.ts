@@ -22,6 +22,7 @@ export async function checkApp(app: string, settings: SettingsValues): Promise<A
       headLimits: { requestLine: settings.limitRequestLine, fields: settings.limitRequestFields, fieldSize: settings.limitRequestFieldSize },
       headerMap: settings.headerMap,
       closeAfterResponse: settings.use === 'sync',
+      accessLogFormat: null,
       logLevel: 'critical',
     },
   });

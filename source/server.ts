@@ -17,6 +17,8 @@ import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ActorStats } from '../actors/actor.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
+import { openAccessLog, type AccessLog } from './access-log.js';
 
 export interface ServeOptions {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
@@ -49,6 +51,10 @@ export interface ServeOptions {
    * Not set by default for library users, since it is process-wide; the CLI sets 20 (docs/settings.md).
    */
   heapGrowingPercent?: number;
+  /** Access log: a file to append to, or `-` for stdout. Off when not given. */
+  accessLogfile?: string;
+  /** gunicorn's access log format (atoms like `%(h)s`), or `json` for one JSON object per line. */
+  accessLogformat?: string;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -85,6 +91,7 @@ export const DEFAULTS = {
   limitRequestFields: DEFAULT_HEAD_LIMITS.fields,
   limitRequestFieldSize: DEFAULT_HEAD_LIMITS.fieldSize,
   headerMap: 'drop',
+  accessLogformat: DEFAULT_ACCESS_LOG_FORMAT,
 } as const;
 
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
@@ -94,6 +101,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     private readonly dispatcher: Dispatcher,
     private readonly listening: Listener[],
     private readonly log: Logger,
+    private readonly accessLog: AccessLog | undefined,
   ) {
     super();
     pool.on('actor-exit', (actor: Actor, error) => this.emit('actor-exit', { id: actor.id }, error));
@@ -115,6 +123,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
     }
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
+    const accessLog = options.accessLogfile ? openAccessLog(options.accessLogfile) : undefined;
     log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
@@ -122,6 +131,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       app,
       log,
       resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
+      onAccessLine: accessLog?.write,
       settings: {
         keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
         headLimits: {
@@ -131,6 +141,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
         },
         headerMap: options.headerMap ?? DEFAULTS.headerMap,
         closeAfterResponse: options.use === 'sync',
+        accessLogFormat: accessLog ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
         logLevel: options.logLevel ?? 'info',
       },
     });
@@ -150,7 +161,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       throw error;
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
-    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log);
+    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog);
   }
 
   /** Where the server listens, e.g. `http://127.0.0.1:41234` (the real port when 0 was asked for). */

@@ -26,6 +26,8 @@ export interface SettingsValues {
   headerMap: HeaderMap;
   heapGrowingPercent: number;
   logLevel: LogLevel;
+  accessLogfile: string;
+  accessLogformat: string;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -111,6 +113,15 @@ export const SETTINGS = [
   {
     name: 'logLevel', flag: 'log-level', type: 'string', default: 'info', section: 'Logging',
     doc: `Error log level: ${LOG_LEVELS.join(', ')}.`, parse: oneOf('log-level', LOG_LEVELS),
+  },
+  {
+    name: 'accessLogfile', flag: 'access-logfile', type: 'string', default: '', section: 'Logging',
+    doc: "Access log: a file to append to, or '-' for stdout. Empty: no access log.", parse: (raw: string) => raw,
+  },
+  {
+    name: 'accessLogformat', flag: 'access-logformat', type: 'string', default: DEFAULTS.accessLogformat, section: 'Logging',
+    doc: "Access log format: gunicorn's atoms (%(h)s remote address, %(l)s '-', %(u)s user, %(t)s time, %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(T)s/%(D)s/%(L)s duration in s/µs/decimal s, %(p)s pid, %({Header}i)s and %({Header}o)s), or json for one JSON object per line.",
+    parse: (raw: string) => raw,
   },
 ] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
 

@@ -23,6 +23,8 @@ export const Frame = {
   Ack: 5,
   /** actor → main: a transferred socket closed, its slot is free again. */
   Released: 6,
+  /** actor → main: one access log line (connection id 0). payload: string */
+  AccessLog: 7,
 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];
 
