@@ -11,13 +11,16 @@ import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../source/app-spec.js';
 import { createForwardingLogger, describeError, type LogLevel } from '../source/log.js';
-import type { LogMessage } from '../source/wire.js';
+import type { ActorNotice, LogMessage } from '../source/wire.js';
 import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
-import { createActorServer, routeConnectToApp, type HttpSettings } from './http-server.js';
+import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
+import { DrainMode } from './drain.js';
 
 export interface ActorSettings extends HttpSettings {
   logLevel: LogLevel;
+  /** After this many responses the actor asks to be replaced (`--max-requests`, jitter applied by main); 0 = never. */
+  maxRequests: number;
 }
 
 export interface ActorTask {
@@ -26,7 +29,15 @@ export interface ActorTask {
   dataPort: MessagePort;
   controlPort: MessagePort;
   settings: ActorSettings;
+  /**
+   * One BigInt64 the actor sets to `Date.now()` every HEARTBEAT_MS from its event loop: main reads it to
+   * tell a hung actor (`--timeout`) from a busy one without a round trip.
+   */
+  heartbeat: SharedArrayBuffer;
 }
+
+/** How often an actor stamps its heartbeat. */
+export const HEARTBEAT_MS = 250;
 
 export type BootResult =
   | { ok: true; kind: AppKind }
@@ -49,6 +60,12 @@ export interface ActorStats {
 export interface ActorControl {
   ready(): Promise<BootResult>;
   stats(): ActorStats;
+  /**
+   * Finish what is in flight, take no more keep-alive requests: each response from now on carries
+   * `Connection: close` and idle connections are closed. Connections handed over later are still served.
+   */
+  drain(): void;
+  /** Close every connection now and end the task. */
   stop(): void;
 }
 
@@ -63,7 +80,21 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     task.dataPort.postMessage(line);
   });
   const startedAt = Date.now();
-  const requests = { inFlight: 0, served: 0 };
+  const beat = new BigInt64Array(task.heartbeat);
+  const heartbeat = setInterval(() => Atomics.store(beat, 0, BigInt(Date.now())), HEARTBEAT_MS);
+  Atomics.store(beat, 0, BigInt(startedAt));
+  let retireRequested = false;
+  const requests: RequestCounters = {
+    inFlight: 0,
+    served: 0,
+    afterResponse: () => {
+      if (task.settings.maxRequests === 0 || retireRequested || requests.served < task.settings.maxRequests) return;
+      retireRequested = true;
+      const notice: ActorNotice = { kind: 'retire' };
+      task.dataPort.postMessage(notice);
+    },
+  };
+  const drain = new DrainMode();
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
   let stop!: () => void;
@@ -90,6 +121,9 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         startedAt,
       };
     },
+    drain: () => {
+      if (host) drain.start(host);
+    },
     stop: () => stop(),
   };
   Comlink.expose(control, task.controlPort as unknown as Comlink.Endpoint);
@@ -99,7 +133,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       const app = await loadApp(task.app);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      const server = createActorServer(app, task.settings, log, requests, (line) => sendAccessLine(line));
+      const server = createActorServer(app, task.settings, { log, counters: requests, drain, emitAccessLine: (line) => sendAccessLine(line) });
       await app.onServer?.(server, { actorId: task.actorId });
       routeConnectToApp(server);
       const connections = new ConnectionHost(task.dataPort, server);
@@ -117,6 +151,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   }
 
   await stopped;
+  clearInterval(heartbeat);
+  drain.stop();
   host?.destroyAll();
   task.dataPort.close();
   // Give comlink's last reply (to stop()) a turn to leave before the port closes.

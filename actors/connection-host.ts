@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   ACK_STEP,
   Frame,
@@ -43,6 +44,12 @@ export class ConnectionHost implements RelayOutlet {
   /** Connections this actor holds now, both strategies. */
   get connectionCount(): number {
     return this.relayed.size + this.transferred.size;
+  }
+
+  /** Every connection's socket, both strategies (relay sockets stand in for the real ones). */
+  *sockets(): IterableIterator<Duplex> {
+    for (const { socket } of this.relayed.values()) yield socket;
+    yield* this.transferred.values();
   }
 
   /** Ends every connection at once (the actor is stopping and graceful draining is over). */

@@ -11,6 +11,7 @@ import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
 import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
 import { formatAccessLine } from './access-log.js';
+import type { DrainMode } from './drain.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -51,6 +52,16 @@ interface SocketWithMessage extends Duplex {
 export interface RequestCounters {
   inFlight: number;
   served: number;
+  /** Called after each response closes, with `served` already counted. */
+  afterResponse(): void;
+}
+
+/** What the actor's server is wired to. */
+export interface ActorServerWiring {
+  log: Logger;
+  counters: RequestCounters;
+  drain: DrainMode;
+  emitAccessLine?: (line: string) => void;
 }
 
 /** Counts a response's body bytes as they are written, for the access log's %(b)s. */
@@ -75,18 +86,13 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
   return () => declared() ?? written;
 }
 
-export function createActorServer(
-  app: LoadedApp,
-  settings: HttpSettings,
-  log: Logger,
-  counters: RequestCounters,
-  emitAccessLine: (line: string) => void = () => {},
-): http.Server {
+export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, drain, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
   const guarded = guardListener(app.listener, log);
   // One shared function, not a closure per request: this runs for every response.
   const onResponseClosed = () => {
     counters.inFlight--;
     counters.served++;
+    counters.afterResponse();
   };
   const { accessLogFormat } = settings;
   const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -111,7 +117,7 @@ export function createActorServer(
       refuse(res, rejection);
       return;
     }
-    if (settings.closeAfterResponse) res.shouldKeepAlive = false;
+    if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     guarded(req, res);
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.

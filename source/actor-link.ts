@@ -4,8 +4,8 @@
  */
 import type { Socket } from 'node:net';
 import type { MessagePort, TransferListItem } from 'node:worker_threads';
-import { RelayedConnection } from './relay.js';
-import { Frame, FrameBatcher, decodeBatch, isLogMessage, type FrameType, type LogMessage, type SocketHandoff } from './wire.js';
+import { RelayedConnection, type AbandonStatus } from './relay.js';
+import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage, type SocketHandoff } from './wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
 
@@ -22,12 +22,15 @@ export class ActorLink {
     /** Receives the actor's log lines. */
     onLog: (line: LogMessage) => void,
     /** Receives the actor's access log lines. */
-    private readonly onAccessLine: (line: string) => void = () => {},
+    private readonly onAccessLine: (line: string) => void,
+    /** Receives the actor's lifecycle notices (it reached --max-requests). */
+    onNotice: (notice: ActorNotice) => void,
   ) {
     this.batcher = new FrameBatcher(port);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isLogMessage(message)) onLog(message);
+      else if (isActorNotice(message)) onNotice(message);
     });
   }
 
@@ -41,9 +44,9 @@ export class ActorLink {
     this.relay(id, socket);
   }
 
-  /** The actor died or was stopped: close everything it held on our side. */
-  abandonAll(): void {
-    for (const connection of this.relayed.values()) connection.abandon();
+  /** The actor died or was stopped: answer or close everything it held on our side (relay.ts). */
+  abandonAll(status: AbandonStatus): void {
+    for (const connection of this.relayed.values()) connection.abandon(status);
     this.relayed.clear();
     this.transferred.clear(); // those sockets died with the actor's thread
     this.port.close();

@@ -1,11 +1,17 @@
 /**
- * The actors: a piscina pool whose every task is one long-lived actor.
+ * The actors, in generations: boot them, pick one for each connection, drain and retire them, replace the
+ * ones that crash, hang or reach --max-requests.
  *
- * piscina is set up for tasks that last as long as a connection's owner does (handoff.md, pitfall 5):
- * `atomics: 'disabled'` so an idle thread's event loop keeps turning, `minThreads === maxThreads` so each
- * actor task gets a thread of its own, no `signal` on `run()`, and an 'error' handler. Each actor gets a
- * data port (msgpack frame batches) and a control port (comlink: ready, stats, stop).
+ * Each actor is one long-lived piscina task on a piscina of exactly one thread. One piscina per actor rather
+ * than one for all, because a piscina has a fixed size and reuses its threads, while we need three things
+ * it does not give a shared pool: a new generation on fresh threads (a reused thread keeps the old app in
+ * its module cache, so a reload would not reload), growing and shrinking one actor at a time, and
+ * terminating exactly the one thread that hangs. Within its piscina, an actor follows handoff.md pitfall 5:
+ * `atomics: 'disabled'` so an idle thread's event loop keeps turning, no `signal` on `run()`, and an
+ * 'error' handler. Each actor gets a data port (msgpack frame batches) and a control port (comlink:
+ * ready, stats, drain, stop).
  */
+import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -21,83 +27,133 @@ const ACTOR_ENTRY = new URL('../actors/actor.js', import.meta.url).href;
 
 /** A replacement actor that fails to boot this many times in a row stops the server instead of looping. */
 const MAX_CONSECUTIVE_BOOT_FAILURES = 3;
+/** How often the watchdog reads the actors' heartbeats. */
+const WATCHDOG_INTERVAL_MS = 500;
+/** How often a draining actor's connection count is checked. */
+const DRAIN_POLL_MS = 25;
+/** How long an actor told to stop may take before its thread is terminated. */
+const STOP_GRACE_MS = 2000;
 
-export interface PoolOptions {
-  size: number;
+/** What a generation of actors runs: replaced as a whole on reload. */
+export interface GenerationOptions {
   app: AppSpec;
   settings: ActorSettings;
+  /** Passed to each actor thread (piscina's `resourceLimits`). */
+  resourceLimits?: ResourceLimits;
+  /** `--max-requests-jitter`: each actor's limit is `settings.maxRequests` plus 0..jitter. */
+  maxRequestsJitter: number;
+}
+
+export interface PoolOptions extends GenerationOptions {
+  size: number;
   log: Logger;
   /** Where the actors' access log lines go (only called when settings.accessLogFormat is set). */
   onAccessLine?: (line: string) => void;
-  /** Passed to each actor thread (piscina's `resourceLimits`). */
-  resourceLimits?: ResourceLimits;
+  /** Seconds an actor's event loop may stand still before it is terminated and replaced; 0 = never. */
+  timeout: number;
+  /** Seconds a draining actor gets to finish its requests before its connections are cut. */
+  gracefulTimeout: number;
 }
 
-type ActorState = 'booting' | 'ready' | 'stopping' | 'gone';
+export type ActorState = 'booting' | 'ready' | 'draining' | 'stopping' | 'gone';
 
 export class Actor {
   state: ActorState = 'booting';
   /** What kind of app the actor detected, once booted. */
   appKind?: AppKind;
   readonly startedAt = Date.now();
+  /** Set when the watchdog killed it: its waiting requests are answered 503, not 502. */
+  hung = false;
+  /** It was serving when it died or was killed: a crash, not a retirement. */
+  crashed = false;
   exited!: Promise<void>;
+  /** Set once it is being retired (see ActorPool.retire). */
+  retiring?: Promise<void>;
+  private readonly beat: BigInt64Array;
 
   constructor(
     readonly id: number,
+    readonly generation: number,
+    readonly piscina: Piscina<ActorTask, ActorExit>,
     readonly link: ActorLink,
     readonly control: Comlink.Remote<ActorControl>,
     private readonly controlPort: MessagePort,
-  ) {}
+    readonly heartbeat: SharedArrayBuffer,
+  ) {
+    this.beat = new BigInt64Array(heartbeat);
+  }
 
   get connectionCount(): number {
     return this.link.connectionCount;
   }
 
-  /** Ends our side of both ports. */
+  /** Milliseconds since the actor's event loop last turned (its last heartbeat). */
+  get silentForMs(): number {
+    return Date.now() - Number(Atomics.load(this.beat, 0));
+  }
+
+  /** Ends our side of both ports; what main still holds for it is answered or closed. */
   detach(): void {
     this.state = 'gone';
-    this.link.abandonAll();
+    this.link.abandonAll(this.hung ? 503 : 502);
     this.controlPort.close();
+  }
+
+  /** Ends the actor's thread, whatever it is doing. */
+  terminate(): Promise<void> {
+    return this.piscina.destroy().catch(() => {});
   }
 }
 
 export interface PoolEvents {
   'slot-freed': [];
+  'actor-start': [actor: Actor];
   'actor-exit': [actor: Actor, error: Error | null];
   fatal: [error: GrainbowsError];
 }
 
+export interface PoolActorStats extends ActorStats {
+  generation: number;
+  state: ActorState;
+}
+
 export class ActorPool extends EventEmitter<PoolEvents> {
-  private readonly piscina: Piscina<ActorTask, ActorExit>;
   private readonly actors = new Set<Actor>();
   private nextActorId = 1;
+  private generation = 1;
+  private generationOptions: GenerationOptions;
+  private size: number;
   private closing = false;
   private consecutiveBootFailures = 0;
   private rotation = 0;
+  private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PoolOptions) {
     super();
-    this.piscina = new Piscina<ActorTask, ActorExit>({
-      filename: ACTOR_ENTRY,
-      minThreads: options.size,
-      maxThreads: options.size,
-      concurrentTasksPerWorker: 1,
-      atomics: 'disabled',
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      resourceLimits: options.resourceLimits,
-    });
-    this.piscina.on('error', (error: unknown) => options.log.error(`actor pool: ${String(error)}`));
+    this.size = options.size;
+    this.generationOptions = { app: options.app, settings: options.settings, resourceLimits: options.resourceLimits, maxRequestsJitter: options.maxRequestsJitter };
+    if (options.timeout > 0) this.watchdog = setInterval(() => this.checkHeartbeats(), WATCHDOG_INTERVAL_MS).unref();
   }
 
   /** Boots every actor; rejects with the app's load error if they cannot start. */
   async start(): Promise<void> {
-    const booted = await Promise.allSettled(Array.from({ length: this.options.size }, () => this.startActor()));
-    const failure = booted.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) throw failure.reason;
+    await this.startGeneration(this.size);
   }
 
-  get size(): number {
-    return this.actors.size;
+  /** How many actors the pool keeps serving (not counting those draining). */
+  get targetSize(): number {
+    return this.size;
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /** Connections held by every actor, draining ones included. */
+  get connectionCount(): number {
+    let count = 0;
+    for (const actor of this.actors) count += actor.connectionCount;
+    return count;
   }
 
   /** The ready actor with the fewest connections, below `cap`; undefined when all are full. */
@@ -119,44 +175,161 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return [...this.actors].flatMap((actor) => (actor.appKind ? [actor.appKind] : []));
   }
 
-  async stats(): Promise<Array<ActorStats & { generation: number; state: ActorState }>> {
-    const ready = [...this.actors].filter((actor) => actor.state === 'ready');
-    return Promise.all(ready.map(async (actor) => ({ ...(await actor.control.stats()), generation: 1, state: actor.state })));
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    await Promise.all(
-      [...this.actors].map(async (actor) => {
-        actor.state = 'stopping';
-        await Promise.race([actor.control.stop(), actor.exited]).catch(() => {});
-        await actor.exited;
+  async stats(): Promise<PoolActorStats[]> {
+    const live = [...this.actors].filter((actor) => actor.state === 'ready' || actor.state === 'draining');
+    const answers = await Promise.all(
+      live.map(async (actor) => {
+        try {
+          return { ...(await actor.control.stats()), generation: actor.generation, state: actor.state };
+        } catch {
+          return undefined; // it exited while we asked
+        }
       }),
     );
-    await this.piscina.destroy();
+    return answers.filter((answer): answer is PoolActorStats => answer !== undefined);
+  }
+
+  /**
+   * A new generation: boot `size` actors with the new options (the app imported afresh on fresh threads),
+   * then drain and retire the old ones. If the new generation cannot boot, the old one keeps serving and
+   * this rejects with the reason.
+   */
+  async reload(options: Partial<GenerationOptions> & { size?: number } = {}): Promise<void> {
+    const previous = this.generationOptions;
+    const previousGeneration = this.generation;
+    const old = [...this.actors].filter((actor) => actor.state === 'ready' || actor.state === 'booting');
+    this.generationOptions = { ...previous, ...options };
+    this.generation++;
+    try {
+      await this.startGeneration(options.size ?? this.size);
+    } catch (error) {
+      this.generationOptions = previous;
+      this.generation = previousGeneration;
+      throw error;
+    }
+    this.size = options.size ?? this.size;
+    await Promise.all(old.map((actor) => this.retire(actor)));
+  }
+
+  /** Grows or shrinks the current generation to `size` actors; removed actors drain first (oldest first). */
+  async resize(size: number): Promise<void> {
+    if (!Number.isInteger(size) || size < 1) throw new GrainbowsError('E_USAGE', `an actor pool needs a whole number ≥ 1 of actors, not ${size}`);
+    this.size = size;
+    const serving = [...this.actors].filter((actor) => actor.state === 'ready' || actor.state === 'booting');
+    if (serving.length < size) {
+      await Promise.all(Array.from({ length: size - serving.length }, () => this.startActor()));
+    } else if (serving.length > size) {
+      const oldestFirst = serving.sort((a, b) => a.startedAt - b.startedAt || a.id - b.id);
+      await Promise.all(oldestFirst.slice(0, serving.length - size).map((actor) => this.retire(actor)));
+    }
+  }
+
+  /**
+   * Tells every actor to drain (Connection: close on each response, idle connections closed) while staying
+   * pickable: connections still queued in main are accepted requests, and are served before the end.
+   */
+  async drainAll(): Promise<void> {
+    await Promise.all([...this.actors].map((actor) => actor.control.drain().catch(() => {})));
+  }
+
+  /** Stops every actor now: their connections are closed (relayed ones answered as in relay.ts). */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.watchdog);
+    await Promise.all([...this.actors].map((actor) => this.stop(actor)));
+  }
+
+  private async startGeneration(size: number): Promise<void> {
+    const booted = await Promise.allSettled(Array.from({ length: size }, () => this.startActor()));
+    const failure = booted.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (!failure) return;
+    // All or nothing: the actors of this generation that did boot go too.
+    await Promise.all(booted.flatMap((result) => (result.status === 'fulfilled' ? [this.stop(result.value)] : [])));
+    throw failure.reason;
+  }
+
+  /** Drain, wait for its connections to end (at most --graceful-timeout), then stop. Once per actor. */
+  private retire(actor: Actor): Promise<void> {
+    actor.retiring ??= this.drainAndStop(actor);
+    return actor.retiring;
+  }
+
+  private async drainAndStop(actor: Actor): Promise<void> {
+    if (actor.state === 'stopping' || actor.state === 'gone') return;
+    actor.state = 'draining';
+    this.options.log.info(`Retiring actor ${actor.id} (generation ${actor.generation}): draining ${actor.connectionCount} connections`);
+    await actor.control.drain().catch(() => {});
+    const deadline = Date.now() + this.options.gracefulTimeout * 1000;
+    while (actor.state === 'draining' && actor.connectionCount > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    if (actor.connectionCount > 0 && actor.state === 'draining') {
+      this.options.log.warning(`actor ${actor.id}: graceful timeout (${this.options.gracefulTimeout} s) with ${actor.connectionCount} connections open; closing them`);
+    }
+    await this.stop(actor);
+  }
+
+  private async stop(actor: Actor): Promise<void> {
+    if (actor.state === 'gone') return actor.exited;
+    actor.state = 'stopping';
+    const timer = new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
+    await Promise.race([actor.control.stop().then(() => actor.exited), actor.exited, timer]).catch(() => {});
+    await actor.terminate();
+    await actor.exited;
+  }
+
+  private maxRequestsFor(): number {
+    const { settings, maxRequestsJitter } = this.generationOptions;
+    if (settings.maxRequests === 0) return 0;
+    return settings.maxRequests + (maxRequestsJitter > 0 ? randomInt(maxRequestsJitter + 1) : 0);
   }
 
   private async startActor(): Promise<Actor> {
     const id = this.nextActorId++;
+    const generation = this.generation;
+    const { app, settings, resourceLimits } = this.generationOptions;
     const data = new MessageChannel();
     const control = new MessageChannel();
+    const heartbeat = new SharedArrayBuffer(8);
+    const piscina = new Piscina<ActorTask, ActorExit>({
+      filename: ACTOR_ENTRY,
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: 1,
+      atomics: 'disabled',
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      resourceLimits,
+    });
+    piscina.on('error', (error: unknown) => this.options.log.error(`actor ${id} thread: ${String(error)}`));
+    let started: Actor | undefined;
     const link = new ActorLink(
       data.port1,
       () => this.emit('slot-freed'),
       ({ level, message }) => this.options.log[level](`[actor ${id}] ${message}`),
-      this.options.onAccessLine,
+      this.options.onAccessLine ?? (() => {}),
+      () => {
+        if (started) void this.recycle(started);
+      },
     );
-    const started = new Actor(id, link, Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint), control.port1);
-    this.actors.add(started);
-    const task: ActorTask = { actorId: id, app: this.options.app, dataPort: data.port2, controlPort: control.port2, settings: this.options.settings };
-    const run = this.piscina.run(task, { transferList: [data.port2, control.port2] });
-    started.exited = run.then(
-      () => this.onActorExit(started, null),
-      (error: unknown) => this.onActorExit(started, error instanceof Error ? error : new Error(String(error))),
+    started = new Actor(id, generation, piscina, link, Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint), control.port1, heartbeat);
+    const actor = started;
+    this.actors.add(actor);
+    const task: ActorTask = {
+      actorId: id,
+      app,
+      dataPort: data.port2,
+      controlPort: control.port2,
+      settings: { ...settings, maxRequests: this.maxRequestsFor() },
+      heartbeat,
+    };
+    const run = piscina.run(task, { transferList: [data.port2, control.port2] });
+    actor.exited = run.then(
+      () => this.onActorExit(actor, null),
+      (error: unknown) => this.onActorExit(actor, error instanceof Error ? error : new Error(String(error))),
     );
     // A worker that dies while booting never answers ready(): race it against the task's end.
     const boot = await Promise.race([
-      started.control.ready(),
+      actor.control.ready(),
       run.then(
         (): BootResult => ({ ok: false, code: 'E_APP_LOAD', message: `actor ${id} stopped while booting`, detail: '' }),
         (error: unknown): BootResult => ({ ok: false, code: 'E_APP_LOAD', message: `actor ${id} died while booting: ${String(error)}`, detail: '' }),
@@ -164,30 +337,60 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     ]);
     if (!boot.ok) {
       this.consecutiveBootFailures++;
-      await Promise.race([started.control.stop(), started.exited]).catch(() => {});
-      await started.exited;
-      started.detach();
-      this.actors.delete(started);
-      const error = new GrainbowsError(boot.code, boot.message);
+      await this.stop(actor);
       if (boot.detail) this.options.log.debug(boot.detail);
-      throw error;
+      throw new GrainbowsError(boot.code, boot.message);
     }
     this.consecutiveBootFailures = 0;
-    started.state = 'ready';
-    started.appKind = boot.kind;
-    this.options.log.info(`Booted actor ${id} (${boot.kind} app)`);
+    if (actor.state !== 'booting') return actor; // retired or stopped while it booted
+    actor.state = 'ready';
+    actor.appKind = boot.kind;
+    this.options.log.info(`Booted actor ${id} (generation ${generation}, ${boot.kind} app)`);
+    this.emit('actor-start', actor);
     this.emit('slot-freed');
-    return started;
+    return actor;
   }
 
   private onActorExit(actor: Actor, error: Error | null): void {
-    const wasServing = actor.state === 'ready';
+    const wasServing = actor.state === 'ready' && !this.closing;
+    actor.crashed = wasServing;
     this.actors.delete(actor);
     if (actor.state !== 'gone') actor.detach();
+    void actor.terminate(); // piscina would otherwise start a fresh thread in place of a crashed one
     this.emit('actor-exit', actor, error);
     if (!wasServing || this.closing) return;
-    this.options.log.error(`actor ${actor.id} exited unexpectedly${error ? `: ${error.message}` : ''}; starting a replacement`);
-    void this.replace();
+    const why = actor.hung ? 'was terminated after hanging' : `exited unexpectedly${error ? `: ${error.message}` : ''}`;
+    this.options.log.error(`actor ${actor.id} ${why}; starting a replacement`);
+    if (actor.generation === this.generation) void this.replace();
+  }
+
+  /** The actor served its --max-requests: a fresh one takes its place before it drains. */
+  private async recycle(actor: Actor): Promise<void> {
+    if (actor.state !== 'ready' || this.closing) return;
+    this.options.log.info(`actor ${actor.id} reached its max requests; recycling`);
+    actor.state = 'draining'; // no new connections from now on
+    try {
+      if (actor.generation === this.generation) await this.startActor();
+    } catch (error) {
+      this.options.log.error(`replacement for recycled actor ${actor.id} failed to boot: ${String(error)}; keeping it`);
+      actor.state = 'ready';
+      return;
+    }
+    await this.retire(actor);
+  }
+
+  private checkHeartbeats(): void {
+    const limitMs = this.options.timeout * 1000;
+    for (const actor of this.actors) {
+      if ((actor.state !== 'ready' && actor.state !== 'draining') || actor.hung) continue;
+      const silentMs = actor.silentForMs;
+      if (silentMs <= limitMs) continue;
+      actor.hung = true;
+      this.options.log.critical(
+        `actor ${actor.id} (generation ${actor.generation}) has not turned its event loop for ${(silentMs / 1000).toFixed(1)} s (timeout ${this.options.timeout} s) while serving ${actor.connectionCount} connections; terminating it`,
+      );
+      void actor.terminate();
+    }
   }
 
   private async replace(): Promise<void> {

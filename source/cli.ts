@@ -9,6 +9,7 @@ import { formatConfig, resolveConfig, type ResolvedConfig } from './config.js';
 import { GrainbowsServer } from './server.js';
 import { checkApp } from './check.js';
 import { createLogger, describeError } from './log.js';
+import { Arbiter } from './arbiter.js';
 
 function fail(error: unknown, verbose: boolean): never {
   const status = error instanceof GrainbowsError ? error.exitStatus : ExitStatus.failure;
@@ -21,6 +22,16 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
   const log = createLogger(settings.logLevel);
   log.info(`Starting grainbows ${process.env.npm_package_version ?? ''}`.trimEnd());
   if (config.configFile) log.info(`Config file: ${config.configFile}`);
+  const arbiter = new Arbiter({
+    log,
+    rereadConfig: async () => {
+      const next = await resolveConfig(process.argv.slice(2), process.env, process.cwd(), import.meta, { fresh: true });
+      if (next.settings.bind.join(' ') !== settings.bind.join(' ')) log.warning('reload: bind addresses do not change on reload (restart, or upgrade with USR2)');
+      return { ...next.settings, app: next.app ?? app };
+    },
+    onExit: (status) => process.exit(status),
+  });
+  arbiter.listen();
   let server: GrainbowsServer;
   try {
     server = await GrainbowsServer.start({ app, ...settings, logger: log });
@@ -29,19 +40,10 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
   }
   server.on('fatal', async (error) => {
     log.critical(`${error.message}; shutting down`);
-    await server.close();
+    await server.close({ graceful: false });
     process.exit(error.exitStatus);
   });
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`Handling signal: ${signal}`);
-    await server.close();
-    log.info('Shutting down: Master');
-    process.exit(ExitStatus.ok);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(signal, () => void stop(signal));
+  arbiter.serve(server);
 }
 
 async function main(): Promise<void> {

@@ -28,11 +28,12 @@ export interface ResolvedConfig {
 }
 
 /** Reads a config file: an ES module whose exports (named, or a default object) are settings. */
-export async function loadConfigFile(file: string): Promise<Partial<Record<SettingName, unknown>>> {
+export async function loadConfigFile(file: string, fresh = false): Promise<Partial<Record<SettingName, unknown>>> {
   const url = pathToFileURL(file).href;
   let namespace: Record<string, unknown>;
   try {
-    namespace = (await import(url)) as Record<string, unknown>;
+    // On reload the file must be read again: a new URL is a new module to the ESM loader's cache.
+    namespace = (await import(fresh ? `${url}?reload=${Date.now()}` : url)) as Record<string, unknown>;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION') {
       throw new GrainbowsError('E_CONFIG', `config file ${file}: Node ${process.versions.node} cannot load .ts files (Node 22.6+ can; or write grainbows.config.js)`);
@@ -78,13 +79,13 @@ function findConfigFile(explicit: string | undefined, cwd: string): string | und
   return CONFIG_FILE_NAMES.map((name) => path.join(cwd, name)).find((file) => existsSync(file));
 }
 
-export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string, importMeta: ImportMeta): Promise<ResolvedConfig> {
+export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string, importMeta: ImportMeta, { fresh = false } = {}): Promise<ResolvedConfig> {
   const fromCli = parseArguments(argv, 'command line', importMeta);
   const fromEnv: ParsedArguments = env.GRAINBOWS_CMD_ARGS
     ? parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)
     : { values: {}, input: [], printConfig: false, checkConfig: false };
   const configFile = findConfigFile(fromCli.config ?? fromEnv.config, cwd);
-  const fromFile = configFile ? await loadConfigFile(configFile) : {};
+  const fromFile = configFile ? await loadConfigFile(configFile, fresh) : {};
 
   const settings = defaultSettings() as unknown as Record<string, unknown>;
   const sources = {} as Record<SettingName, SettingSource>;

@@ -11,8 +11,18 @@
 import type { Socket } from 'node:net';
 import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from './wire.js';
 
+/** 502: the actor serving the request died. 503: it hung and was killed (`--timeout`). */
+export type AbandonStatus = 502 | 503;
+const ABANDON_REASON: Record<AbandonStatus, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable' };
+
 /** After the actor closes a connection, how long its last bytes may take to reach a slow client. */
 const FLUSH_BEFORE_CLOSE_MS = 30_000;
+
+/** Does this response start with `HTTP/1.x 101`? */
+function isSwitchingProtocols(bytes: Uint8Array): boolean {
+  // "HTTP/1.1 101": bytes 9..11 are the status digits.
+  return bytes.byteLength > 12 && bytes[0] === 0x48 && bytes[9] === 0x31 && bytes[10] === 0x30 && bytes[11] === 0x31;
+}
 
 export class RelayedConnection {
   /** Bytes sent to the actor that it has not acknowledged yet. */
@@ -23,6 +33,12 @@ export class RelayedConnection {
   private waitingForDrain = false;
   /** The actor closed its side: do not tell it again when the socket closes. */
   private actorClosed = false;
+  /**
+   * The client sent bytes and the actor has not written anything since: a request is waiting for its
+   * answer. If the actor dies now, main can still answer it (502/503) instead of just closing.
+   */
+  private awaitingAnswer = false;
+  private upgraded = false;
 
   constructor(
     readonly id: number,
@@ -58,6 +74,11 @@ export class RelayedConnection {
   write(bytes: Uint8Array): void {
     const { socket } = this;
     if (socket.destroyed) return;
+    if (this.awaitingAnswer) {
+      this.awaitingAnswer = false;
+      // After `101 Switching Protocols` the bytes are not HTTP any more: never answer 502 into them.
+      if (!this.upgraded && isSwitchingProtocols(bytes)) this.upgraded = true;
+    }
     socket.write(bytes);
     this.owedToActor += bytes.byteLength;
     if (socket.writableNeedDrain) {
@@ -96,13 +117,26 @@ export class RelayedConnection {
     }
   }
 
-  /** The actor is gone (crashed or stopped): nothing more will come from it. */
-  abandon(): void {
+  /**
+   * The actor is gone (crashed, hung, stopped): nothing more will come from it. A request that got no byte
+   * of an answer is answered `status` here; anything else (an idle connection, a half-sent response)
+   * is closed, so the client never takes part of a response for all of it.
+   */
+  abandon(status: AbandonStatus): void {
     this.actorClosed = true;
-    this.socket.destroy();
+    const { socket } = this;
+    if (socket.destroyed) return;
+    if (!this.awaitingAnswer || this.upgraded) {
+      socket.destroy();
+      return;
+    }
+    const body = `${ABANDON_REASON[status]}\n`;
+    socket.end(`HTTP/1.1 ${status} ${ABANDON_REASON[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), FLUSH_BEFORE_CLOSE_MS).unref();
   }
 
   private forward(chunk: Uint8Array): void {
+    this.awaitingAnswer = true;
     this.batcher.push(Frame.Data, this.id, chunk);
     this.inFlightToActor += chunk.byteLength;
     if (this.inFlightToActor >= CREDIT_WINDOW && !this.pausedForCredit) {

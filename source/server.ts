@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from './app-spec.js';
-import { ActorPool, type Actor } from './actor-pool.js';
+import { ActorPool, type Actor, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
 import type { HandoffStrategy } from './actor-link.js';
 import { parseBind, type BindAddress } from './bind.js';
 import { Dispatcher } from './dispatcher.js';
@@ -14,7 +14,6 @@ import { GrainbowsError } from './errors.js';
 import { chooseHandoff } from './handoff.js';
 import { closeListeners, openListeners, type Listener } from './listeners.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
-import type { ActorStats } from '../actors/actor.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
@@ -55,6 +54,14 @@ export interface ServeOptions {
   accessLogfile?: string;
   /** gunicorn's access log format (atoms like `%(h)s`), or `json` for one JSON object per line. */
   accessLogformat?: string;
+  /** Seconds an actor's event loop may stand still before it is terminated and replaced; 0 = never. Default 30. */
+  timeout?: number;
+  /** Seconds draining actors get to finish in-flight requests (reload, resize, recycling, stop). Default 30. */
+  gracefulTimeout?: number;
+  /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
+  maxRequests?: number;
+  /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
+  maxRequestsJitter?: number;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -69,15 +76,31 @@ export interface ServeOptions {
   cwd?: string;
 }
 
+/** An actor as the server's events describe it. */
+export interface ActorInfo {
+  id: number;
+  generation: number;
+}
+
 export interface ServerEvents {
-  'actor-exit': [actor: { id: number }, error: Error | null];
+  'actor-start': [actor: ActorInfo];
+  'actor-exit': [actor: ActorInfo, error: Error | null];
+  /** An actor that was serving died or was killed for hanging (a replacement is on its way). */
+  'actor-crash': [actor: ActorInfo, error: Error | null];
   fatal: [error: GrainbowsError];
 }
 
 export interface ServerStats {
   handoff: HandoffStrategy;
+  generation: number;
+  /** Connections accepted and waiting in main for an actor slot. */
   queued: number;
-  actors: Array<ActorStats & { generation: number; state: string }>;
+  actors: PoolActorStats[];
+}
+
+export interface CloseOptions {
+  /** Finish in-flight and queued requests first (at most gracefulTimeout seconds). Default true. */
+  graceful?: boolean;
 }
 
 export const DEFAULTS = {
@@ -92,9 +115,43 @@ export const DEFAULTS = {
   limitRequestFieldSize: DEFAULT_HEAD_LIMITS.fieldSize,
   headerMap: 'drop',
   accessLogformat: DEFAULT_ACCESS_LOG_FORMAT,
+  timeout: 30,
+  gracefulTimeout: 30,
+  maxRequests: 0,
+  maxRequestsJitter: 0,
 } as const;
 
+function wholeNumberAtLeast(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw new GrainbowsError('E_USAGE', `${name} must be a whole number ≥ ${min}, not ${value}`);
+  return value;
+}
+
+/** What one generation of actors runs, from the options: rebuilt on every reload. */
+export function generationFrom(options: ServeOptions, accessLogOn: boolean): GenerationOptions {
+  return {
+    app: typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app,
+    resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
+    maxRequestsJitter: wholeNumberAtLeast('max requests jitter', options.maxRequestsJitter ?? DEFAULTS.maxRequestsJitter, 0),
+    settings: {
+      keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
+      headLimits: {
+        requestLine: options.limitRequestLine ?? DEFAULTS.limitRequestLine,
+        fields: options.limitRequestFields ?? DEFAULTS.limitRequestFields,
+        fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
+      },
+      headerMap: options.headerMap ?? DEFAULTS.headerMap,
+      closeAfterResponse: options.use === 'sync',
+      accessLogFormat: accessLogOn ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
+      logLevel: options.logLevel ?? 'info',
+      maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
+    },
+  };
+}
+
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
+  private closing: Promise<void> | undefined;
+  private hurry = false;
+
   private constructor(
     readonly handoff: HandoffStrategy,
     private readonly pool: ActorPool,
@@ -102,48 +159,39 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     private readonly listening: Listener[],
     private readonly log: Logger,
     private readonly accessLog: AccessLog | undefined,
+    private options: ServeOptions,
   ) {
     super();
-    pool.on('actor-exit', (actor: Actor, error) => this.emit('actor-exit', { id: actor.id }, error));
+    const info = (actor: Actor): ActorInfo => ({ id: actor.id, generation: actor.generation });
+    pool.on('actor-start', (actor) => this.emit('actor-start', info(actor)));
+    pool.on('actor-exit', (actor, error) => {
+      this.emit('actor-exit', info(actor), error);
+      if (actor.crashed) this.emit('actor-crash', info(actor), error);
+    });
     pool.on('fatal', (error) => this.emit('fatal', error));
   }
 
   static async start(options: ServeOptions): Promise<GrainbowsServer> {
     const log = options.logger ?? createLogger(options.logLevel ?? 'info');
-    const app = typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app;
     const binds = (options.bind ?? [DEFAULTS.bind]).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
-    const workers = options.workers ?? DEFAULTS.workers;
-    const workerConnections = options.workerConnections ?? DEFAULTS.workerConnections;
-    if (!Number.isInteger(workers) || workers < 1) throw new GrainbowsError('E_USAGE', `workers must be a whole number ≥ 1, not ${workers}`);
-    if (!Number.isInteger(workerConnections) || workerConnections < 1) {
-      throw new GrainbowsError('E_USAGE', `worker connections must be a whole number ≥ 1, not ${workerConnections}`);
-    }
+    const workers = wholeNumberAtLeast('workers', options.workers ?? DEFAULTS.workers, 1);
+    const workerConnections = wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1);
     if (options.heapGrowingPercent) {
       // Read by V8 at every major GC, so setting it at start-up, before any actor exists, takes effect everywhere.
       v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
     }
+    const generation = generationFrom(options, Boolean(options.accessLogfile));
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
     const accessLog = options.accessLogfile ? openAccessLog(options.accessLogfile) : undefined;
     log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
+      ...generation,
       size: workers,
-      app,
       log,
-      resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
       onAccessLine: accessLog?.write,
-      settings: {
-        keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
-        headLimits: {
-          requestLine: options.limitRequestLine ?? DEFAULTS.limitRequestLine,
-          fields: options.limitRequestFields ?? DEFAULTS.limitRequestFields,
-          fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
-        },
-        headerMap: options.headerMap ?? DEFAULTS.headerMap,
-        closeAfterResponse: options.use === 'sync',
-        accessLogFormat: accessLog ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
-        logLevel: options.logLevel ?? 'info',
-      },
+      timeout: wholeNumberAtLeast('timeout', options.timeout ?? DEFAULTS.timeout, 0),
+      gracefulTimeout: wholeNumberAtLeast('graceful timeout', options.gracefulTimeout ?? DEFAULTS.gracefulTimeout, 0),
     });
     try {
       await pool.start();
@@ -161,7 +209,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       throw error;
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
-    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog);
+    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
   }
 
   /** Where the server listens, e.g. `http://127.0.0.1:41234` (the real port when 0 was asked for). */
@@ -170,15 +218,72 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   async stats(): Promise<ServerStats> {
-    return { handoff: this.handoff, queued: this.dispatcher.queued, actors: await this.pool.stats() };
+    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, actors: await this.pool.stats() };
   }
 
-  /** Stops listening, then stops the actors (their connections close with them). */
-  async close(): Promise<void> {
+  /**
+   * A new generation of actors with the app imported afresh and the given options merged over the current
+   * ones; the old generation finishes its requests and retires. Listening addresses and the hand-off do not
+   * change. If the new generation cannot start, the old one keeps serving and this rejects with why.
+   */
+  async reload(changes: Partial<ServeOptions> = {}): Promise<void> {
+    const next = { ...this.options, ...changes };
+    const generation = generationFrom(next, Boolean(this.accessLog));
+    const workers = wholeNumberAtLeast('workers', next.workers ?? DEFAULTS.workers, 1);
+    this.log.info(`Reloading: generation ${this.pool.currentGeneration + 1} with ${workers} actors`);
+    await this.pool.reload({ ...generation, size: workers });
+    this.options = next;
+    this.log.info(`Reloaded: generation ${this.pool.currentGeneration} serving`);
+  }
+
+  /** Grows or shrinks the pool to `workers` actors; removed actors finish their requests first. */
+  async resize(workers: number): Promise<void> {
+    this.log.info(`Resizing to ${workers} actors`);
+    await this.pool.resize(workers);
+    this.options = { ...this.options, workers };
+  }
+
+  /** How many actors the server keeps serving. */
+  get workers(): number {
+    return this.pool.targetSize;
+  }
+
+  /** Reopens the access log file (log rotation: the old file was moved away). */
+  reopenLogs(): void {
+    this.accessLog?.reopen();
+  }
+
+  /**
+   * Stops listening, then, when graceful (the default), lets the actors finish in-flight and queued
+   * requests for at most gracefulTimeout seconds (answering with `Connection: close`) before stopping them.
+   */
+  close({ graceful = true }: CloseOptions = {}): Promise<void> {
+    // A quick close during a graceful one cuts the wait short.
+    if (!graceful) this.hurry = true;
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     const listening = closeListeners(this.listening);
+    if (!this.hurry) {
+      await this.pool.drainAll();
+      const gracefulTimeout = this.options.gracefulTimeout ?? DEFAULTS.gracefulTimeout;
+      const deadline = Date.now() + gracefulTimeout * 1000;
+      let nextReport = Date.now() + 1000;
+      while ((this.dispatcher.queued > 0 || this.pool.connectionCount > 0) && Date.now() < deadline && !this.hurry) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        if (Date.now() >= nextReport) {
+          nextReport += 1000;
+          this.log.debug(`stopping: waiting for ${this.pool.connectionCount} connections and ${this.dispatcher.queued} queued`);
+        }
+      }
+      if (this.pool.connectionCount > 0) this.log.warning(`graceful timeout (${gracefulTimeout} s): closing ${this.pool.connectionCount} connections`);
+    }
     this.dispatcher.dropWaiting();
     await this.pool.close();
     await listening;
+    this.accessLog?.close();
     this.log.debug('server closed');
   }
 }

@@ -28,6 +28,10 @@ export interface SettingsValues {
   logLevel: LogLevel;
   accessLogfile: string;
   accessLogformat: string;
+  timeout: number;
+  gracefulTimeout: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -88,6 +92,26 @@ export const SETTINGS = [
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', default: DEFAULTS.keepAlive, section: 'Actors',
     doc: 'Seconds an idle keep-alive connection stays open (above load balancers\' 60 s).', parse: wholeNumber('keep-alive', 0),
+  },
+  {
+    name: 'timeout', flag: 'timeout', short: 't', type: 'number', default: DEFAULTS.timeout, section: 'Actors',
+    doc: 'Actor liveness: an actor whose event loop has not turned for this many seconds is terminated and replaced; its waiting requests get 503. 0 = never.',
+    parse: wholeNumber('timeout', 0),
+  },
+  {
+    name: 'gracefulTimeout', flag: 'graceful-timeout', type: 'number', default: DEFAULTS.gracefulTimeout, section: 'Actors',
+    doc: 'Seconds a draining actor (reload, resize, recycling, TERM) gets to finish its requests before its connections are closed.',
+    parse: wholeNumber('graceful-timeout', 0),
+  },
+  {
+    name: 'maxRequests', flag: 'max-requests', type: 'number', default: DEFAULTS.maxRequests, section: 'Actors',
+    doc: 'Replace an actor after it has served this many requests (a fresh one starts first, the old one drains). 0 = never.',
+    parse: wholeNumber('max-requests', 0),
+  },
+  {
+    name: 'maxRequestsJitter', flag: 'max-requests-jitter', type: 'number', default: DEFAULTS.maxRequestsJitter, section: 'Actors',
+    doc: 'Adds a random 0..N to each actor\'s max-requests, so actors do not all recycle at once.',
+    parse: wholeNumber('max-requests-jitter', 0),
   },
   {
     name: 'limitRequestLine', flag: 'limit-request-line', type: 'number', default: DEFAULTS.limitRequestLine, section: 'Security',

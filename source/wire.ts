@@ -130,6 +130,18 @@ export function isLogMessage(message: unknown): message is LogMessage {
   return typeof message === 'object' && message !== null && (message as LogMessage).kind === 'log';
 }
 
+/**
+ * An actor's note to the main thread about its own lifecycle (out of band, rare): `retire` = it has served
+ * its `--max-requests` and asks to be replaced and drained.
+ */
+export interface ActorNotice {
+  kind: 'retire';
+}
+
+export function isActorNotice(message: unknown): message is ActorNotice {
+  return typeof message === 'object' && message !== null && (message as ActorNotice).kind === 'retire';
+}
+
 export function isSocketHandoff(message: unknown): message is SocketHandoff {
   return typeof message === 'object' && message !== null && (message as SocketHandoff).kind === 'socket';
 }

@@ -33,7 +33,7 @@ describe('grainbows CLI', () => {
     assert.equal(await (await fetch(cli.url)).text(), 'Hello, World!');
     const result = await cli.stop('SIGTERM');
     assert.equal(result.status, 0);
-    assert.match(result.stderr, /Handling signal: SIGTERM/);
+    assert.match(result.stderr, /Handling signal: term/);
   });
 
   it('runs -w 3 actors that all serve', async () => {

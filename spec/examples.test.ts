@@ -8,8 +8,9 @@ import WebSocket from 'ws';
 import { startCli, strategies } from './helpers/servers.js';
 import { browserSkipReason, launchBrowser } from './helpers/browser.js';
 
+/** A page's streams (SSE) stay open until the graceful timeout on stop, as long streams do: keep it short. */
 async function withExample(file: string, strategy: string, body: (url: string) => Promise<void>): Promise<void> {
-  const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--handoff', strategy, `examples/${file}`]);
+  const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--graceful-timeout', '3', '--handoff', strategy, `examples/${file}`]);
   try {
     await body(cli.url);
   } finally {

@@ -112,7 +112,9 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
           },
           stop: (signal = 'SIGTERM') => {
             if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            return exited;
+            // A server that does not stop fails its test instead of hanging the suite.
+            const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            return exited.finally(() => clearTimeout(killer));
           },
         });
       }

@@ -1,0 +1,152 @@
+/**
+ * The arbiter: the running CLI process's lifecycle, read top to bottom, after gunicorn's arbiter.py.
+ *
+ *   start → serve, dispatching queued commands one at a time → stop (graceful or quick) → exit
+ *
+ * Commands come from POSIX signals and (elsewhere) the control channel. Signals are queued and dispatched
+ * by name, one at a time, so a HUP that arrives during a reload waits for it instead of interleaving.
+ * On Windows there are no HUP/TTIN/TTOU/USR1 signals: Ctrl+C and Ctrl+Break stop gracefully, and a console
+ * close (which Node reports as SIGHUP there) stops too, never reloads.
+ */
+import type { GrainbowsServer, ServeOptions } from './server.js';
+import type { Logger } from './log.js';
+import { ExitStatus } from './errors.js';
+
+export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen';
+
+/** Which signal asks for what, on POSIX (gunicorn's table). */
+const POSIX_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
+  SIGHUP: 'reload',
+  SIGTERM: 'stop',
+  SIGINT: 'quit',
+  SIGQUIT: 'quit',
+  SIGTTIN: 'increment',
+  SIGTTOU: 'decrement',
+  SIGUSR1: 'reopen',
+};
+
+/** Windows: every signal Node delivers there means "stop gracefully". */
+const WINDOWS_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
+  SIGINT: 'stop',
+  SIGBREAK: 'stop',
+  SIGHUP: 'stop',
+  SIGTERM: 'stop',
+};
+
+export interface ArbiterOptions {
+  log: Logger;
+  /** Re-reads the configuration for a reload (config file, GRAINBOWS_CMD_ARGS, command line). */
+  rereadConfig: () => Promise<Partial<ServeOptions>>;
+  /** Called once the server has stopped, with the exit status. */
+  onExit: (status: number) => void | Promise<void>;
+  platform?: NodeJS.Platform;
+}
+
+export class Arbiter {
+  private readonly queue: Command[] = [];
+  private dispatching = false;
+  private stopping = false;
+  private server: GrainbowsServer | undefined;
+
+  constructor(private readonly options: ArbiterOptions) {}
+
+  /**
+   * Installs the signal handlers of this platform. Call it before the server starts: a signal that arrives
+   * before its handler exists gets the default action (TTIN, TTOU stop the process; HUP ends it).
+   * Commands that arrive before `serve()` wait for it.
+   */
+  listen(): void {
+    const table = (this.options.platform ?? process.platform) === 'win32' ? WINDOWS_SIGNALS : POSIX_SIGNALS;
+    for (const [signal, command] of Object.entries(table) as Array<[NodeJS.Signals, Command]>) {
+      process.on(signal, () => {
+        this.options.log.info(`Handling signal: ${signal.replace(/^SIG/, '').toLowerCase()}`);
+        this.enqueue(command);
+      });
+    }
+  }
+
+  /** The server is up: run what was queued meanwhile, and everything after. */
+  serve(server: GrainbowsServer): void {
+    this.server = server;
+    void this.dispatch();
+  }
+
+  /** Queues a command; commands run one at a time in arrival order. A stop jumps the queue. */
+  enqueue(command: Command): void {
+    if (command === 'stop' || command === 'quit') {
+      this.queue.length = 0;
+      // A second INT/QUIT during a graceful stop makes it quick, as in gunicorn.
+      if (this.stopping && command === 'quit') void this.quit();
+    }
+    this.queue.push(command);
+    void this.dispatch();
+  }
+
+  private async dispatch(): Promise<void> {
+    if (this.dispatching || !this.server) return;
+    this.dispatching = true;
+    try {
+      for (let command = this.queue.shift(); command; command = this.queue.shift()) {
+        try {
+          await this.handlers[command]();
+        } catch (error) {
+          this.options.log.error(`${command} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private readonly handlers: Record<Command, () => Promise<void>> = {
+    reload: () => this.reload(),
+    stop: () => this.stop(true),
+    quit: () => this.quit(),
+    increment: () => this.running.resize(this.running.workers + 1),
+    decrement: async () => {
+      if (this.running.workers <= 1) {
+        this.options.log.info('Already at one actor: not removing it');
+        return;
+      }
+      await this.running.resize(this.running.workers - 1);
+    },
+    reopen: async () => {
+      this.running.reopenLogs();
+      this.options.log.info('Reopened log files');
+    },
+  };
+
+  private get running(): GrainbowsServer {
+    if (!this.server) throw new Error('no server yet');
+    return this.server;
+  }
+
+  private async reload(): Promise<void> {
+    let changes: Partial<ServeOptions>;
+    try {
+      changes = await this.options.rereadConfig();
+    } catch (error) {
+      this.options.log.error(`reload: the new configuration is not valid, keeping the running one: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    try {
+      await this.running.reload(changes);
+    } catch (error) {
+      this.options.log.error(`reload: the new generation did not start, the old one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  private async stop(graceful: boolean): Promise<void> {
+    if (this.stopping && graceful) return;
+    this.stopping = true;
+    await this.running.close({ graceful });
+    this.options.log.info('Shutting down: Master');
+    await this.options.onExit(ExitStatus.ok);
+  }
+
+  private quick?: Promise<void>;
+  private quit(): Promise<void> {
+    this.quick ??= this.stop(false);
+    return this.quick;
+  }
+}
