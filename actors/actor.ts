@@ -16,11 +16,14 @@ import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
+import { callHook, loadActorHooks, type ActorHooks, type HookActor } from './hooks.js';
 
 export interface ActorSettings extends HttpSettings {
   logLevel: LogLevel;
   /** After this many responses the actor asks to be replaced (`--max-requests`, jitter applied by main); 0 = never. */
   maxRequests: number;
+  /** The config file whose actor hooks (actorInit, preRequest, ...) this actor runs, if it has any. */
+  hooksFile: string | null;
 }
 
 export interface ActorTask {
@@ -97,6 +100,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   const drain = new DrainMode();
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
+  let hooks: ActorHooks = {};
+  let hookActor: HookActor | undefined;
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => {
     stop = resolve;
@@ -131,10 +136,13 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   async function boot(): Promise<BootResult> {
     try {
       const app = await loadApp(task.app);
+      hooks = await loadActorHooks(task.settings.hooksFile);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      const server = createActorServer(app, task.settings, { log, counters: requests, drain, emitAccessLine: (line) => sendAccessLine(line) });
+      const server = createActorServer(app, task.settings, { log, counters: requests, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
       await app.onServer?.(server, { actorId: task.actorId });
+      hookActor = { actorId: task.actorId, server };
+      await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
       const connections = new ConnectionHost(task.dataPort, server);
       sendAccessLine = (line) => connections.sendAccessLine(line);
@@ -151,6 +159,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   }
 
   await stopped;
+  if (hookActor) await callHook('actorExit', hooks.actorExit, [hookActor], log);
   clearInterval(heartbeat);
   drain.stop();
   host?.destroyAll();

@@ -12,6 +12,7 @@ import { guardListener } from './guard.js';
 import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
 import { formatAccessLine } from './access-log.js';
 import type { DrainMode } from './drain.js';
+import { callRequestHook, type ActorHooks } from './hooks.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -61,6 +62,8 @@ export interface ActorServerWiring {
   log: Logger;
   counters: RequestCounters;
   drain: DrainMode;
+  hooks: ActorHooks;
+  actorId: number;
   emitAccessLine?: (line: string) => void;
 }
 
@@ -86,8 +89,9 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
   return () => declared() ?? written;
 }
 
-export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, drain, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
+export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
   const guarded = guardListener(app.listener, log);
+  const { preRequest, postRequest } = hooks;
   // One shared function, not a closure per request: this runs for every response.
   const onResponseClosed = () => {
     counters.inFlight--;
@@ -118,6 +122,11 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       return;
     }
     if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
+    if (preRequest || postRequest) {
+      const actor = { actorId, server };
+      callRequestHook('preRequest', preRequest, req, res, actor, log);
+      if (postRequest) res.once('close', () => callRequestHook('postRequest', postRequest, req, res, actor, log));
+    }
     guarded(req, res);
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.

@@ -12,7 +12,7 @@ import type { GrainbowsServer, ServeOptions } from './server.js';
 import type { Logger } from './log.js';
 import { ExitStatus } from './errors.js';
 
-export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen';
+export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen' | 'resize';
 
 /** Which signal asks for what, on POSIX (gunicorn's table). */
 const POSIX_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
@@ -37,13 +37,15 @@ export interface ArbiterOptions {
   log: Logger;
   /** Re-reads the configuration for a reload (config file, GRAINBOWS_CMD_ARGS, command line). */
   rereadConfig: () => Promise<Partial<ServeOptions>>;
+  /** Reopens the error log file (USR1); the access log is the server's. */
+  reopenLogs?: () => void;
   /** Called once the server has stopped, with the exit status. */
   onExit: (status: number) => void | Promise<void>;
   platform?: NodeJS.Platform;
 }
 
 export class Arbiter {
-  private readonly queue: Command[] = [];
+  private readonly queue: Array<{ command: Command; argument?: number; done: (error?: unknown) => void }> = [];
   private dispatching = false;
   private stopping = false;
   private server: GrainbowsServer | undefined;
@@ -60,7 +62,7 @@ export class Arbiter {
     for (const [signal, command] of Object.entries(table) as Array<[NodeJS.Signals, Command]>) {
       process.on(signal, () => {
         this.options.log.info(`Handling signal: ${signal.replace(/^SIG/, '').toLowerCase()}`);
-        this.enqueue(command);
+        this.enqueue(command).catch(() => {}); // already logged by dispatch()
       });
     }
   }
@@ -71,26 +73,33 @@ export class Arbiter {
     void this.dispatch();
   }
 
-  /** Queues a command; commands run one at a time in arrival order. A stop jumps the queue. */
-  enqueue(command: Command): void {
+  /**
+   * Queues a command; commands run one at a time in arrival order, and the promise settles when this one
+   * has run (a control-channel client waits for it). A stop jumps the queue.
+   */
+  enqueue(command: Command, argument?: number): Promise<void> {
     if (command === 'stop' || command === 'quit') {
-      this.queue.length = 0;
+      for (const dropped of this.queue.splice(0)) dropped.done(new Error(`superseded by ${command}`));
       // A second INT/QUIT during a graceful stop makes it quick, as in gunicorn.
       if (this.stopping && command === 'quit') void this.quit();
     }
-    this.queue.push(command);
-    void this.dispatch();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ command, argument, done: (error) => (error === undefined ? resolve() : reject(error)) });
+      void this.dispatch();
+    });
   }
 
   private async dispatch(): Promise<void> {
     if (this.dispatching || !this.server) return;
     this.dispatching = true;
     try {
-      for (let command = this.queue.shift(); command; command = this.queue.shift()) {
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) {
         try {
-          await this.handlers[command]();
+          await this.handlers[next.command](next.argument);
+          next.done();
         } catch (error) {
-          this.options.log.error(`${command} failed: ${error instanceof Error ? error.message : String(error)}`);
+          this.options.log.error(`${next.command} failed: ${error instanceof Error ? error.message : String(error)}`);
+          next.done(error);
         }
       }
     } finally {
@@ -98,8 +107,9 @@ export class Arbiter {
     }
   }
 
-  private readonly handlers: Record<Command, () => Promise<void>> = {
+  private readonly handlers: Record<Command, (argument?: number) => Promise<void>> = {
     reload: () => this.reload(),
+    resize: (count) => this.running.resize(count ?? this.running.workers),
     stop: () => this.stop(true),
     quit: () => this.quit(),
     increment: () => this.running.resize(this.running.workers + 1),
@@ -112,6 +122,7 @@ export class Arbiter {
     },
     reopen: async () => {
       this.running.reopenLogs();
+      this.options.reopenLogs?.();
       this.options.log.info('Reopened log files');
     },
   };
@@ -126,13 +137,12 @@ export class Arbiter {
     try {
       changes = await this.options.rereadConfig();
     } catch (error) {
-      this.options.log.error(`reload: the new configuration is not valid, keeping the running one: ${error instanceof Error ? error.message : String(error)}`);
-      return;
+      throw new Error(`the new configuration is not valid, keeping the running one: ${error instanceof Error ? error.message : String(error)}`);
     }
     try {
       await this.running.reload(changes);
     } catch (error) {
-      this.options.log.error(`reload: the new generation did not start, the old one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`the new generation did not start, the old one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 
@@ -140,7 +150,6 @@ export class Arbiter {
     if (this.stopping && graceful) return;
     this.stopping = true;
     await this.running.close({ graceful });
-    this.options.log.info('Shutting down: Master');
     await this.options.onExit(ExitStatus.ok);
   }
 

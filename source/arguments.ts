@@ -25,7 +25,8 @@ function helpText(): string {
   const rows = (SETTINGS as ReadonlyArray<SettingRow>).map((row) => {
     const short = row.short ? `-${row.short}, ` : '    ';
     const shown = Array.isArray(row.default) ? row.default.join(' ') : String(row.default);
-    return `    ${short}--${row.flag.padEnd(26)} ${row.doc} [${shown}]`;
+    const also = row.aliases ? ` (also --${row.aliases.join(', --')})` : '';
+    return `    ${short}--${row.flag.padEnd(26)} ${row.doc}${also} [${shown}]`;
   });
   const commands = Object.values(COMMAND_FLAGS).map((c) => `    ${'short' in c ? `-${c.short}, ` : '    '}--${c.flag.padEnd(26)} ${c.doc}`);
   return `
@@ -51,7 +52,7 @@ ${commands.join('\n')}
 function findUnknownFlag(argv: string[]): string | undefined {
   const rows = SETTINGS as ReadonlyArray<SettingRow>;
   const commands = Object.values(COMMAND_FLAGS);
-  const long = new Set(['help', 'version', ...rows.map((row) => row.flag), ...commands.map((c) => c.flag)]);
+  const long = new Set(['help', 'version', ...rows.flatMap((row) => [row.flag, ...(row.aliases ?? [])]), ...commands.map((c) => c.flag)]);
   const short = new Set(['h', ...rows.flatMap((row) => (row.short ? [row.short] : [])), ...commands.flatMap((c) => ('short' in c ? [c.short] : []))]);
   for (const arg of argv) {
     if (arg === '--') return undefined;
@@ -65,7 +66,7 @@ function findUnknownFlag(argv: string[]): string | undefined {
   return undefined;
 }
 
-type MeowFlag = { type: 'string' | 'boolean'; shortFlag?: string; isMultiple?: boolean };
+type MeowFlag = { type: 'string' | 'boolean'; shortFlag?: string; isMultiple?: boolean; aliases?: string[] };
 
 /** meow reads a lone `-` as a positional argument; gunicorn's `--access-logfile -` means stdout. */
 function joinDashValues(argv: string[]): string[] {
@@ -89,7 +90,12 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   const flags: Record<string, MeowFlag> = {};
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
     // Everything is read as a string and validated by the table: meow turns a bad number into null silently.
-    flags[row.name] = { type: 'string', ...(row.short ? { shortFlag: row.short } : {}), ...(row.multiple ? { isMultiple: true } : {}) };
+    flags[row.name] = {
+      type: row.type === 'boolean' ? 'boolean' : 'string',
+      ...(row.short ? { shortFlag: row.short } : {}),
+      ...(row.multiple ? { isMultiple: true } : {}),
+      ...(row.aliases ? { aliases: row.aliases } : {}),
+    };
   }
   flags.config = { type: 'string', shortFlag: 'c' };
   flags.printConfig = { type: 'boolean' };
@@ -100,6 +106,7 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
     argv: joinDashValues(argv),
     flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
     allowUnknownFlags: true, // checked above, with our own message
+    booleanDefault: undefined, // an absent switch must not override the config file with false
     autoHelp: interactive,
     autoVersion: interactive,
   });

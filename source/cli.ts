@@ -10,43 +10,105 @@ import { GrainbowsServer } from './server.js';
 import { checkApp } from './check.js';
 import { createLogger, describeError } from './log.js';
 import { Arbiter } from './arbiter.js';
+import { ControlServer, defaultControlPath } from './control.js';
+import { runCtl } from './ctl.js';
+import { callHook } from '../actors/hooks.js';
+import { openLogDestination } from './log-destination.js';
+import {
+  applyProcessSettings,
+  checkPidfile,
+  daemonize,
+  dropPrivileges,
+  isDaemonChild,
+  refuseUnsupported,
+  removePidfile,
+  reportToStarter,
+  writePidfile,
+} from './process-settings.js';
 
 function fail(error: unknown, verbose: boolean): never {
   const status = error instanceof GrainbowsError ? error.exitStatus : ExitStatus.failure;
-  process.stderr.write(`grainbows: ${describeError(error, verbose).replace(/^GrainbowsError: /, '')}\n`);
+  const message = describeError(error, verbose).replace(/^GrainbowsError: /, '');
+  process.stderr.write(`grainbows: ${message}\n`);
+  reportToStarter({ kind: 'failed', message, status });
   process.exit(status);
 }
 
 async function serve(config: ResolvedConfig, app: string): Promise<void> {
-  const { settings } = config;
-  const log = createLogger(settings.logLevel);
+  const { settings, sources } = config;
+  const errorLog = openLogDestination(settings.errorLogfile, 'stderr');
+  const log = createLogger(settings.logLevel, (line) => errorLog.write(line.trimEnd()));
+  const verbose = settings.logLevel === 'debug';
+  try {
+    refuseUnsupported(sources);
+    checkPidfile(settings.pidfile);
+    applyProcessSettings(settings, sources);
+  } catch (error) {
+    fail(error, verbose);
+  }
   log.info(`Starting grainbows ${process.env.npm_package_version ?? ''}`.trimEnd());
   if (config.configFile) log.info(`Config file: ${config.configFile}`);
+  let hooks = config.hooks;
+  await callHook('onStarting', hooks.onStarting, [config], log);
+  let control: ControlServer | undefined;
+  let server: GrainbowsServer | undefined;
   const arbiter = new Arbiter({
     log,
     rereadConfig: async () => {
       const next = await resolveConfig(process.argv.slice(2), process.env, process.cwd(), import.meta, { fresh: true });
       if (next.settings.bind.join(' ') !== settings.bind.join(' ')) log.warning('reload: bind addresses do not change on reload (restart, or upgrade with USR2)');
-      return { ...next.settings, app: next.app ?? app };
+      hooks = next.hooks;
+      await callHook('onReload', hooks.onReload, [server], log);
+      return { ...next.settings, app: next.app ?? app, hooksFile: next.hooksFile };
     },
-    onExit: (status) => process.exit(status),
+    reopenLogs: () => errorLog.reopen(),
+    onExit: async (status) => {
+      await callHook('onExit', hooks.onExit, [server], log);
+      await control?.close();
+      removePidfile(settings.pidfile);
+      log.info('Shutting down: Master');
+      await errorLog.close();
+      process.exit(status);
+    },
   });
   arbiter.listen();
-  let server: GrainbowsServer;
+  let running: GrainbowsServer;
   try {
-    server = await GrainbowsServer.start({ app, ...settings, logger: log });
+    server = running = await GrainbowsServer.start({
+      app,
+      ...settings,
+      hooksFile: config.hooksFile,
+      logger: log,
+      ...(settings.user || settings.group ? { afterBind: () => dropPrivileges(settings.user, settings.group) } : {}),
+    });
+    const startedAt = Date.now();
+    control = await ControlServer.open(
+      settings.controlSocket || defaultControlPath(process.pid),
+      {
+        status: async () => ({ ...(await running.stats()), pid: process.pid, workers: running.workers, uptime: (Date.now() - startedAt) / 1000 }),
+        run: (command, argument) => arbiter.enqueue(command, argument),
+      },
+      log,
+    );
+    log.debug(`Control channel: ${control.path}`);
+    writePidfile(settings.pidfile);
   } catch (error) {
-    fail(error, settings.logLevel === 'debug');
+    fail(error, verbose);
   }
-  server.on('fatal', async (error) => {
+  running.on('fatal', async (error) => {
     log.critical(`${error.message}; shutting down`);
-    await server.close({ graceful: false });
+    await running.close({ graceful: false });
+    await control?.close();
+    removePidfile(settings.pidfile);
     process.exit(error.exitStatus);
   });
-  arbiter.serve(server);
+  arbiter.serve(running);
+  await callHook('whenReady', hooks.whenReady, [running], log);
+  reportToStarter({ kind: 'ready' });
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'ctl') process.exit(await runCtl(process.argv.slice(3), import.meta));
   const verbose = process.argv.includes('--log-level=debug') || process.argv.join(' ').includes('--log-level debug');
   let config: ResolvedConfig;
   try {
@@ -73,6 +135,14 @@ async function main(): Promise<void> {
       process.stderr.write(`grainbows: ${describeError(error, verbose).replace(/^GrainbowsError: /, '')}\n`);
       process.exit(ExitStatus.failure);
     }
+  }
+  if (config.settings.daemon && !isDaemonChild()) {
+    try {
+      refuseUnsupported(config.sources);
+    } catch (error) {
+      fail(error, verbose);
+    }
+    process.exit(await daemonize(process.argv.slice(1)));
   }
   await serve(config, config.app);
 }

@@ -11,6 +11,7 @@ import { GrainbowsError } from './errors.js';
 import { describeError } from './log.js';
 import { SETTINGS, configKey, defaultSettings, findSetting, parseSettingValue, type SettingName, type SettingRow, type SettingsValues } from './settings.js';
 import { locateSyntaxError } from './syntax-error.js';
+import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../actors/hooks.js';
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
 
@@ -25,10 +26,22 @@ export interface ResolvedConfig {
   app?: string;
   printConfig: boolean;
   checkConfig: boolean;
+  /** The main-thread hooks the config file defines. */
+  hooks: MainHooks;
+  /** Set when the config file defines actor hooks: the actors import it themselves. */
+  hooksFile?: string;
+}
+
+export type MainHooks = Partial<Record<MainHookName, (...args: never[]) => unknown>>;
+
+export interface ConfigFileContents {
+  values: Partial<Record<SettingName, unknown>>;
+  hooks: MainHooks;
+  hasActorHooks: boolean;
 }
 
 /** Reads a config file: an ES module whose exports (named, or a default object) are settings. */
-export async function loadConfigFile(file: string, fresh = false): Promise<Partial<Record<SettingName, unknown>>> {
+export async function loadConfigFile(file: string, fresh = false): Promise<ConfigFileContents> {
   const url = pathToFileURL(file).href;
   let namespace: Record<string, unknown>;
   try {
@@ -52,13 +65,20 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Parti
   // Named exports win over the default object's keys.
   entries.push(...Object.entries(namespace).filter(([key]) => key !== 'default'));
   const values: Partial<Record<SettingName, unknown>> = {};
+  const hooks: MainHooks = {};
+  let hasActorHooks = false;
   for (const [key, value] of entries) {
+    const hook = findHookName(key);
+    if (hook) {
+      if (typeof value !== 'function') throw new GrainbowsError('E_CONFIG', `config file ${file}: hook '${key}' must be a function`);
+      if ((MAIN_HOOKS as readonly string[]).includes(hook)) hooks[hook as MainHookName] = value as (...args: never[]) => unknown;
+      else hasActorHooks = true;
+      continue;
+    }
     const row = findSetting(key);
     if (!row) {
-      if (typeof value === 'function') {
-        throw new GrainbowsError('E_CONFIG', `config file ${file}: hook '${key}' is not supported yet (hooks arrive with the rest of issue 3)`);
-      }
-      throw new GrainbowsError('E_CONFIG', `config file ${file}: unknown setting '${key}' (see docs/settings.md)`);
+      const kind = typeof value === 'function' ? `hook '${key}' (hooks: ${[...MAIN_HOOKS, ...ACTOR_HOOKS].join(', ')})` : `setting '${key}' (see docs/settings.md)`;
+      throw new GrainbowsError('E_CONFIG', `config file ${file}: unknown ${kind}`);
     }
     try {
       values[row.name] = parseSettingValue(row, value);
@@ -67,7 +87,7 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Parti
       throw new GrainbowsError('E_CONFIG', `config file ${file}: ${message}`);
     }
   }
-  return values;
+  return { values, hooks, hasActorHooks };
 }
 
 function findConfigFile(explicit: string | undefined, cwd: string): string | undefined {
@@ -85,7 +105,8 @@ export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd:
     ? parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)
     : { values: {}, input: [], printConfig: false, checkConfig: false };
   const configFile = findConfigFile(fromCli.config ?? fromEnv.config, cwd);
-  const fromFile = configFile ? await loadConfigFile(configFile, fresh) : {};
+  const contents = configFile ? await loadConfigFile(configFile, fresh) : { values: {}, hooks: {}, hasActorHooks: false };
+  const fromFile = contents.values;
 
   const settings = defaultSettings() as unknown as Record<string, unknown>;
   const sources = {} as Record<SettingName, SettingSource>;
@@ -111,6 +132,8 @@ export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd:
     app,
     printConfig: fromCli.printConfig || fromEnv.printConfig,
     checkConfig: fromCli.checkConfig || fromEnv.checkConfig,
+    hooks: contents.hooks,
+    hooksFile: contents.hasActorHooks ? configFile : undefined,
   };
 }
 

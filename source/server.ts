@@ -17,7 +17,7 @@ import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
-import { openAccessLog, type AccessLog } from './access-log.js';
+import { openLogDestination, type LogDestination } from './log-destination.js';
 
 export interface ServeOptions {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
@@ -62,6 +62,14 @@ export interface ServeOptions {
   maxRequests?: number;
   /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
   maxRequestsJitter?: number;
+  /**
+   * Called after the listeners are open and before any actor loads the app: where the CLI drops root
+   * privileges (--user, --group). When given, the server listens first and connections that arrive while
+   * the actors boot wait in the main thread.
+   */
+  afterBind?: () => void | Promise<void>;
+  /** A config file whose actor hooks (actorInit, actorExit, preRequest, postRequest) every actor runs. */
+  hooksFile?: string;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -144,6 +152,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       accessLogFormat: accessLogOn ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
       logLevel: options.logLevel ?? 'info',
       maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
+      hooksFile: options.hooksFile ?? null,
     },
   };
 }
@@ -158,7 +167,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     private readonly dispatcher: Dispatcher,
     private readonly listening: Listener[],
     private readonly log: Logger,
-    private readonly accessLog: AccessLog | undefined,
+    private readonly accessLog: LogDestination | undefined,
     private options: ServeOptions,
   ) {
     super();
@@ -182,7 +191,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     const generation = generationFrom(options, Boolean(options.accessLogfile));
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
-    const accessLog = options.accessLogfile ? openAccessLog(options.accessLogfile) : undefined;
+    const accessLog = options.accessLogfile ? openLogDestination(options.accessLogfile, 'stdout') : undefined;
     log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
@@ -193,19 +202,23 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       timeout: wholeNumberAtLeast('timeout', options.timeout ?? DEFAULTS.timeout, 0),
       gracefulTimeout: wholeNumberAtLeast('graceful timeout', options.gracefulTimeout ?? DEFAULTS.gracefulTimeout, 0),
     });
-    try {
-      await pool.start();
-    } catch (error) {
-      await pool.close();
-      throw error;
-    }
     const sync = options.use === 'sync';
     const dispatcher = new Dispatcher(pool, handoff, sync ? 1 : workerConnections);
-    let listeners: Listener[];
+    const listen = () => openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept);
+    let listeners: Listener[] = [];
     try {
-      listeners = await openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept);
+      // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
+      if (options.afterBind) {
+        listeners = await listen();
+        await options.afterBind();
+        await pool.start();
+      } else {
+        await pool.start();
+        listeners = await listen();
+      }
     } catch (error) {
-      await pool.close();
+      dispatcher.dropWaiting();
+      await Promise.all([pool.close(), closeListeners(listeners)]);
       throw error;
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);

@@ -32,16 +32,28 @@ export interface SettingsValues {
   gracefulTimeout: number;
   maxRequests: number;
   maxRequestsJitter: number;
+  pidfile: string;
+  controlSocket: string;
+  procName: string;
+  umask: number;
+  chdir: string;
+  rawEnv: string[];
+  user: string;
+  group: string;
+  daemon: boolean;
+  errorLogfile: string;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
   name: K;
   flag: string;
   short?: string;
-  type: 'string' | 'number';
+  type: 'string' | 'number' | 'boolean';
+  /** Other long flags for the same setting (gunicorn spells some two ways). */
+  aliases?: string[];
   multiple?: boolean;
   default: SettingsValues[K];
-  section: 'Server socket' | 'Actors' | 'Security' | 'Memory' | 'Logging';
+  section: 'Server socket' | 'Actors' | 'Security' | 'Memory' | 'Logging' | 'Process';
   doc: string;
   /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
   parse(raw: string): unknown;
@@ -147,7 +159,68 @@ export const SETTINGS = [
     doc: "Access log format: gunicorn's atoms (%(h)s remote address, %(l)s '-', %(u)s user, %(t)s time, %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(T)s/%(D)s/%(L)s duration in s/µs/decimal s, %(p)s pid, %({Header}i)s and %({Header}o)s), or json for one JSON object per line.",
     parse: (raw: string) => raw,
   },
+  {
+    name: 'errorLogfile', flag: 'error-logfile', aliases: ['log-file'], type: 'string', default: '-', section: 'Logging',
+    doc: "Error log: a file to append to (reopened on USR1), or '-' for stderr.", parse: (raw: string) => raw,
+  },
+  {
+    name: 'pidfile', flag: 'pid', short: 'p', type: 'string', default: '', section: 'Process',
+    doc: 'Write the process id to this file once serving; removed on exit. POSIX and Windows.', parse: (raw: string) => raw,
+  },
+  {
+    name: 'controlSocket', flag: 'control-socket', type: 'string', default: '', section: 'Process',
+    doc: 'Where grainbows ctl reaches this server. Empty: <tmpdir>/grainbows-<uid>/<pid>.sock (owner only), or the named pipe \\\\.\\pipe\\grainbows-<pid> on Windows.',
+    parse: (raw: string) => raw,
+  },
+  {
+    name: 'procName', flag: 'name', short: 'n', type: 'string', default: '', section: 'Process',
+    doc: "Process title shown by ps (default 'grainbows'; 'grainbows: NAME' when given).", parse: (raw: string) => raw,
+  },
+  {
+    name: 'umask', flag: 'umask', short: 'm', type: 'number', default: 0, section: 'Process',
+    doc: 'File mode creation mask of the process (octal as 0o22 or 022, or decimal). POSIX only.', parse: parseUmask,
+  },
+  {
+    name: 'chdir', flag: 'chdir', type: 'string', default: '', section: 'Process',
+    doc: 'Change to this directory before loading the app (relative app paths resolve from it).', parse: (raw: string) => raw,
+  },
+  {
+    name: 'rawEnv', flag: 'env', short: 'e', type: 'string', multiple: true, default: [], section: 'Process',
+    doc: 'Set an environment variable for the app: KEY=VALUE. Repeat for several.', parse: parseEnvAssignment,
+  },
+  {
+    name: 'user', flag: 'user', short: 'u', type: 'string', default: '', section: 'Process',
+    doc: 'Switch to this user (name or uid) after binding, before loading the app. POSIX only; needs root.', parse: (raw: string) => raw,
+  },
+  {
+    name: 'group', flag: 'group', short: 'g', type: 'string', default: '', section: 'Process',
+    doc: 'Switch to this group (name or gid) after binding, before loading the app. POSIX only; needs root.', parse: (raw: string) => raw,
+  },
+  {
+    name: 'daemon', flag: 'daemon', short: 'D', type: 'boolean', default: false, section: 'Process',
+    doc: 'Detach from the terminal and run in the background (use with --pid and --error-logfile). POSIX only.', parse: parseBoolean('daemon'),
+  },
 ] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
+
+function parseUmask(raw: string): number {
+  const text = raw.trim();
+  const value = /^0o[0-7]+$/i.test(text) ? parseInt(text.slice(2), 8) : /^0[0-7]+$/.test(text) ? parseInt(text, 8) : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(value) || value < 0 || value > 0o777) throw new Error(`--umask must be a mode like 0o22, 022 or 18, not '${raw}'`);
+  return value;
+}
+
+function parseEnvAssignment(raw: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(raw)) throw new Error(`--env must be KEY=VALUE, not '${raw}'`);
+  return raw;
+}
+
+function parseBoolean(flag: string) {
+  return (raw: string): boolean => {
+    if (raw === 'true' || raw === '') return true;
+    if (raw === 'false') return false;
+    throw new Error(`--${flag} is a switch (true or false), not '${raw}'`);
+  };
+}
 
 export type SettingName = keyof SettingsValues;
 

@@ -94,7 +94,8 @@ describe('settings', () => {
     { name: 'a config file that throws', config: "throw new Error('no secrets here');\n", message: /config file .* failed to load: Error: no secrets here/ },
     { name: 'an unknown setting', config: 'export const wokers = 2;\n', message: /unknown setting 'wokers'/ },
     { name: 'a bad value', config: "export const workers = 'many';\n", message: /workers must be a whole number ≥ 1, not 'many'/ },
-    { name: 'a hook, not supported yet', config: 'export function onStarting() {}\n', message: /hook 'onStarting' is not supported yet/ },
+    { name: 'a hook that is not a function', config: 'export const onStarting = 5;\n', message: /hook 'onStarting' must be a function/ },
+    { name: 'a misspelt hook', config: 'export function onStartin() {}\n', message: /unknown hook 'onStartin' \(hooks: onStarting, /i },
     { name: 'a config file that does not exist', args: ['-c', 'missing.config.js'], message: /config file not found: missing\.config\.js/ },
     { name: 'an unknown flag in GRAINBOWS_CMD_ARGS', env: { GRAINBOWS_CMD_ARGS: '--wrokers 2' }, message: /unknown flag --wrokers \(in GRAINBOWS_CMD_ARGS\)/ },
   ];

@@ -3,6 +3,7 @@
  * CLI in a child process (`startCli`, `runCli`). Everything listens on 127.0.0.1 port 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type GrainbowsServer, type HandoffStrategy, type ServeOptions } from '../../source/index.js';
@@ -76,8 +77,8 @@ export interface RunningCli {
   stop(signal?: NodeJS.Signals): Promise<CliResult>;
 }
 
-/** Starts the CLI and resolves once it prints `Listening at: URL`. */
-export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; execPath?: string } = {}): Promise<RunningCli> {
+/** Starts the CLI and resolves once it logs `Listening at: URL` (to stderr, or to `logFile` when its error log goes there). */
+export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; execPath?: string; logFile?: string } = {}): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
     const child = spawn(options.execPath ?? process.execPath, [CLI, ...args], {
       cwd: options.cwd ?? ROOT,
@@ -92,8 +93,19 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
       reject(new Error(`CLI did not start listening in time:\n${stderr}`));
     }, 20_000);
     child.stdout.on('data', (chunk) => (stdout += chunk));
+    if (options.logFile) {
+      const logFile = options.logFile;
+      const poll = setInterval(() => {
+        if (!existsSync(logFile)) return;
+        stderr = readFileSync(logFile, 'utf8');
+        child.stderr.emit('data', '');
+      }, 25);
+      child.on('close', () => clearInterval(poll));
+    }
     child.stderr.on('data', (chunk) => {
-      stderr += chunk;
+      if (options.logFile) {
+        if (chunk !== '') return;
+      } else stderr += chunk;
       const match = /Listening at: (\S+)/.exec(stderr);
       if (match && timer) {
         clearTimeout(timer);

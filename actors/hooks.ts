@@ -1,0 +1,68 @@
+/**
+ * Server hooks from the config file (gunicorn's server hooks, in camelCase). Main-thread hooks run in the
+ * CLI (onStarting, whenReady, onReload, onExit); actor hooks run in every actor thread, which imports the
+ * config file itself since functions cannot cross threads (actorInit, actorExit, preRequest, postRequest).
+ * A hook that throws or rejects is logged and the server carries on.
+ */
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { describeError, type Logger } from '../source/log.js';
+
+/** Hook names with their snake_case config-file spelling accepted too. */
+export const MAIN_HOOKS = ['onStarting', 'whenReady', 'onReload', 'onExit'] as const;
+export const ACTOR_HOOKS = ['actorInit', 'actorExit', 'preRequest', 'postRequest'] as const;
+export type MainHookName = (typeof MAIN_HOOKS)[number];
+export type ActorHookName = (typeof ACTOR_HOOKS)[number];
+export type HookName = MainHookName | ActorHookName;
+
+export function findHookName(key: string): HookName | undefined {
+  const camel = key.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+  return ([...MAIN_HOOKS, ...ACTOR_HOOKS] as readonly string[]).includes(camel) ? (camel as HookName) : undefined;
+}
+
+/** What an actor hook is told about the actor it runs in. */
+export interface HookActor {
+  actorId: number;
+  server: Server;
+}
+
+export interface ActorHooks {
+  actorInit?: (actor: HookActor) => unknown;
+  actorExit?: (actor: HookActor) => unknown;
+  preRequest?: (req: IncomingMessage, res: ServerResponse, actor: HookActor) => unknown;
+  postRequest?: (req: IncomingMessage, res: ServerResponse, actor: HookActor) => unknown;
+}
+
+/** Calls a hook; what it throws or rejects with is logged, never thrown. */
+export async function callHook(name: string, hook: ((...args: never[]) => unknown) | undefined, args: unknown[], log: Logger): Promise<void> {
+  if (!hook) return;
+  try {
+    await (hook as (...args: unknown[]) => unknown)(...args);
+  } catch (error) {
+    log.error(`hook ${name} failed: ${describeError(error, true)}`);
+  }
+}
+
+/** Per-request hooks run synchronously (a promise they return is only watched for rejection). */
+export function callRequestHook(name: string, hook: ActorHooks['preRequest'], req: IncomingMessage, res: ServerResponse, actor: HookActor, log: Logger): void {
+  if (!hook) return;
+  try {
+    const result = hook(req, res, actor);
+    if (result instanceof Promise) result.catch((error: unknown) => log.error(`hook ${name} failed: ${describeError(error, true)}`));
+  } catch (error) {
+    log.error(`hook ${name} failed: ${describeError(error, true)}`);
+  }
+}
+
+/** The actor hooks the config file defines (named exports, or keys of a default export object). */
+export async function loadActorHooks(configFile: string | null): Promise<ActorHooks> {
+  if (!configFile) return {};
+  const namespace = (await import(pathToFileURL(configFile).href)) as Record<string, unknown>;
+  const defaults = typeof namespace.default === 'object' && namespace.default !== null ? (namespace.default as Record<string, unknown>) : {};
+  const hooks: Record<string, unknown> = {};
+  for (const [key, value] of [...Object.entries(defaults), ...Object.entries(namespace)]) {
+    const name = findHookName(key);
+    if (name && (ACTOR_HOOKS as readonly string[]).includes(name) && typeof value === 'function') hooks[name] = value;
+  }
+  return hooks as ActorHooks;
+}
