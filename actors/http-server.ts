@@ -13,6 +13,7 @@ import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } fro
 import { formatAccessLine } from './access-log.js';
 import type { DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from './hooks.js';
+import { createForwardingPolicy } from './forwarded.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -22,6 +23,8 @@ export interface HttpSettings {
   closeAfterResponse: boolean;
   /** The access log format, or null when no access log is kept. */
   accessLogFormat: string | null;
+  /** Peers whose X-Forwarded-* and Forwarded headers reach the app (forwarded.ts). */
+  forwardedAllowIps: string;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -99,6 +102,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     counters.afterResponse();
   };
   const { accessLogFormat } = settings;
+  const forwarding = createForwardingPolicy(settings.forwardedAllowIps);
+  const rewriteScheme = app.kind === 'fetch';
   const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (accessLogFormat === null) return;
     const startedAt = process.hrtime.bigint();
@@ -121,6 +126,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       refuse(res, rejection);
       return;
     }
+    forwarding.apply(req, rewriteScheme);
     if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {
       const actor = { actorId, server };

@@ -28,6 +28,8 @@ export class RelaySocket extends Duplex {
   readonly remoteFamily?: string;
   readonly localAddress?: string;
   readonly localPort?: number;
+  /** Present (true) only for TLS connections, as on a real TLSSocket: apps test it for truthiness. */
+  readonly encrypted?: true;
   readonly connecting = false;
   bytesRead = 0;
   bytesWritten = 0;
@@ -52,6 +54,7 @@ export class RelaySocket extends Duplex {
     this.remoteFamily = info.remoteFamily;
     this.localAddress = info.localAddress;
     this.localPort = info.localPort;
+    if (info.encrypted) this.encrypted = true;
   }
 
   // ---- inbound: called by the connection's coroutine ----

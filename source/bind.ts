@@ -48,10 +48,10 @@ export function parseBind(spec: string): BindAddress {
 }
 
 /** How a bound listener is shown to people: `http://127.0.0.1:8000`, `unix:/run/app.sock`. */
-export function describeListener(server: net.Server, bind: BindAddress): string {
+export function describeListener(server: net.Server, bind: BindAddress, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address();
   if (typeof address === 'string') return `unix:${address}`;
   if (address === null) return bind.kind === 'unix' ? `unix:${bind.path}` : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
 }

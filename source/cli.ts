@@ -14,6 +14,12 @@ import { ControlServer, defaultControlPath } from './control.js';
 import { runCtl } from './ctl.js';
 import { callHook } from '../actors/hooks.js';
 import { openLogDestination } from './log-destination.js';
+import { loadTlsMaterial } from './tls.js';
+import { VERSION } from './version.js';
+import { CodeWatcher } from './code-watcher.js';
+import { parseAppSpec } from './app-spec.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   applyProcessSettings,
   checkPidfile,
@@ -34,6 +40,13 @@ function fail(error: unknown, verbose: boolean): never {
   process.exit(status);
 }
 
+/** --reload: the app module's directory, the config file and the extra files. */
+async function watchCode(config: ResolvedConfig, app: string, onChange: (files: string[]) => void): Promise<CodeWatcher> {
+  const appDirectory = path.dirname(fileURLToPath(parseAppSpec(app).url));
+  const extraFiles = [...config.settings.reloadExtraFile, ...(config.configFile ? [config.configFile] : [])];
+  return CodeWatcher.start({ roots: [appDirectory], extraFiles, onChange });
+}
+
 async function serve(config: ResolvedConfig, app: string): Promise<void> {
   const { settings, sources } = config;
   const errorLog = openLogDestination(settings.errorLogfile, 'stderr');
@@ -42,15 +55,17 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
   try {
     refuseUnsupported(sources);
     checkPidfile(settings.pidfile);
+    loadTlsMaterial(settings); // a bad certificate is a usage error, reported before anything starts
     applyProcessSettings(settings, sources);
   } catch (error) {
     fail(error, verbose);
   }
-  log.info(`Starting grainbows ${process.env.npm_package_version ?? ''}`.trimEnd());
+  log.info(`Starting grainbows ${VERSION}`);
   if (config.configFile) log.info(`Config file: ${config.configFile}`);
   let hooks = config.hooks;
   await callHook('onStarting', hooks.onStarting, [config], log);
   let control: ControlServer | undefined;
+  let watcher: CodeWatcher | undefined;
   let server: GrainbowsServer | undefined;
   const arbiter = new Arbiter({
     log,
@@ -64,6 +79,7 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
     reopenLogs: () => errorLog.reopen(),
     onExit: async (status) => {
       await callHook('onExit', hooks.onExit, [server], log);
+      await watcher?.close();
       await control?.close();
       removePidfile(settings.pidfile);
       log.info('Shutting down: Master');
@@ -103,6 +119,13 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
     process.exit(error.exitStatus);
   });
   arbiter.serve(running);
+  if (settings.reload) {
+    watcher = await watchCode(config, app, (files) => {
+      log.info(`Changed: ${files.map((file) => path.relative(process.cwd(), file)).join(', ')}; reloading`);
+      arbiter.enqueue('reload').catch(() => {}); // a failed reload is logged and the old generation serves on
+    });
+    log.info(`Reloading on code changes in ${watcher.describe()}`);
+  }
   await callHook('whenReady', hooks.whenReady, [running], log);
   reportToStarter({ kind: 'ready' });
 }

@@ -15,7 +15,7 @@ import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../act
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
 
-export type SettingSource = 'default' | 'config file' | 'GRAINBOWS_CMD_ARGS' | 'command line';
+export type SettingSource = 'default' | 'config file' | 'GRAINBOWS_CMD_ARGS' | 'command line' | '--debug';
 
 export interface ResolvedConfig {
   settings: SettingsValues;
@@ -122,6 +122,11 @@ export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd:
         sources[row.name] = source;
       }
     }
+  }
+  if (settings.debug === true) {
+    // -d: what a developer wants at their desk, whatever the layers said.
+    Object.assign(settings, { workers: 1, logLevel: 'debug', reload: true });
+    for (const name of ['workers', 'logLevel', 'reload'] as const) sources[name] = '--debug';
   }
   const app = fromCli.input[0] ?? fromEnv.input[0];
   if (fromCli.input.length > 1) throw new GrainbowsError('E_USAGE', `expected one app, got: ${fromCli.input.join(' ')}`);

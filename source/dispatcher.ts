@@ -4,6 +4,7 @@
  * slot frees. An actor is never given more than its cap.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { HandoffStrategy } from './actor-link.js';
 import type { ActorPool } from './actor-pool.js';
 
@@ -41,7 +42,8 @@ export class Dispatcher {
   private handOff(socket: Socket): boolean {
     const actor = this.pool.pick(this.connectionsPerActor);
     if (!actor) return false;
-    actor.link.handOff(this.strategy, this.nextConnectionId++, socket);
+    // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
+    actor.link.handOff(socket instanceof TLSSocket ? 'relay' : this.strategy, this.nextConnectionId++, socket);
     return true;
   }
 

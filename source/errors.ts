@@ -23,7 +23,8 @@ export type ErrorCode =
   | 'E_APP_LOAD'
   | 'E_NOT_AN_APP'
   | 'E_HANDOFF_UNAVAILABLE'
-  | 'E_LISTEN';
+  | 'E_LISTEN'
+  | 'E_TLS';
 
 export class GrainbowsError extends Error {
   constructor(
@@ -41,6 +42,7 @@ export class GrainbowsError extends Error {
       case 'E_BIND':
       case 'E_APP_SPEC':
       case 'E_HANDOFF_UNAVAILABLE':
+      case 'E_TLS':
         return ExitStatus.usage;
       case 'E_CONFIG':
         return ExitStatus.config;

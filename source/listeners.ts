@@ -5,8 +5,10 @@
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
 import { GrainbowsError } from './errors.js';
+import { tlsServerOptions, type TlsMaterial } from './tls.js';
 
 export interface Listener {
   bind: BindAddress;
@@ -45,19 +47,30 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promi
   });
 }
 
-export async function openListeners(binds: BindAddress[], backlog: number, onConnection: (socket: net.Socket) => void): Promise<Listener[]> {
+/**
+ * With TLS material every listener speaks HTTPS: connections are handed on once the handshake is done
+ * (tls.Server drops clients that do not finish it within its handshake timeout).
+ */
+export async function openListeners(binds: BindAddress[], backlog: number, onConnection: (socket: net.Socket) => void, secure?: TlsMaterial): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     for (const bind of binds) {
-      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
+      const server = secure
+        ? tls.createServer(tlsServerOptions(secure), onConnection)
+        : net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
       await listenOn(server, bind, backlog);
-      listeners.push({ bind, server, url: describeListener(server, bind) });
+      listeners.push({ bind, server, url: describeListener(server, bind, secure ? 'https' : 'http') });
     }
   } catch (error) {
     await closeListeners(listeners);
     throw error;
   }
   return listeners;
+}
+
+/** Certificate rotation: new connections use the new material, open ones keep theirs. */
+export function renewCertificates(listeners: Listener[], secure: TlsMaterial): void {
+  for (const { server } of listeners) if (server instanceof tls.Server) server.setSecureContext(tlsServerOptions(secure));
 }
 
 export async function closeListeners(listeners: Listener[]): Promise<void> {

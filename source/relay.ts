@@ -56,6 +56,7 @@ export class RelayedConnection {
       remoteFamily: socket.remoteFamily,
       localAddress: socket.localAddress,
       localPort: socket.localPort,
+      ...('encrypted' in socket && socket.encrypted === true ? { encrypted: true } : {}),
     };
     this.batcher.push(Frame.Open, this.id, info);
     if (head && head.byteLength > 0) this.forward(head);

@@ -12,12 +12,14 @@ import { parseBind, type BindAddress } from './bind.js';
 import { Dispatcher } from './dispatcher.js';
 import { GrainbowsError } from './errors.js';
 import { chooseHandoff } from './handoff.js';
-import { closeListeners, openListeners, type Listener } from './listeners.js';
+import { closeListeners, openListeners, renewCertificates, type Listener } from './listeners.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
+import { checkAllowIps } from '../actors/forwarded.js';
+import { loadTlsMaterial } from './tls.js';
 
 export interface ServeOptions {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
@@ -70,6 +72,15 @@ export interface ServeOptions {
   afterBind?: () => void | Promise<void>;
   /** A config file whose actor hooks (actorInit, actorExit, preRequest, postRequest) every actor runs. */
   hooksFile?: string;
+  /**
+   * Peers allowed to set X-Forwarded-For/-Proto/-Host, X-Real-IP and Forwarded: comma-separated IPs or CIDR
+   * networks, or `*`. From other peers those headers are removed. Default `127.0.0.1,::1` (as gunicorn).
+   */
+  forwardedAllowIps?: string;
+  /** HTTPS: the certificate chain (PEM file). Needs `keyfile`; both are read again on reload (rotation). */
+  certfile?: string;
+  /** HTTPS: the private key (PEM file) of `certfile`. */
+  keyfile?: string;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -127,11 +138,18 @@ export const DEFAULTS = {
   gracefulTimeout: 30,
   maxRequests: 0,
   maxRequestsJitter: 0,
+  forwardedAllowIps: '127.0.0.1,::1',
 } as const;
 
 function wholeNumberAtLeast(name: string, value: number, min: number): number {
   if (!Number.isInteger(value) || value < min) throw new GrainbowsError('E_USAGE', `${name} must be a whole number ≥ ${min}, not ${value}`);
   return value;
+}
+
+function checkedAllowIps(text: string): string {
+  const problem = checkAllowIps(text);
+  if (problem) throw new GrainbowsError('E_USAGE', `forwarded allow ips: ${problem}`);
+  return text;
 }
 
 /** What one generation of actors runs, from the options: rebuilt on every reload. */
@@ -153,6 +171,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       logLevel: options.logLevel ?? 'info',
       maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
       hooksFile: options.hooksFile ?? null,
+      forwardedAllowIps: checkedAllowIps(options.forwardedAllowIps ?? DEFAULTS.forwardedAllowIps),
     },
   };
 }
@@ -190,6 +209,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
     }
     const generation = generationFrom(options, Boolean(options.accessLogfile));
+    const secure = loadTlsMaterial(options, options.cwd);
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
     const accessLog = options.accessLogfile ? openLogDestination(options.accessLogfile, 'stdout') : undefined;
     log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
@@ -204,7 +224,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     });
     const sync = options.use === 'sync';
     const dispatcher = new Dispatcher(pool, handoff, sync ? 1 : workerConnections);
-    const listen = () => openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept);
+    const listen = () => openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
@@ -243,8 +263,13 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const next = { ...this.options, ...changes };
     const generation = generationFrom(next, Boolean(this.accessLog));
     const workers = wholeNumberAtLeast('workers', next.workers ?? DEFAULTS.workers, 1);
+    const secure = loadTlsMaterial(next, next.cwd);
+    if (Boolean(next.certfile) !== Boolean(this.options.certfile)) {
+      this.log.warning('reload: listeners do not switch between HTTP and HTTPS on reload (restart, or upgrade with USR2)');
+    }
     this.log.info(`Reloading: generation ${this.pool.currentGeneration + 1} with ${workers} actors`);
     await this.pool.reload({ ...generation, size: workers });
+    if (secure) renewCertificates(this.listening, secure);
     this.options = next;
     this.log.info(`Reloaded: generation ${this.pool.currentGeneration} serving`);
   }

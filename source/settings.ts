@@ -8,6 +8,7 @@ import { parseBind } from './bind.js';
 import { DEFAULTS } from './server.js';
 import type { HandoffStrategy } from './actor-link.js';
 import { HEADER_MAPS, type HeaderMap } from '../actors/request-rules.js';
+import { checkAllowIps } from '../actors/forwarded.js';
 
 export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
 export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
@@ -42,6 +43,12 @@ export interface SettingsValues {
   group: string;
   daemon: boolean;
   errorLogfile: string;
+  forwardedAllowIps: string;
+  certfile: string;
+  keyfile: string;
+  reload: boolean;
+  reloadExtraFile: string[];
+  debug: boolean;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -53,7 +60,7 @@ export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValue
   aliases?: string[];
   multiple?: boolean;
   default: SettingsValues[K];
-  section: 'Server socket' | 'Actors' | 'Security' | 'Memory' | 'Logging' | 'Process';
+  section: 'Server socket' | 'Actors' | 'Security' | 'Memory' | 'Logging' | 'Process' | 'Debugging';
   doc: string;
   /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
   parse(raw: string): unknown;
@@ -142,6 +149,24 @@ export const SETTINGS = [
     doc: "Header names with '_': drop them, refuse the request (400), or pass them through (dangerous).", parse: oneOf('header-map', HEADER_MAPS),
   },
   {
+    name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', type: 'string', default: DEFAULTS.forwardedAllowIps, section: 'Security',
+    doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
+    parse: (raw: string) => {
+      const problem = checkAllowIps(raw);
+      if (problem) throw new Error(`--forwarded-allow-ips: ${problem}`);
+      return raw;
+    },
+  },
+  {
+    name: 'certfile', flag: 'certfile', type: 'string', default: '', section: 'Security',
+    doc: 'HTTPS: certificate chain (PEM). With --keyfile every listener speaks TLS, ended in the main thread; both files are read again on reload.',
+    parse: (raw: string) => raw,
+  },
+  {
+    name: 'keyfile', flag: 'keyfile', type: 'string', default: '', section: 'Security',
+    doc: 'HTTPS: private key (PEM) of --certfile.', parse: (raw: string) => raw,
+  },
+  {
     name: 'heapGrowingPercent', flag: 'heap-growing-percent', type: 'number', default: 20, section: 'Memory',
     doc: "How much V8 lets the old generation grow after a major GC, in percent (V8's own default grows up to 100%). Lower holds less memory under many long-lived connections: 20 cut peak RSS with 5,000 sleeping connections by 30% at no measured throughput cost. 0 = V8's default.",
     parse: wholeNumber('heap-growing-percent', 0),
@@ -195,6 +220,20 @@ export const SETTINGS = [
   {
     name: 'group', flag: 'group', short: 'g', type: 'string', default: '', section: 'Process',
     doc: 'Switch to this group (name or gid) after binding, before loading the app. POSIX only; needs root.', parse: (raw: string) => raw,
+  },
+  {
+    name: 'reload', flag: 'reload', type: 'boolean', default: false, section: 'Debugging',
+    doc: "Reload when the app's code changes: its directory tree (without node_modules and dot-directories), the config file and --reload-extra-file. A fresh generation of actors imports everything anew; in-flight requests finish first.",
+    parse: parseBoolean('reload'),
+  },
+  {
+    name: 'reloadExtraFile', flag: 'reload-extra-file', type: 'string', multiple: true, default: [], section: 'Debugging',
+    doc: 'A file or directory also watched by --reload, whatever its extension (templates, .env). Repeat for several.', parse: (raw: string) => raw,
+  },
+  {
+    name: 'debug', flag: 'debug', short: 'd', type: 'boolean', default: false, section: 'Debugging',
+    doc: 'Development mode: one actor, log level debug, reload on code change (overrides --workers, --log-level and --reload).',
+    parse: parseBoolean('debug'),
   },
   {
     name: 'daemon', flag: 'daemon', short: 'D', type: 'boolean', default: false, section: 'Process',

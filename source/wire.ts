@@ -35,6 +35,8 @@ export interface ConnectionInfo {
   remoteFamily?: string;
   localAddress?: string;
   localPort?: number;
+  /** The client reached us over TLS (terminated in main). */
+  encrypted?: boolean;
 }
 
 /**
