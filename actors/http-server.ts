@@ -14,6 +14,7 @@ import { formatAccessLine } from './access-log.js';
 import type { DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from './hooks.js';
 import { createForwardingPolicy } from './forwarded.js';
+import { armRequestDeadline } from './request-deadline.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -25,6 +26,8 @@ export interface HttpSettings {
   accessLogFormat: string | null;
   /** Peers whose X-Forwarded-* and Forwarded headers reach the app (forwarded.ts). */
   forwardedAllowIps: string;
+  /** Seconds from a request's head to its response's head before a 504 (request-deadline.ts); 0 = none. */
+  requestTimeout: number;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -127,6 +130,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       return;
     }
     forwarding.apply(req, rewriteScheme);
+    if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
     if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {
       const actor = { actorId, server };

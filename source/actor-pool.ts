@@ -157,14 +157,15 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   }
 
   /** The ready actor with the fewest connections, below `cap`; undefined when all are full. */
-  pick(cap: number): Actor | undefined {
+  pick(cap: number, { takeDraining = false } = {}): Actor | undefined {
     let best: Actor | undefined;
     const candidates = [...this.actors];
     // Start the scan at a rotating offset so ties spread across actors instead of piling on the first.
     this.rotation = (this.rotation + 1) % Math.max(candidates.length, 1);
     for (let i = 0; i < candidates.length; i++) {
       const actor = candidates[(i + this.rotation) % candidates.length];
-      if (actor.state !== 'ready' || actor.connectionCount >= cap) continue;
+      const open = actor.state === 'ready' || (takeDraining && actor.state === 'draining');
+      if (!open || actor.connectionCount >= cap) continue;
       if (!best || actor.connectionCount < best.connectionCount) best = actor;
     }
     return best;

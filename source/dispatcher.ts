@@ -12,6 +12,12 @@ export class Dispatcher {
   /** Sockets waiting for a slot, oldest first (a Set keeps insertion order and removes in O(1)). */
   private readonly waiting = new Set<Socket>();
   private nextConnectionId = 1;
+  /**
+   * `stopping`: the server is stopping gracefully and every actor drains; a connection accepted before the
+   * listeners closed may still arrive (a TLS handshake finishing) and goes to a draining actor, which
+   * answers it with `Connection: close`. `closed`: the actors are gone; late arrivals are closed.
+   */
+  private phase: 'open' | 'stopping' | 'closed' = 'open';
 
   constructor(
     private readonly pool: ActorPool,
@@ -26,12 +32,28 @@ export class Dispatcher {
   }
 
   readonly accept = (socket: Socket): void => {
+    if (this.phase === 'closed') {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true); // handoff.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
     if (this.waiting.size === 0 && this.handOff(socket)) return;
     this.waiting.add(socket);
     socket.once('close', () => this.waiting.delete(socket));
     socket.on('error', () => {});
   };
+
+  /** The server is stopping gracefully: draining actors take what still arrives. */
+  stopping(): void {
+    this.phase = 'stopping';
+    this.serveWaiting();
+  }
+
+  /** The actors are gone: close queued connections and any that arrive later. */
+  close(): void {
+    this.phase = 'closed';
+    this.dropWaiting();
+  }
 
   /** Closes queued connections that never reached an actor. */
   dropWaiting(): void {
@@ -40,7 +62,7 @@ export class Dispatcher {
   }
 
   private handOff(socket: Socket): boolean {
-    const actor = this.pool.pick(this.connectionsPerActor);
+    const actor = this.pool.pick(this.connectionsPerActor, { takeDraining: this.phase === 'stopping' });
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
     actor.link.handOff(socket instanceof TLSSocket ? 'relay' : this.strategy, this.nextConnectionId++, socket);

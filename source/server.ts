@@ -60,6 +60,11 @@ export interface ServeOptions {
   timeout?: number;
   /** Seconds draining actors get to finish in-flight requests (reload, resize, recycling, stop). Default 30. */
   gracefulTimeout?: number;
+  /**
+   * Seconds from a request's head to its response's head: past it the client gets 504, a Fetch app's
+   * `request.signal` aborts and a listener app's request closes. Started responses are not cut. 0 = off (default).
+   */
+  requestTimeout?: number;
   /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
   maxRequests?: number;
   /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
@@ -139,6 +144,7 @@ export const DEFAULTS = {
   maxRequests: 0,
   maxRequestsJitter: 0,
   forwardedAllowIps: '127.0.0.1,::1',
+  requestTimeout: 0,
 } as const;
 
 function wholeNumberAtLeast(name: string, value: number, min: number): number {
@@ -172,6 +178,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
       hooksFile: options.hooksFile ?? null,
       forwardedAllowIps: checkedAllowIps(options.forwardedAllowIps ?? DEFAULTS.forwardedAllowIps),
+      requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
     },
   };
 }
@@ -306,6 +313,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const listening = closeListeners(this.listening);
     if (!this.hurry) {
       await this.pool.drainAll();
+      this.dispatcher.stopping();
       const gracefulTimeout = this.options.gracefulTimeout ?? DEFAULTS.gracefulTimeout;
       const deadline = Date.now() + gracefulTimeout * 1000;
       let nextReport = Date.now() + 1000;
@@ -318,7 +326,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       }
       if (this.pool.connectionCount > 0) this.log.warning(`graceful timeout (${gracefulTimeout} s): closing ${this.pool.connectionCount} connections`);
     }
-    this.dispatcher.dropWaiting();
+    this.dispatcher.close();
     await this.pool.close();
     await listening;
     this.accessLog?.close();

@@ -49,6 +49,7 @@ export interface SettingsValues {
   reload: boolean;
   reloadExtraFile: string[];
   debug: boolean;
+  requestTimeout: number;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -116,6 +117,11 @@ export const SETTINGS = [
     name: 'timeout', flag: 'timeout', short: 't', type: 'number', default: DEFAULTS.timeout, section: 'Actors',
     doc: 'Actor liveness: an actor whose event loop has not turned for this many seconds is terminated and replaced; its waiting requests get 503. 0 = never.',
     parse: wholeNumber('timeout', 0),
+  },
+  {
+    name: 'requestTimeout', flag: 'request-timeout', type: 'number', default: DEFAULTS.requestTimeout, section: 'Actors',
+    doc: "Seconds from a request's head to its response's head: past it the client gets 504, a Fetch app's request.signal aborts and a listener app's request closes. A response already streaming is not cut. 0 = off.",
+    parse: wholeNumber('request-timeout', 0),
   },
   {
     name: 'gracefulTimeout', flag: 'graceful-timeout', type: 'number', default: DEFAULTS.gracefulTimeout, section: 'Actors',

@@ -29,6 +29,7 @@ function presentedFingerprint(port: number): Promise<string> {
       resolve(socket.getPeerCertificate().fingerprint256);
       socket.end();
     });
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no TLS handshake within 10 s')));
     socket.on('error', reject);
   });
 }
