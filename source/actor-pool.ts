@@ -40,6 +40,8 @@ export interface GenerationOptions {
   settings: ActorSettings;
   /** Passed to each actor thread (piscina's `resourceLimits`). */
   resourceLimits?: ResourceLimits;
+  /** The actor threads' `process.env` (piscina's `env`); when absent they see a copy of the main thread's. */
+  env?: Record<string, string>;
   /** `--max-requests-jitter`: each actor's limit is `settings.maxRequests` plus 0..jitter. */
   maxRequestsJitter: number;
 }
@@ -131,7 +133,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   constructor(private readonly options: PoolOptions) {
     super();
     this.size = options.size;
-    this.generationOptions = { app: options.app, settings: options.settings, resourceLimits: options.resourceLimits, maxRequestsJitter: options.maxRequestsJitter };
+    this.generationOptions = { app: options.app, settings: options.settings, resourceLimits: options.resourceLimits, maxRequestsJitter: options.maxRequestsJitter, env: options.env };
     if (options.timeout > 0) this.watchdog = setInterval(() => this.checkHeartbeats(), WATCHDOG_INTERVAL_MS).unref();
   }
 
@@ -300,6 +302,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       atomics: 'disabled',
       idleTimeout: Number.MAX_SAFE_INTEGER,
       resourceLimits,
+      ...(this.generationOptions.env ? { env: this.generationOptions.env } : {}),
     });
     piscina.on('error', (error: unknown) => this.options.log.error(`actor ${id} thread: ${String(error)}`));
     let started: Actor | undefined;

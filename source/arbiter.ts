@@ -12,7 +12,7 @@ import type { GrainbowsServer, ServeOptions } from './server.js';
 import type { Logger } from './log.js';
 import { ExitStatus } from './errors.js';
 
-export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen' | 'resize';
+export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen' | 'resize' | 'upgrade';
 
 /** Which signal asks for what, on POSIX (gunicorn's table). */
 const POSIX_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
@@ -23,6 +23,7 @@ const POSIX_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
   SIGTTIN: 'increment',
   SIGTTOU: 'decrement',
   SIGUSR1: 'reopen',
+  SIGUSR2: 'upgrade',
 };
 
 /** Windows: every signal Node delivers there means "stop gracefully". */
@@ -39,6 +40,11 @@ export interface ArbiterOptions {
   rereadConfig: () => Promise<Partial<ServeOptions>>;
   /** Reopens the error log file (USR1); the access log is the server's. */
   reopenLogs?: () => void;
+  /**
+   * Binary upgrade: starts the next process on the same listening sockets and resolves once it serves
+   * (rejects, leaving this one serving, if it does not). This process then stops gracefully.
+   */
+  startSuccessor?: () => Promise<void>;
   /** Called once the server has stopped, with the exit status. */
   onExit: (status: number) => void | Promise<void>;
   platform?: NodeJS.Platform;
@@ -120,6 +126,17 @@ export class Arbiter {
       }
       await this.running.resize(this.running.workers - 1);
     },
+    upgrade: async () => {
+      if (!this.options.startSuccessor) throw new Error('upgrade is not available here');
+      try {
+        await this.options.startSuccessor();
+      } catch (error) {
+        throw new Error(`the new process did not start, this one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      this.options.log.info('Upgrade: the new process is serving; stopping this one gracefully');
+      // Not awaited: the command is done (a control client gets its answer) while this process drains.
+      void this.stop(true, true);
+    },
     reopen: async () => {
       this.running.reopenLogs();
       this.options.reopenLogs?.();
@@ -146,10 +163,10 @@ export class Arbiter {
     }
   }
 
-  private async stop(graceful: boolean): Promise<void> {
+  private async stop(graceful: boolean, handingOver = false): Promise<void> {
     if (this.stopping && graceful) return;
     this.stopping = true;
-    await this.running.close({ graceful });
+    await this.running.close({ graceful, handingOver });
     await this.options.onExit(ExitStatus.ok);
   }
 

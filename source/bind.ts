@@ -4,11 +4,14 @@
  */
 import net from 'node:net';
 import { GrainbowsError } from './errors.js';
+import type { InheritedListener } from './upgrade.js';
 
 export type BindAddress =
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'unix'; path: string }
-  | { kind: 'fd'; fd: number };
+  | { kind: 'fd'; fd: number }
+  /** A listening socket handed over by a predecessor process (binary upgrade, upgrade.ts). */
+  | { kind: 'handle'; inherited: InheritedListener; was: string };
 
 export const DEFAULT_PORT = 8000;
 
@@ -51,7 +54,7 @@ export function parseBind(spec: string): BindAddress {
 export function describeListener(server: net.Server, bind: BindAddress, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address();
   if (typeof address === 'string') return `unix:${address}`;
-  if (address === null) return bind.kind === 'unix' ? `unix:${bind.path}` : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
+  if (address === null) return bind.kind === 'unix' ? `unix:${bind.path}` : bind.kind === 'handle' ? bind.was : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `${scheme}://${host}:${address.port}`;
 }

@@ -17,6 +17,7 @@ import { openLogDestination } from './log-destination.js';
 import { loadTlsMaterial } from './tls.js';
 import { VERSION } from './version.js';
 import { CodeWatcher } from './code-watcher.js';
+import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './upgrade.js';
 import { parseAppSpec } from './app-spec.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,9 +53,10 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
   const errorLog = openLogDestination(settings.errorLogfile, 'stderr');
   const log = createLogger(settings.logLevel, (line) => errorLog.write(line.trimEnd()));
   const verbose = settings.logLevel === 'debug';
+  const predecessor = upgradingFrom();
   try {
     refuseUnsupported(sources);
-    checkPidfile(settings.pidfile);
+    if (!predecessor) checkPidfile(settings.pidfile);
     loadTlsMaterial(settings); // a bad certificate is a usage error, reported before anything starts
     applyProcessSettings(settings, sources);
   } catch (error) {
@@ -77,11 +79,16 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
       return { ...next.settings, app: next.app ?? app, hooksFile: next.hooksFile };
     },
     reopenLogs: () => errorLog.reopen(),
+    startSuccessor: async () => {
+      await startSuccessor(running.listeningSockets(), settings.pidfile, log);
+    },
     onExit: async (status) => {
       await callHook('onExit', hooks.onExit, [server], log);
       await watcher?.close();
       await control?.close();
       removePidfile(settings.pidfile);
+      removePidfile(settings.pidfile && `${settings.pidfile}.oldbin`);
+      removePidfile(settings.pidfile && `${settings.pidfile}.2`);
       log.info('Shutting down: Master');
       await errorLog.close();
       process.exit(status);
@@ -93,6 +100,8 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
     server = running = await GrainbowsServer.start({
       app,
       ...settings,
+      // A binary upgrade's new process listens on the sockets its predecessor hands over.
+      ...(predecessor ? { inheritListeners: async () => (await receiveListeners(Boolean(settings.certfile))).map((listener, index) => ({ kind: 'handle' as const, inherited: listener, was: settings.bind[index] ?? 'inherited' })) } : {}),
       hooksFile: config.hooksFile,
       logger: log,
       ...(settings.user || settings.group ? { afterBind: () => dropPrivileges(settings.user, settings.group) } : {}),
@@ -107,7 +116,10 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
       log,
     );
     log.debug(`Control channel: ${control.path}`);
-    writePidfile(settings.pidfile);
+    if (predecessor) {
+      writePidfile(settings.pidfile && `${settings.pidfile}.2`);
+      promoteWhenPredecessorExits(predecessor, settings.pidfile, log);
+    } else writePidfile(settings.pidfile);
   } catch (error) {
     fail(error, verbose);
   }

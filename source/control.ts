@@ -115,7 +115,9 @@ async function answer(line: string, target: ControlTarget, log: Logger): Promise
         setImmediate(() => void target.run('stop').catch(() => {}));
         return { ok: true, result: 'stopping' };
       case 'upgrade':
-        return { ok: false, error: 'upgrade is not supported yet' };
+        // Resolves once the new process serves; this one then drains and exits.
+        await target.run('upgrade');
+        return { ok: true, result: 'upgraded: the new process is serving, this one is stopping' };
       default:
         return { ok: false, error: `unknown command '${String(request.command)}' (${CONTROL_COMMANDS.join(', ')})` };
     }

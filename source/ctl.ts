@@ -18,7 +18,7 @@ const HELP = `
     reload        Start a new generation of actors (config re-read, app imported afresh); old one drains
     resize N      Grow or shrink to N actors; removed actors drain first
     stop          Graceful stop (as TERM)
-    upgrade       Binary upgrade (not supported yet)
+    upgrade       Binary upgrade: a new process takes over the listening sockets, then this one drains
 
   Options
     --pid FILE     The server's pidfile (grainbows -p FILE): its control socket is derived from the pid

@@ -3,7 +3,7 @@
  * `pauseOnConnect` keeps an accepted socket unread until its actor is chosen (the transfer strategy needs
  * an untouched socket); `allowHalfOpen` lets a client's FIN travel to the actor instead of ending our side.
  */
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
@@ -12,7 +12,10 @@ import { tlsServerOptions, type TlsMaterial } from './tls.js';
 
 export interface Listener {
   bind: BindAddress;
+  /** The listening socket's server. */
   server: net.Server;
+  /** With HTTPS on an inherited socket: the TLS server its connections are fed to. */
+  tlsFront?: tls.Server;
   /** e.g. `http://127.0.0.1:8000`, the real port when 0 was asked for. */
   url: string;
 }
@@ -24,7 +27,7 @@ function removeStaleUnixSocket(path: string): void {
 function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
-      const where = bind.kind === 'tcp' ? `${bind.host}:${bind.port}` : bind.kind === 'unix' ? `unix:${bind.path}` : `fd://${bind.fd}`;
+      const where = bind.kind === 'tcp' ? `${bind.host}:${bind.port}` : bind.kind === 'unix' ? `unix:${bind.path}` : bind.kind === 'fd' ? `fd://${bind.fd}` : bind.was;
       reject(new GrainbowsError('E_LISTEN', `cannot listen on ${where}: ${error.code ?? error.message}`, { cause: error }));
     };
     server.once('error', onError);
@@ -43,6 +46,9 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promi
       case 'fd':
         server.listen({ fd: bind.fd, backlog }, done);
         break;
+      case 'handle':
+        done(); // listening already: openListeners takes its connections over
+        break;
     }
   });
 }
@@ -55,6 +61,14 @@ export async function openListeners(binds: BindAddress[], backlog: number, onCon
   const listeners: Listener[] = [];
   try {
     for (const bind of binds) {
+      if (bind.kind === 'handle') {
+        // A socket inherited in a binary upgrade: it is listening already, with connections kept for us.
+        const acceptor = bind.inherited.server;
+        const tlsFront = secure ? tls.createServer(tlsServerOptions(secure), onConnection) : undefined;
+        bind.inherited.takeOver(tlsFront ? (socket) => tlsFront.emit('connection', socket) : onConnection);
+        listeners.push({ bind, server: acceptor, tlsFront, url: describeListener(acceptor, bind, secure ? 'https' : 'http') });
+        continue;
+      }
       const server = secure
         ? tls.createServer(tlsServerOptions(secure), onConnection)
         : net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
@@ -70,9 +84,31 @@ export async function openListeners(binds: BindAddress[], backlog: number, onCon
 
 /** Certificate rotation: new connections use the new material, open ones keep theirs. */
 export function renewCertificates(listeners: Listener[], secure: TlsMaterial): void {
-  for (const { server } of listeners) if (server instanceof tls.Server) server.setSecureContext(tlsServerOptions(secure));
+  for (const { server, tlsFront } of listeners) {
+    const front = tlsFront ?? server;
+    if (front instanceof tls.Server) front.setSecureContext(tlsServerOptions(secure));
+  }
 }
 
-export async function closeListeners(listeners: Listener[]): Promise<void> {
-  await Promise.all(listeners.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+/**
+ * Stops accepting. `handingOver`: a successor process listens on the same sockets (binary upgrade), so a
+ * unix socket keeps its path: Node unlinks the path when the server closes, so a second link to the socket
+ * survives the close and takes the name back at once (both happen in this one synchronous step).
+ */
+export async function closeListeners(listeners: Listener[], { handingOver = false } = {}): Promise<void> {
+  await Promise.all(
+    listeners.map(({ server }) => {
+      const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+      const address = server.address();
+      if (handingOver && typeof address === 'string' && existsSync(address)) {
+        const spare = `${address}.${process.pid}.handover`;
+        linkSync(address, spare);
+        server.close();
+        renameSync(spare, address);
+      } else {
+        server.close();
+      }
+      return closed;
+    }),
+  );
 }

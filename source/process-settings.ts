@@ -123,7 +123,8 @@ export function daemonize(argv: string[]): Promise<number> {
 
 /** In the daemon: tell the starting process how start-up went. */
 export function reportToStarter(message: DaemonMessage): void {
-  if (!isDaemonChild() || !process.send) return;
+  // The starter is the --daemon parent, or the old process of a binary upgrade (upgrade.ts).
+  if (!(isDaemonChild() || process.env.GRAINBOWS_UPGRADE_FROM) || !process.send || !process.connected) return;
   process.send(message);
   if (message.kind === 'ready') process.disconnect();
 }

@@ -4,6 +4,7 @@
  * fails before we listen), open the listeners, accept.
  */
 import { EventEmitter } from 'node:events';
+import type net from 'node:net';
 import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from './app-spec.js';
 import { ActorPool, type Actor, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
@@ -82,6 +83,11 @@ export interface ServeOptions {
    * networks, or `*`. From other peers those headers are removed. Default `127.0.0.1,::1` (as gunicorn).
    */
   forwardedAllowIps?: string;
+  /**
+   * Binary upgrade (CLI): listen on the sockets a predecessor process hands over instead of `bind`, asked
+   * for once the actors are up.
+   */
+  inheritListeners?: () => Promise<BindAddress[]>;
   /** HTTPS: the certificate chain (PEM file). Needs `keyfile`; both are read again on reload (rotation). */
   certfile?: string;
   /** HTTPS: the private key (PEM file) of `certfile`. */
@@ -97,6 +103,11 @@ export interface ServeOptions {
    * (docs/performance.md). Pass `{}` for V8's defaults.
    */
   resourceLimits?: ResourceLimits;
+  /**
+   * The actors' `process.env` (piscina's `env` option). Default: each actor thread gets a copy of the main
+   * thread's environment as it is when the actor starts. A reload starts actors with the new value.
+   */
+  actorEnv?: Record<string, string>;
   cwd?: string;
 }
 
@@ -125,6 +136,8 @@ export interface ServerStats {
 export interface CloseOptions {
   /** Finish in-flight and queued requests first (at most gracefulTimeout seconds). Default true. */
   graceful?: boolean;
+  /** A successor process took over the listening sockets (binary upgrade): leave unix socket paths in place. */
+  handingOver?: boolean;
 }
 
 export const DEFAULTS = {
@@ -163,6 +176,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
   return {
     app: typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app,
     resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
+    ...(options.actorEnv ? { env: options.actorEnv } : {}),
     maxRequestsJitter: wholeNumberAtLeast('max requests jitter', options.maxRequestsJitter ?? DEFAULTS.maxRequestsJitter, 0),
     settings: {
       keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
@@ -231,7 +245,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     });
     const sync = options.use === 'sync';
     const dispatcher = new Dispatcher(pool, handoff, sync ? 1 : workerConnections);
-    const listen = () => openListeners(binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
+    const listen = async () => openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
@@ -302,15 +316,20 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
    * Stops listening, then, when graceful (the default), lets the actors finish in-flight and queued
    * requests for at most gracefulTimeout seconds (answering with `Connection: close`) before stopping them.
    */
-  close({ graceful = true }: CloseOptions = {}): Promise<void> {
+  close({ graceful = true, handingOver = false }: CloseOptions = {}): Promise<void> {
     // A quick close during a graceful one cuts the wait short.
     if (!graceful) this.hurry = true;
-    this.closing ??= this.shutDown();
+    this.closing ??= this.shutDown(handingOver);
     return this.closing;
   }
 
-  private async shutDown(): Promise<void> {
-    const listening = closeListeners(this.listening);
+  /** The listening sockets, for a binary upgrade to hand to the next process. */
+  listeningSockets(): net.Server[] {
+    return this.listening.map((listener) => listener.server);
+  }
+
+  private async shutDown(handingOver: boolean): Promise<void> {
+    const listening = closeListeners(this.listening, { handingOver });
     if (!this.hurry) {
       await this.pool.drainAll();
       this.dispatcher.stopping();

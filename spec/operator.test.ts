@@ -178,9 +178,6 @@ describe('operator surface (CLI)', () => {
       const afterReload = JSON.parse(reloaded.stdout).result as typeof report;
       assert.equal(afterReload.generation, 2);
       assert.ok(afterReload.actors.every((actor) => actor.generation === 2));
-      const upgrade = await ctl('upgrade');
-      assert.equal(upgrade.status, 1);
-      assert.match(upgrade.stderr, /^grainbows ctl: upgrade is not supported yet/);
       const stop = await ctl('stop');
       assert.equal(stop.status, 0);
       const exit = await cli.stop('SIGCONT'); // harmless: waits for the exit the ctl stop caused

@@ -87,7 +87,18 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
     });
     let stdout = '';
     let stderr = '';
-    const exited = new Promise<CliResult>((done) => child.on('close', (status, signal) => done({ status, signal, stdout, stderr })));
+    // 'close' waits for stdout and stderr to close, which a process started by this one (a binary upgrade's
+    // successor) keeps open: after 'exit', give the pipes a moment to drain, no more.
+    const exited = new Promise<CliResult>((done) =>
+      child.on('exit', (status, signal) => {
+        const finish = () => done({ status, signal, stdout, stderr });
+        const timer = setTimeout(finish, 1000);
+        child.once('close', () => {
+          clearTimeout(timer);
+          finish();
+        });
+      }),
+    );
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`CLI did not start listening in time:\n${stderr}`));

@@ -1,0 +1,132 @@
+/**
+ * Binary upgrade: USR2 (POSIX) or `grainbows ctl upgrade` (everywhere) starts a new process on the same
+ * listening sockets; once it serves, the old one drains and exits. Under continuous load nothing fails.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
+import { startLoad } from './helpers/load.js';
+
+function versionedApp(version: string): { app: string; dir: string; setVersion: (v: string) => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-upgrade-'));
+  const app = path.join(dir, 'app.js');
+  copyFileSync(fixture('versioned.js'), app);
+  const setVersion = (v: string) => writeFileSync(path.join(dir, 'version.txt'), v);
+  setVersion(version);
+  return { app, dir, setVersion };
+}
+
+async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+const pidIn = (file: string): number | undefined => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined);
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The old process's exit: its status once the new one has taken over. */
+const exitOf = (cli: RunningCli): Promise<number | null> =>
+  cli.child.exitCode !== null ? Promise.resolve(cli.child.exitCode) : new Promise((resolve) => cli.child.once('exit', (status) => resolve(status)));
+
+/** Stops the process named by the pidfile (the successor, which is not our child) and waits for it. */
+async function stopByPidfile(pidfile: string): Promise<void> {
+  for (const file of [pidfile, `${pidfile}.2`, `${pidfile}.oldbin`]) {
+    const pid = pidIn(file);
+    if (!pid || !alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    await until(() => !alive(pid), `process ${pid} to stop`);
+  }
+}
+
+describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX; the ctl path is tested on Windows under wine' : false }, () => {
+  it('USR2 under load: 10,000 requests across it, 0 failed, the new code answers after, pidfile dance as gunicorn', async () => {
+    const { app, dir, setVersion } = versionedApp('v1');
+    const pidfile = path.join(dir, 'server.pid');
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '-p', pidfile, '--graceful-timeout', '10', app]);
+    try {
+      const oldPid = await until(() => pidIn(pidfile), 'the pidfile');
+      assert.equal(oldPid, cli.child.pid);
+      const load = startLoad(cli.url, { concurrency: 16 });
+      await load.reach(4000);
+      setVersion('v2');
+      const exited = exitOf(cli);
+      cli.child.kill('SIGUSR2');
+      // During the swap: the old pidfile is PIDFILE.oldbin, the new process writes PIDFILE.2.
+      const newPid = await until(() => pidIn(`${pidfile}.2`), 'PIDFILE.2');
+      assert.notEqual(newPid, oldPid);
+      assert.equal(pidIn(`${pidfile}.oldbin`) ?? oldPid, oldPid);
+      assert.equal(await exited, 0, 'the old process drains and exits 0');
+      await until(() => pidIn(pidfile) === newPid, 'PIDFILE to name the new process');
+      assert.ok(!existsSync(`${pidfile}.2`) && !existsSync(`${pidfile}.oldbin`));
+      await load.reach(Math.max(load.count + 3000, 10_000));
+      const result = await load.stop();
+      assert.equal(result.failed, 0, result.failures.join('\n'));
+      assert.ok(result.ok >= 10_000, `${result.ok} requests`);
+      assert.deepEqual(new Set(result.lastBodies), new Set(['v2']), 'after the upgrade only the new process answers');
+      assert.match(cli.output(), new RegExp(`Upgrade complete: process ${oldPid} has exited; this process \\(${newPid}\\) is the server now`));
+    } finally {
+      await stopByPidfile(pidfile);
+      await cli.stop('SIGKILL');
+    }
+  });
+
+  it('ctl upgrade keeps a unix socket path serving; a new process that fails leaves the old one serving', async () => {
+    const { app, dir } = versionedApp('v1');
+    const pidfile = path.join(dir, 'server.pid');
+    const socketPath = path.join(dir, 'app.sock');
+    const cli = await startCli(['-b', `unix:${socketPath}`, '-b', '127.0.0.1:0', '-p', pidfile, app]);
+    const ctl = (...args: string[]) => runCli(['ctl', '--pid', pidfile, ...args], { timeoutMs: 60_000 });
+    const overUnix = () =>
+      new Promise<string>((resolve, reject) => {
+        http.get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve(body));
+        }).on('error', reject);
+      });
+    try {
+      const oldPid = await until(() => pidIn(pidfile), 'the pidfile');
+      // The app no longer loads: the upgrade fails and the old process serves on, pidfile untouched.
+      rmSync(path.join(dir, 'version.txt'));
+      const failed = await ctl('upgrade');
+      assert.equal(failed.status, 1);
+      assert.match(failed.stderr, /^grainbows ctl: the new process did not start, this one keeps serving: process \d+ (failed to start|exited)/);
+      assert.equal(pidIn(pidfile), oldPid);
+      assert.ok(alive(oldPid));
+      writeFileSync(path.join(dir, 'version.txt'), 'v3');
+      assert.equal(await overUnix(), 'v1', 'still the old process');
+      const exited = exitOf(cli);
+      const upgraded = await ctl('upgrade');
+      assert.equal(upgraded.status, 0, upgraded.stderr);
+      assert.equal(await exited, 0);
+      assert.ok(existsSync(socketPath), 'the unix socket path survives the old process');
+      assert.equal(await overUnix(), 'v3');
+      const tcpUrl = /Listening at: (http:\S+)/.exec(cli.output())![1];
+      assert.equal(await (await fetch(tcpUrl, { headers: { connection: 'close' } })).text(), 'v3');
+      const status = await ctl('--json', 'status');
+      const newPid = (JSON.parse(status.stdout) as { result: { pid: number } }).result.pid;
+      assert.notEqual(newPid, oldPid);
+      await until(() => pidIn(pidfile) === newPid, 'the pidfile to name the new process');
+    } finally {
+      await stopByPidfile(pidfile);
+      await cli.stop('SIGKILL');
+    }
+  });
+});
