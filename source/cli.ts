@@ -50,7 +50,8 @@ async function watchCode(config: ResolvedConfig, app: string, onChange: (files: 
 
 async function serve(config: ResolvedConfig, app: string): Promise<void> {
   const { settings, sources } = config;
-  const errorLog = openLogDestination(settings.errorLogfile, 'stderr');
+  // --log-file is the original grainbows spelling ('-' = stdout); --error-logfile is gunicorn's ('-' = stderr).
+  const errorLog = settings.logFile ? openLogDestination(settings.logFile, 'stdout') : openLogDestination(settings.errorLogfile, 'stderr');
   const log = createLogger(settings.logLevel, (line) => errorLog.write(line.trimEnd()));
   const verbose = settings.logLevel === 'debug';
   const predecessor = upgradingFrom();

@@ -15,7 +15,7 @@ import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../act
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
 
-export type SettingSource = 'default' | 'config file' | 'GRAINBOWS_CMD_ARGS' | 'command line' | '--debug';
+export type SettingSource = 'default' | `environment (${string})` | 'config file' | 'GRAINBOWS_CMD_ARGS' | 'command line' | '--debug';
 
 export interface ResolvedConfig {
   settings: SettingsValues;
@@ -112,6 +112,15 @@ export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd:
   const sources = {} as Record<SettingName, SettingSource>;
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
     sources[row.name] = 'default';
+    const fromOwnVariable = row.env ? env[row.env] : undefined;
+    if (row.env && fromOwnVariable !== undefined && fromOwnVariable !== '') {
+      try {
+        settings[row.name] = parseSettingValue(row, fromOwnVariable);
+      } catch (error) {
+        throw new GrainbowsError('E_CONFIG', `${row.env}: ${(error as Error).message}`);
+      }
+      sources[row.name] = `environment (${row.env})`;
+    }
     for (const [layer, source] of [
       [fromFile, 'config file'],
       [fromEnv.values, 'GRAINBOWS_CMD_ARGS'],

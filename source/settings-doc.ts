@@ -12,7 +12,8 @@ export function renderSettingsDoc(): string {
     '',
     '<!-- Generated from source/settings.ts by `npm run docs`; do not edit by hand. -->',
     '',
-    'Every setting can be given, lowest precedence first, as its default, in the config file',
+    'Every setting can be given, lowest precedence first, as its default, its own environment variable',
+    '(the env column: the variables gunicorn and PaaS platforms use), in the config file',
     '(`-c FILE`, or `grainbows.config.js` / `.mjs` / `.ts` in the working directory), in the',
     '`GRAINBOWS_CMD_ARGS` environment variable (command-line syntax), or on the command line.',
     '`grainbows --print-config` shows the resolved values and where each came from.',
@@ -29,10 +30,10 @@ export function renderSettingsDoc(): string {
   ];
   const sections = [...new Set(rows.map((row) => row.section))];
   for (const section of sections) {
-    out.push(`## ${section}`, '', '| config key | flag | default | meaning |', '|---|---|---|---|');
+    out.push(`## ${section}`, '', '| config key | flag | env | default | meaning |', '|---|---|---|---|---|');
     for (const row of rows.filter((r) => r.section === section)) {
       const flag = `${row.short ? `\`-${row.short}\`, ` : ''}\`--${row.flag}\``;
-      out.push(`| \`${configKey(row.name)}\` | ${flag} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')} |`);
+      out.push(`| \`${configKey(row.name)}\` | ${flag} | ${row.env ? `\`${row.env}\`` : ''} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')} |`);
     }
     out.push('');
   }

@@ -43,6 +43,7 @@ export interface SettingsValues {
   group: string;
   daemon: boolean;
   errorLogfile: string;
+  logFile: string;
   forwardedAllowIps: string;
   certfile: string;
   keyfile: string;
@@ -57,6 +58,8 @@ export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValue
   flag: string;
   short?: string;
   type: 'string' | 'number' | 'boolean';
+  /** An environment variable that sets it, above the default and below the config file (gunicorn's WEB_CONCURRENCY, FORWARDED_ALLOW_IPS). */
+  env?: string;
   /** Other long flags for the same setting (gunicorn spells some two ways). */
   aliases?: string[];
   multiple?: boolean;
@@ -97,7 +100,7 @@ export const SETTINGS = [
     parse: oneOf('use', CONCURRENCY_MODELS),
   },
   {
-    name: 'workers', flag: 'workers', short: 'w', type: 'number', default: DEFAULTS.workers, section: 'Actors',
+    name: 'workers', flag: 'workers', short: 'w', env: 'WEB_CONCURRENCY', type: 'number', default: DEFAULTS.workers, section: 'Actors',
     doc: 'Number of actors (worker threads), each serving many connections.', parse: wholeNumber('workers', 1),
   },
   {
@@ -155,7 +158,7 @@ export const SETTINGS = [
     doc: "Header names with '_': drop them, refuse the request (400), or pass them through (dangerous).", parse: oneOf('header-map', HEADER_MAPS),
   },
   {
-    name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', type: 'string', default: DEFAULTS.forwardedAllowIps, section: 'Security',
+    name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', env: 'FORWARDED_ALLOW_IPS', type: 'string', default: DEFAULTS.forwardedAllowIps, section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
     parse: (raw: string) => {
       const problem = checkAllowIps(raw);
@@ -191,8 +194,13 @@ export const SETTINGS = [
     parse: (raw: string) => raw,
   },
   {
-    name: 'errorLogfile', flag: 'error-logfile', aliases: ['log-file'], type: 'string', default: '-', section: 'Logging',
-    doc: "Error log: a file to append to (reopened on USR1), or '-' for stderr.", parse: (raw: string) => raw,
+    name: 'errorLogfile', flag: 'error-logfile', type: 'string', default: '-', section: 'Logging',
+    doc: "Error log: a file to append to (reopened on USR1), or '-' for stderr (gunicorn's meaning).", parse: (raw: string) => raw,
+  },
+  {
+    name: 'logFile', flag: 'log-file', type: 'string', default: '', section: 'Logging',
+    doc: "The original grainbows flag for the error log: a file, or '-' for stdout (its meaning there). When given, it wins over --error-logfile.",
+    parse: (raw: string) => raw,
   },
   {
     name: 'pidfile', flag: 'pid', short: 'p', type: 'string', default: '', section: 'Process',

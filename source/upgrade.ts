@@ -41,6 +41,10 @@ export async function startSuccessor(listening: Server[], pidfile: string, log: 
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, [UPGRADE_FROM]: String(process.pid) },
+    // On Windows libuv puts children in a job object that kills them when this process exits, unless they
+    // are detached. On POSIX the successor stays in our process group, as gunicorn's new master does.
+    detached: process.platform === 'win32',
+    windowsHide: true,
   });
   log.info(`Upgrade: started process ${child.pid}`);
   try {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { canTransferSockets } from '../source/handoff.js';
+import { exchange } from './helpers/wire.js';
 
 function requestOverUnixSocket(socketPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -26,6 +27,24 @@ function requestOverUnixSocket(socketPath: string): Promise<string> {
 const hasIPv6 = Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.family === 'IPv6' && i.internal));
 
 describe('grainbows CLI', () => {
+  it('the request limits, --header-map and --backlog flags take effect on the running server', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '--limit-request-line', '100', '--limit-request-fields', '5', '--limit-request-field-size', '200', '--header-map', 'refuse', '--backlog', '77', fixture('identify.js')]);
+    try {
+      const port = Number(new URL(cli.url).port);
+      const status = async (request: string) => (await exchange(port, request, { timeoutMs: 5000 })).responses[0]?.status;
+      assert.equal(await status(`GET /${'a'.repeat(120)} HTTP/1.1\r\nHost: x\r\n\r\n`), 414);
+      assert.equal(await status(`GET /${'a'.repeat(60)} HTTP/1.1\r\nHost: x\r\n\r\n`), 200);
+      assert.equal(await status(`GET / HTTP/1.1\r\nHost: x\r\n${'X-A: 1\r\n'.repeat(5)}\r\n`), 431);
+      assert.equal(await status(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(250)}\r\n\r\n`), 431);
+      assert.equal(await status('GET / HTTP/1.1\r\nHost: x\r\nX_Under: 1\r\n\r\n'), 400);
+      // The kernel shows a listening socket's backlog as its Send-Q.
+      const listening = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      assert.equal(listening[2], '77', listening.join(' '));
+    } finally {
+      await cli.stop();
+    }
+  });
+
   it('serves an example on port 0, prints the real address, and stops on SIGTERM with status 0', async () => {
     const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', 'examples/hello.js']);
     assert.match(cli.url, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -3,11 +3,13 @@
  * servers; --print-config, --check-config; the generated docs/settings.md; config errors.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
+import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { renderSettingsDoc } from '../source/settings-doc.js';
 
@@ -63,6 +65,38 @@ describe('settings', () => {
       assert.equal(await actorsServing(flagWins.url), 1, 'the command line beats GRAINBOWS_CMD_ARGS');
     } finally {
       await flagWins.stop();
+    }
+  });
+
+  it('WEB_CONCURRENCY sets workers above the default and below the config file; a bad value is a config error', async () => {
+    const fromVariable = await startCli(['-b', '127.0.0.1:0', fixture('identify.js')], { env: { WEB_CONCURRENCY: '2' } });
+    try {
+      assert.equal(await actorsServing(fromVariable.url), 2);
+    } finally {
+      await fromVariable.stop();
+    }
+    const dir = dirWithConfig('export const workers = 3;\n');
+    const printed = await runCli(['--print-config', fixture('identify.js')], { cwd: dir, env: { WEB_CONCURRENCY: '2', FORWARDED_ALLOW_IPS: '10.0.0.0/8' } });
+    assert.match(printed.stdout, /^workers += 3 {2}# from config file$/m);
+    assert.match(printed.stdout, /^forwarded_allow_ips += "10\.0\.0\.0\/8" {2}# from environment \(FORWARDED_ALLOW_IPS\)$/m);
+    const bad = await runCli(['-b', '127.0.0.1:0', fixture('identify.js')], { env: { WEB_CONCURRENCY: 'lots' } });
+    assert.equal(bad.status, 3);
+    assert.equal(bad.stderr.trim(), "grainbows: WEB_CONCURRENCY: --workers must be a whole number ≥ 1, not 'lots'");
+  });
+
+  it("--log-file - sends the error log to stdout (the original grainbows meaning); --error-logfile - to stderr (gunicorn's)", async () => {
+    for (const [flag, stream] of [['--log-file', 'stdout'], ['--error-logfile', 'stderr']] as const) {
+      const child = spawn(process.execPath, [CLI, '-b', '127.0.0.1:0', flag, '-', fixture('identify.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const output = { stdout: '', stderr: '' };
+      child.stdout.on('data', (chunk) => (output.stdout += chunk));
+      child.stderr.on('data', (chunk) => (output.stderr += chunk));
+      const deadline = Date.now() + 15_000;
+      while (!/Listening at: /.test(output.stdout + output.stderr) && Date.now() < deadline) await sleep(25);
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.on('close', resolve));
+      const other = stream === 'stdout' ? 'stderr' : 'stdout';
+      assert.match(output[stream], /\[INFO\] Listening at: http/, `${flag} - writes to ${stream}`);
+      assert.equal(output[other], '', `and nothing to ${other}`);
     }
   });
 

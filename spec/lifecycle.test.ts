@@ -65,30 +65,31 @@ for (const strategy of await strategies()) {
       });
     });
 
-    it('resize up and down under load: 0 failed; removed actors drain first', () =>
+    it('resize up and down under load: 10,000 requests across it, 0 failed; removed actors drain first', () =>
       withServer({ app: versionedApp('v1').app, handoff: strategy, workers: 2 }, async ({ server, url }) => {
         const load = startLoad(url, { concurrency: 12 });
-        await load.reach(1500);
+        await load.reach(3000);
         await server.resize(3);
         assert.equal((await server.stats()).actors.length, 3);
-        await load.reach(load.count + 1500);
+        await load.reach(load.count + 3000);
         await server.resize(1);
         assert.equal((await server.stats()).actors.length, 1);
-        await load.reach(load.count + 1500);
+        await load.reach(Math.max(10_000, load.count + 3000));
         const result = await load.stop();
         assert.equal(result.failed, 0, `failures: ${result.failures.join('; ')}`);
+        assert.ok(result.ok >= 10_000);
       }));
 
-    it('--max-requests with jitter recycles actors under load: 0 failed', () =>
-      withServer({ app: versionedApp('v1').app, handoff: strategy, workers: 2, maxRequests: 300, maxRequestsJitter: 50 }, async ({ server, url, logs }) => {
+    it('--max-requests with jitter recycles actors under load: 10,000 requests, 0 failed', () =>
+      withServer({ app: versionedApp('v1').app, handoff: strategy, workers: 2, maxRequests: 1000, maxRequestsJitter: 100 }, async ({ server, url, logs }) => {
         const started: number[] = [];
         server.on('actor-start', (actor) => started.push(actor.id));
         const load = startLoad(url, { concurrency: 12 });
-        await load.reach(4000);
+        await load.reach(10_000);
         const result = await load.stop();
         assert.equal(result.failed, 0, `failures: ${result.failures.join('; ')}`);
-        // 4,000 requests at most 350 per actor: at least 4000/350 - 2 = 9 replacements.
-        assert.ok(started.length >= 9, `${started.length} replacements started`);
+        // 10,000 requests at most 1,100 per actor: at least 10000/1100 - 2 = 7 replacements.
+        assert.ok(started.length >= 7, `${started.length} replacements started`);
         assert.ok(logs.some((line) => line.includes('reached its max requests')));
         // A recycle under way when the load stopped finishes by itself: two actors serve again.
         let ready = 0;

@@ -10,9 +10,10 @@ import { exchange } from './helpers/wire.js';
 
 for (const strategy of await strategies()) {
   describe(`actor crash recovery (${strategy})`, () => {
-    for (const how of ['crash', 'exit'] as const) {
-      it(`replaces an actor killed by ${how === 'crash' ? 'an uncaught exception' : 'process.exit'}; the other actor's requests complete`, () =>
-        withServer({ app: fixture('crashy.js'), handoff: strategy, workers: 2 }, async ({ server, url, port, logs }) => {
+    const causes = { crash: 'an uncaught exception', rejection: 'an unhandled rejection', exit: 'process.exit', oom: 'running out of memory under resourceLimits' } as const;
+    for (const how of Object.keys(causes) as Array<keyof typeof causes>) {
+      it(`replaces an actor killed by ${causes[how]}; the other actor's requests complete`, () =>
+        withServer({ app: fixture('crashy.js'), handoff: strategy, workers: 2, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 } }, async ({ server, url, port, logs }) => {
           const exits: number[] = [];
           server.on('actor-exit', (actor) => exits.push(actor.id));
           // Occupy both actors with slow requests, then kill one of them.
