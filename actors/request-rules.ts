@@ -3,7 +3,8 @@
  * gunicorn's parser (its corpus is our conformance test) and RFC 9110/9112:
  * - limits on the request line, the number of header fields and the size of one field (gunicorn's
  *   defaults 4094, 100 and 8190 bytes), answered 414 and 431;
- * - at most one Host, Content-Length and Content-Type (two Hosts is a classic routing attack);
+ * - at most one Host, Content-Length and Content-Type (two Hosts is a classic routing attack), and a
+ *   Host that is a host[:port] (no spaces, slashes or other bytes a router might read differently);
  * - no Transfer-Encoding on HTTP/1.0 (a smuggling vector: 1.0 has no chunked framing);
  * - a request target of the form its method allows (`*` for OPTIONS only, authority-form for CONNECT
  *   only, absolute-form a valid URI);
@@ -40,6 +41,8 @@ export interface Rejection {
  * Header names checked on every request. This runs per request on the hot path, so names are compared by
  * length first and lower-cased only when the length matches one of these.
  */
+/** RFC 9110 §7.2: uri-host [":" port]; reg-name characters, or an IP literal in brackets. May be empty. */
+const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
 const HOST = 1;
 const CONTENT_LENGTH = 2;
 const CONTENT_TYPE = 4;
@@ -99,6 +102,7 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
     } else if (watched !== 0) {
       if (seen & watched) return { status: 400, reason: `more than one ${name} header` };
       seen |= watched;
+      if (watched === HOST && !VALID_HOST.test(raw[i + 1])) return { status: 400, reason: 'invalid Host header' };
     }
     if (headerMap !== 'dangerous' && name.includes('_')) {
       if (headerMap === 'refuse') return { status: 400, reason: `header name with '_': ${name}` };
