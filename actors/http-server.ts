@@ -55,6 +55,26 @@ interface SocketWithMessage extends Duplex {
   _httpMessage?: { headersSent?: boolean } | null;
 }
 
+const SETTLED = Symbol('response counted as done');
+type CountedResponse = http.ServerResponse & { [SETTLED]?: boolean };
+const QUEUED = Symbol('pipelined responses waiting on this socket');
+type SocketWithQueue = Duplex & { [QUEUED]?: Set<CountedResponse> };
+
+function settleWithSocket(socket: SocketWithQueue, res: CountedResponse, settle: (this: CountedResponse) => void): void {
+  let queued = socket[QUEUED];
+  if (!queued) {
+    const waiting = new Set<CountedResponse>();
+    queued = socket[QUEUED] = waiting;
+    socket.once('close', () => {
+      for (const response of waiting) settle.call(response);
+      waiting.clear();
+    });
+  }
+  queued.add(res);
+  const set = queued;
+  res.once('close', () => set.delete(res));
+}
+
 /** Requests this actor is answering and has answered; read by the actor's stats(). */
 export interface RequestCounters {
   inFlight: number;
@@ -99,7 +119,9 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
   // One shared function, not a closure per request: this runs for every response.
-  const onResponseClosed = () => {
+  const onResponseClosed = function (this: CountedResponse) {
+    if (this[SETTLED]) return;
+    this[SETTLED] = true;
     counters.inFlight--;
     counters.served++;
     counters.afterResponse();
@@ -122,6 +144,9 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   const handle: http.RequestListener = (req, res) => {
     counters.inFlight++;
     res.once('close', onResponseClosed);
+    // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
+    // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
+    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, res, onResponseClosed);
     logAccess(req, res);
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {

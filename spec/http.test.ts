@@ -62,6 +62,21 @@ for (const strategy of await strategies()) {
         assert.deepEqual(result.responses.map((r) => r.body.toString()), ['chunk 0\nchunk 1\n', 'abc', 'ok']);
       }));
 
+    it('counts a pipelined request whose connection dies before its turn as done (no request left in flight)', () =>
+      withServer({ app, handoff: strategy, workers: 1 }, async ({ port, server }) => {
+        const socket = net.connect(port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        socket.write('POST /late?gap=300 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await sleep(100);
+        socket.destroy();
+        let inFlight = -1;
+        for (let i = 0; i < 40 && inFlight !== 0; i++) {
+          await sleep(25);
+          inFlight = (await server.stats()).actors[0].requestsInFlight;
+        }
+        assert.equal(inFlight, 0);
+      }));
+
     it('sends 100 Continue before the body is sent', () =>
       withServer({ app, handoff: strategy }, async ({ port }) => {
         const c = open(port);
