@@ -14,6 +14,8 @@ interface HttpSocket extends Duplex {
   parser?: unknown;
   /** The response being written on it, if any. */
   _httpMessage?: { headersSent: boolean; shouldKeepAlive: boolean } | null;
+  bytesRead?: number;
+  [REQUESTS_SEEN]?: number;
 }
 
 export interface SocketSource {
@@ -27,6 +29,15 @@ const SWEEP_INTERVAL_MS = 50;
  * sending gets `Connection: close` on its next response instead, which is the clean way out.
  */
 const IDLE_BEFORE_CLOSE_MS = 300;
+/**
+ * A connection that has not sent a whole request yet (just accepted, or its head still arriving, which on a
+ * busy machine can take longer than the above) gets longer: its first request is served with
+ * `Connection: close`. Only a connection silent this long is closed (a browser's speculative preconnect).
+ */
+const FRESH_IDLE_BEFORE_CLOSE_MS = 2000;
+
+/** Set by http-server.ts on a socket each time Node's server starts a request on it. */
+export const REQUESTS_SEEN = Symbol('requests seen on this socket');
 /** A closed idle connection whose client never acknowledges our FIN is cut after this long. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -37,18 +48,25 @@ export class DrainMode {
   start(connections: SocketSource): void {
     if (this.active) return;
     this.active = true;
-    const idleSince = new WeakMap<Duplex, number>();
+    const idleSince = new WeakMap<Duplex, { at: number; bytesRead: number }>();
     const sweep = () => {
       const now = Date.now();
       for (const socket of connections.sockets()) {
-        if (!isIdle(socket as HttpSocket)) {
-          closeAfterResponse(socket as HttpSocket);
+        const http = socket as HttpSocket;
+        if (!isIdle(http)) {
+          closeAfterResponse(http);
           idleSince.delete(socket);
           continue;
         }
-        const since = idleSince.get(socket);
-        if (since === undefined) idleSince.set(socket, now);
-        else if (now - since >= IDLE_BEFORE_CLOSE_MS) close(socket);
+        // Bytes arriving mean a request is on its way: idle starts again from the last of them.
+        const bytesRead = http.bytesRead ?? 0;
+        const seen = idleSince.get(socket);
+        if (seen === undefined || seen.bytesRead !== bytesRead) {
+          idleSince.set(socket, { at: now, bytesRead });
+          continue;
+        }
+        const wait = (http[REQUESTS_SEEN] ?? 0) > 0 ? IDLE_BEFORE_CLOSE_MS : FRESH_IDLE_BEFORE_CLOSE_MS;
+        if (now - seen.at >= wait) close(socket);
       }
     };
     sweep();

@@ -11,10 +11,11 @@ import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
 import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
 import { formatAccessLine } from './access-log.js';
-import type { DrainMode } from './drain.js';
+import { REQUESTS_SEEN, type DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from './hooks.js';
 import { createForwardingPolicy } from './forwarded.js';
 import { armRequestDeadline } from './request-deadline.js';
+import { answerTooLarge, countBody, declaredTooLarge } from './body-limit.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -28,6 +29,12 @@ export interface HttpSettings {
   forwardedAllowIps: string;
   /** Seconds from a request's head to its response's head before a 504 (request-deadline.ts); 0 = none. */
   requestTimeout: number;
+  /** Seconds a client gets to send a whole request head (408 beyond). */
+  headerTimeout: number;
+  /** Seconds a client gets to send a whole request, head and body (408 beyond); 0 = no limit. */
+  bodyTimeout: number;
+  /** Most bytes of request body (413 beyond, counted as they arrive); 0 = no limit. */
+  limitRequestBody: number;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -143,6 +150,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   };
   const handle: http.RequestListener = (req, res) => {
     counters.inFlight++;
+    const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
+    socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
     res.once('close', onResponseClosed);
     // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
@@ -153,6 +162,16 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);
       refuse(res, rejection);
       return;
+    }
+    const { limitRequestBody } = settings;
+    if (limitRequestBody > 0) {
+      if (declaredTooLarge(req, limitRequestBody)) {
+        log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: 413 Content-Length ${req.headers['content-length']}`);
+        answerTooLarge(res);
+        return;
+      }
+      // A declared length is enforced by the parser; anything else (chunked) is counted as it arrives.
+      if (req.headers['content-length'] === undefined) countBody(req, res, limitRequestBody);
     }
     forwarding.apply(req, rewriteScheme);
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
@@ -165,7 +184,27 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     guarded(req, res);
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
-  const server = http.createServer({ requireHostHeader: false }, handle);
+  const server = http.createServer(
+    {
+      requireHostHeader: false,
+      headersTimeout: settings.headerTimeout * 1000,
+      requestTimeout: settings.bodyTimeout * 1000,
+      // How often Node checks those deadlines (its default is 30 s, too coarse for a 20 s header deadline).
+      connectionsCheckingInterval: 1000,
+    },
+    handle,
+  );
+  // Node starts enforcing headersTimeout and requestTimeout when the server emits 'listening', which a server
+  // fed by emit('connection') never does: without this, a client that trickles its head forever holds its
+  // connection forever. Emitted before the app's onServer hook, so the app's own listeners do not see it.
+  server.emit('listening');
+  if (settings.limitRequestBody > 0) {
+    // Answer an oversized upload that asks `Expect: 100-continue` with 413 instead of inviting the body.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!declaredTooLarge(req, settings.limitRequestBody)) res.writeContinue();
+      handle(req, res);
+    });
+  }
   server.keepAliveTimeout = settings.keepAliveTimeoutMs;
   // Answer a request whose client half-closed after sending it, instead of aborting it (Node's default).
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;

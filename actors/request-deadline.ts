@@ -21,8 +21,8 @@ export class RequestTimeoutError extends Error {
 
 const BODY = 'Gateway Timeout\n';
 
-/** Makes the app's later writes to this response no-ops. */
-function silence(res: ServerResponse): void {
+/** Makes the app's later writes to this response no-ops (the server has answered in its place). */
+export function silence(res: ServerResponse): void {
   const ignored = res as unknown as Record<string, unknown>;
   ignored.writeHead = () => res;
   ignored.setHeader = () => res;

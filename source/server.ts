@@ -66,6 +66,12 @@ export interface ServeOptions {
    * `request.signal` aborts and a listener app's request closes. Started responses are not cut. 0 = off (default).
    */
   requestTimeout?: number;
+  /** Seconds a client gets to send a request head; 408 and close beyond. Default 20. */
+  headerTimeout?: number;
+  /** Seconds a client gets to send a whole request, head and body; 408 beyond; 0 = no limit. Default 300. */
+  bodyTimeout?: number;
+  /** Most bytes of request body (413 beyond, chunked bodies counted as they arrive); 0 = no limit (default). */
+  limitRequestBody?: number;
   /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
   maxRequests?: number;
   /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
@@ -158,6 +164,9 @@ export const DEFAULTS = {
   maxRequestsJitter: 0,
   forwardedAllowIps: '127.0.0.1,::1',
   requestTimeout: 0,
+  headerTimeout: 20,
+  bodyTimeout: 300,
+  limitRequestBody: 0,
 } as const;
 
 function wholeNumberAtLeast(name: string, value: number, min: number): number {
@@ -169,6 +178,13 @@ function checkedAllowIps(text: string): string {
   const problem = checkAllowIps(text);
   if (problem) throw new GrainbowsError('E_USAGE', `forwarded allow ips: ${problem}`);
   return text;
+}
+
+function readDeadlines(options: ServeOptions): { headerTimeout: number; bodyTimeout: number } {
+  const headerTimeout = wholeNumberAtLeast('header timeout', options.headerTimeout ?? DEFAULTS.headerTimeout, 1);
+  const bodyTimeout = wholeNumberAtLeast('body timeout', options.bodyTimeout ?? DEFAULTS.bodyTimeout, 0);
+  if (bodyTimeout > 0 && bodyTimeout < headerTimeout) throw new GrainbowsError('E_USAGE', `body timeout (${bodyTimeout} s) must be at least the header timeout (${headerTimeout} s), or 0`);
+  return { headerTimeout, bodyTimeout };
 }
 
 /** What one generation of actors runs, from the options: rebuilt on every reload. */
@@ -193,6 +209,8 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       hooksFile: options.hooksFile ?? null,
       forwardedAllowIps: checkedAllowIps(options.forwardedAllowIps ?? DEFAULTS.forwardedAllowIps),
       requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
+      ...readDeadlines(options),
+      limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
     },
   };
 }

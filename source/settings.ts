@@ -51,6 +51,9 @@ export interface SettingsValues {
   reloadExtraFile: string[];
   debug: boolean;
   requestTimeout: number;
+  headerTimeout: number;
+  bodyTimeout: number;
+  limitRequestBody: number;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -152,6 +155,19 @@ export const SETTINGS = [
   {
     name: 'limitRequestFieldSize', flag: 'limit-request-field-size', type: 'number', default: DEFAULTS.limitRequestFieldSize, section: 'Security',
     doc: 'Longest header field (name, value, CRLF) in bytes; longer is answered 431. 0 = the default.', parse: wholeNumber('limit-request-field-size', 0),
+  },
+  {
+    name: 'limitRequestBody', flag: 'limit-request-body', type: 'number', default: DEFAULTS.limitRequestBody, section: 'Security',
+    doc: 'Most bytes of request body; a larger Content-Length is answered 413 before the app runs, a chunked body is counted as it arrives and cut at the limit (413). 0 = no limit (uploads of any size).',
+    parse: wholeNumber('limit-request-body', 0),
+  },
+  {
+    name: 'headerTimeout', flag: 'header-timeout', type: 'number', default: DEFAULTS.headerTimeout, section: 'Security',
+    doc: 'Seconds a client gets to send a whole request head; 408 and close beyond (slow-header attacks).', parse: wholeNumber('header-timeout', 1),
+  },
+  {
+    name: 'bodyTimeout', flag: 'body-timeout', type: 'number', default: DEFAULTS.bodyTimeout, section: 'Security',
+    doc: 'Seconds a client gets to send a whole request, head and body; 408 beyond. 0 = no limit (for very slow uploads).', parse: wholeNumber('body-timeout', 0),
   },
   {
     name: 'headerMap', flag: 'header-map', type: 'string', default: DEFAULTS.headerMap, section: 'Security',

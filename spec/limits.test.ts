@@ -1,0 +1,74 @@
+/**
+ * Deadlines and body limits for slow and hostile clients (issue 5): --header-timeout and --body-timeout
+ * answer 408 and close, --limit-request-body answers 413 for declared and chunked bodies alike.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixture, strategies, withServer } from './helpers/servers.js';
+import { exchange } from './helpers/wire.js';
+
+/** Opens a connection, writes `bytes`, and reports what came back and when the server closed it. */
+function trickle(port: number, bytes: string, timeoutMs: number): Promise<{ received: string; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let received = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ received, closedAfterMs: null });
+    }, timeoutMs);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received, closedAfterMs: Date.now() - started });
+    });
+  });
+}
+
+const chunked = (sizes: number[]) => `${sizes.map((size) => `${size.toString(16)}\r\n${'x'.repeat(size)}\r\n`).join('')}0\r\n\r\n`;
+
+for (const strategy of await strategies()) {
+  describe(`deadlines and body limits (${strategy})`, () => {
+    it('--header-timeout: a head that never ends gets 408 and a close; others are served meanwhile', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, headerTimeout: 1 }, async ({ port, url }) => {
+        const slow = trickle(port, 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ', 6000);
+        await sleep(300);
+        assert.equal((await fetch(`${url}/other`)).status, 200, 'another client is served while one trickles');
+        const { received, closedAfterMs } = await slow;
+        assert.match(received, /^HTTP\/1\.1 408 /);
+        assert.ok(closedAfterMs !== null && closedAfterMs >= 900 && closedAfterMs < 3500, `closed after ${closedAfterMs} ms`);
+      }));
+
+    it('--body-timeout: a body that stops arriving gets 408 and a close', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, headerTimeout: 1, bodyTimeout: 2 }, async ({ port }) => {
+        const { received, closedAfterMs } = await trickle(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc', 8000);
+        assert.match(received, /^HTTP\/1\.1 408 /);
+        assert.ok(closedAfterMs !== null && closedAfterMs >= 1900 && closedAfterMs < 4500, `closed after ${closedAfterMs} ms`);
+      }));
+
+    it('--limit-request-body: 413 for a declared length over it (without 100 Continue), and for a chunked body as it crosses it', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, limitRequestBody: 1000 }, async ({ port, server }) => {
+        const declared = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`, { timeoutMs: 3000 });
+        assert.equal(declared.responses[0]?.status, 413);
+        assert.ok(declared.closed);
+        const expecting = await exchange(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n', { timeoutMs: 3000 });
+        assert.doesNotMatch(expecting.raw.toString('latin1'), /100 Continue/);
+        assert.equal(expecting.responses[0]?.status, 413);
+        const over = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunked([600, 600, 600])}`, { timeoutMs: 3000 });
+        assert.equal(over.responses[0]?.status, 413);
+        assert.ok(over.closed);
+        const under = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked([500, 400])}`, { timeoutMs: 3000 });
+        assert.equal(under.responses[0]?.status, 200);
+        assert.equal(Buffer.from((JSON.parse(under.responses[0].body.toString()) as { body: string }).body, 'base64').length, 900);
+        const exact = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n${'y'.repeat(1000)}`, { timeoutMs: 3000 });
+        assert.equal(exact.responses[0]?.status, 200, 'exactly the limit is allowed');
+        await sleep(100);
+        const [actor] = (await server.stats()).actors;
+        assert.equal(actor.requestsInFlight, 0);
+        assert.equal(actor.generation, 1, 'no crash');
+      }));
+  });
+}
