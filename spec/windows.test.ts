@@ -109,6 +109,8 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       await until(() => !existsSync(pidfile), 'the pidfile to go');
       await until(async () => fetch(url).then(() => false, () => true), 'the port to close');
     } finally {
+      // A successor started by an upgrade is detached (not our child): stop whatever the pidfile names.
+      for (const file of [pidfile, `${pidfile}.2`]) if (existsSync(file)) await run([CLI, 'ctl', '--pid', windowsPath(file), 'stop'], dir, 20_000);
       if (server.exitCode === null) server.kill('SIGKILL');
     }
   });
