@@ -9,19 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
+import { fixture, startCli, strategies, withServer, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 import { exchange } from './helpers/wire.js';
 
-/** A copy of the versioned app in a fresh directory, answering `version` until the file is rewritten. */
-function versionedApp(version: string): { app: string; setVersion: (v: string) => void; dir: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-versioned-'));
-  const app = path.join(dir, 'app.js');
-  copyFileSync(fixture('versioned.js'), app);
-  const setVersion = (v: string) => writeFileSync(path.join(dir, 'version.txt'), v);
-  setVersion(version);
-  return { app, setVersion, dir };
-}
 
 const refused = (port: number): Promise<boolean> =>
   new Promise((resolve) => {

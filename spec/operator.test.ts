@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './helpers/wait.js';
 import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { refuseUnsupported } from '../source/process-settings.js';
@@ -17,15 +18,6 @@ import type { SettingSource } from '../source/config.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'grainbows-op-'));
 
-async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Can an unprivileged user (nobody) reach the project's files? Not in a checkout inside a 0700 directory. */
 function reachableByOthers(dir: string): boolean {

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './helpers/wait.js';
 import { runCli, startCli } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 
@@ -27,13 +28,6 @@ async function answer(url: string): Promise<string> {
   return (await fetch(url, { headers: { connection: 'close' } })).text();
 }
 
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('--reload', () => {
   it('reloads when an imported module changes, under load with 0 failed requests; ignores other files', async () => {

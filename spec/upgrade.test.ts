@@ -9,27 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
+import { until } from './helpers/wait.js';
+import { fixture, runCli, startCli, type RunningCli, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 
-function versionedApp(version: string): { app: string; dir: string; setVersion: (v: string) => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-upgrade-'));
-  const app = path.join(dir, 'app.js');
-  copyFileSync(fixture('versioned.js'), app);
-  const setVersion = (v: string) => writeFileSync(path.join(dir, 'version.txt'), v);
-  setVersion(version);
-  return { app, dir, setVersion };
-}
+/** Processes start and stop slowly here: wait up to 15,000 ms. */
+const slowly = <T>(probe: Parameters<typeof until<T>>[0], what: string) => until<T>(probe, what, 15_000, 25);
 
-async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+
 
 const pidIn = (file: string): number | undefined => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined);
 const alive = (pid: number): boolean => {
@@ -51,7 +38,7 @@ async function stopByPidfile(pidfile: string): Promise<void> {
     const pid = pidIn(file);
     if (!pid || !alive(pid)) continue;
     process.kill(pid, 'SIGTERM');
-    await until(() => !alive(pid), `process ${pid} to stop`);
+    await slowly(() => !alive(pid), `process ${pid} to stop`);
   }
 }
 
@@ -61,7 +48,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
     const pidfile = path.join(dir, 'server.pid');
     const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '-p', pidfile, '--graceful-timeout', '10', app]);
     try {
-      const oldPid = await until(() => pidIn(pidfile), 'the pidfile');
+      const oldPid = await slowly(() => pidIn(pidfile), 'the pidfile');
       assert.equal(oldPid, cli.child.pid);
       const load = startLoad(cli.url, { concurrency: 16 });
       await load.reach(4000);
@@ -69,11 +56,11 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       const exited = exitOf(cli);
       cli.child.kill('SIGUSR2');
       // During the swap: the old pidfile is PIDFILE.oldbin, the new process writes PIDFILE.2.
-      const newPid = await until(() => pidIn(`${pidfile}.2`), 'PIDFILE.2');
+      const newPid = await slowly(() => pidIn(`${pidfile}.2`), 'PIDFILE.2');
       assert.notEqual(newPid, oldPid);
       assert.equal(pidIn(`${pidfile}.oldbin`) ?? oldPid, oldPid);
       assert.equal(await exited, 0, 'the old process drains and exits 0');
-      await until(() => pidIn(pidfile) === newPid, 'PIDFILE to name the new process');
+      await slowly(() => pidIn(pidfile) === newPid, 'PIDFILE to name the new process');
       assert.ok(!existsSync(`${pidfile}.2`) && !existsSync(`${pidfile}.oldbin`));
       await load.reach(Math.max(load.count + 3000, 10_000));
       const result = await load.stop();
@@ -102,7 +89,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
         }).on('error', reject);
       });
     try {
-      const oldPid = await until(() => pidIn(pidfile), 'the pidfile');
+      const oldPid = await slowly(() => pidIn(pidfile), 'the pidfile');
       // The app no longer loads: the upgrade fails and the old process serves on, pidfile untouched.
       rmSync(path.join(dir, 'version.txt'));
       const failed = await ctl('upgrade');
@@ -123,7 +110,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       const status = await ctl('--json', 'status');
       const newPid = (JSON.parse(status.stdout) as { result: { pid: number } }).result.pid;
       assert.notEqual(newPid, oldPid);
-      await until(() => pidIn(pidfile) === newPid, 'the pidfile to name the new process');
+      await slowly(() => pidIn(pidfile) === newPid, 'the pidfile to name the new process');
     } finally {
       await stopByPidfile(pidfile);
       await cli.stop('SIGKILL');

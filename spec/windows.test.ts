@@ -15,8 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './helpers/wait.js';
 import { ROOT } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
+
+/** Processes start and stop slowly here: wait up to 60,000 ms. */
+const slowly = <T>(probe: Parameters<typeof until<T>>[0], what: string) => until<T>(probe, what, 60_000, 100);
 
 const NODE_EXE = process.env.GRAINBOWS_WINE_NODE;
 const WINE = process.env.GRAINBOWS_WINE ?? '/usr/lib/wine/wine64';
@@ -43,15 +47,6 @@ async function run(args: string[], dir: string, timeoutMs = 90_000): Promise<{ s
   return { status, output: existsSync(output) ? readFileSync(output, 'utf8') : '' };
 }
 
-async function until<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
 
@@ -69,7 +64,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
     const ctl = (...args: string[]) => run([CLI, 'ctl', '--pid', windowsPath(pidfile), ...args], dir);
     const server = wineNode([CLI, '-b', '127.0.0.1:0', '-w', '2', '-p', windowsPath(pidfile), '--graceful-timeout', '5', windowsPath(path.join(ROOT, 'examples/hello.js'))], log);
     try {
-      const url = (await until(() => /Listening at: (http:\S+)/.exec(read(log)) ?? undefined, 'the server to listen'))[1];
+      const url = (await slowly(() => /Listening at: (http:\S+)/.exec(read(log)) ?? undefined, 'the server to listen'))[1];
       assert.equal(await (await fetch(url)).text(), 'Hello, World!');
 
       const status = await ctl('--json', 'status');
@@ -98,7 +93,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       await upgradeLoad.reach(100);
       const upgraded = await ctl('upgrade');
       assert.equal(upgraded.status, 0, upgraded.output);
-      const newPid = await until(() => existsSync(pidfile) && read(pidfile).trim() !== oldPid && read(pidfile).trim(), 'the pidfile to name the new process');
+      const newPid = await slowly(() => existsSync(pidfile) && read(pidfile).trim() !== oldPid && read(pidfile).trim(), 'the pidfile to name the new process');
       await upgradeLoad.reach(upgradeLoad.count + 200);
       const result = await upgradeLoad.stop();
       assert.equal(result.failed, 0, `across the upgrade: ${result.failures.join('\n')}`);
@@ -106,8 +101,8 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
 
       const stopped = await ctl('stop');
       assert.equal(stopped.status, 0, stopped.output);
-      await until(() => !existsSync(pidfile), 'the pidfile to go');
-      await until(async () => fetch(url).then(() => false, () => true), 'the port to close');
+      await slowly(() => !existsSync(pidfile), 'the pidfile to go');
+      await slowly(async () => fetch(url).then(() => false, () => true), 'the port to close');
     } finally {
       // A successor started by an upgrade is detached (not our child): stop whatever the pidfile names.
       for (const file of [pidfile, `${pidfile}.2`]) if (existsSync(file)) await run([CLI, 'ctl', '--pid', windowsPath(file), 'stop'], dir, 20_000);
@@ -119,7 +114,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
     const log = path.join(dir, 'ctrl-c.log');
     const server = wineNode([CLI, '-b', '127.0.0.1:0', windowsPath(path.join(ROOT, 'examples/hello.js'))], log);
     const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
-    await until(() => /Listening at: /.test(read(log)), 'the server to listen');
+    await slowly(() => /Listening at: /.test(read(log)), 'the server to listen');
     server.kill('SIGINT');
     assert.equal(await exited, 0);
     assert.match(read(log), /Handling signal: int/);

@@ -3,7 +3,8 @@
  * CLI in a child process (`startCli`, `runCli`). Everything listens on 127.0.0.1 port 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type GrainbowsServer, type HandoffStrategy, type ServeOptions } from '../../source/index.js';
@@ -14,6 +15,16 @@ export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.u
 export const CLI = path.join(ROOT, 'dist/source/cli.js');
 export const fixture = (name: string): string => path.join(ROOT, 'spec/fixtures', name);
 export const example = (name: string): string => path.join(ROOT, 'examples', name);
+
+/** A copy of spec/fixtures/versioned.js in a fresh directory: it answers `version` until `setVersion` rewrites it (read at import). */
+export function versionedApp(version: string): { app: string; dir: string; setVersion: (v: string) => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-versioned-'));
+  const app = path.join(dir, 'app.js');
+  copyFileSync(fixture('versioned.js'), app);
+  const setVersion = (v: string) => writeFileSync(path.join(dir, 'version.txt'), v);
+  setVersion(version);
+  return { app, dir, setVersion };
+}
 
 /** The hand-off strategies this runtime can do: every behaviour test runs under each. */
 export async function strategies(): Promise<HandoffStrategy[]> {
