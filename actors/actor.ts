@@ -16,6 +16,7 @@ import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
+import { RequestSlots } from './request-slots.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from './hooks.js';
 
 export interface ActorSettings extends HttpSettings {
@@ -24,6 +25,8 @@ export interface ActorSettings extends HttpSettings {
   maxRequests: number;
   /** The config file whose actor hooks (actorInit, preRequest, ...) this actor runs, if it has any. */
   hooksFile: string | null;
+  /** `--worker-connections`: the most requests in flight main gives this actor (1 with `--use sync`). */
+  requestsPerActor: number;
 }
 
 export interface ActorTask {
@@ -37,6 +40,8 @@ export interface ActorTask {
    * tell a hung actor (`--timeout`) from a busy one without a round trip.
    */
   heartbeat: SharedArrayBuffer;
+  /** One Int32: requests in flight, counted by main and actor together (request-slots.ts). */
+  requestSlots: SharedArrayBuffer;
 }
 
 /** How often an actor stamps its heartbeat. */
@@ -98,6 +103,10 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     },
   };
   const drain = new DrainMode();
+  const slots = new RequestSlots(task.requestSlots, task.settings.requestsPerActor, () => {
+    const notice: ActorNotice = { kind: 'slot-freed' };
+    task.dataPort.postMessage(notice);
+  });
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
   let hooks: ActorHooks = {};
@@ -139,12 +148,12 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       hooks = await loadActorHooks(task.settings.hooksFile);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      const server = createActorServer(app, task.settings, { log, counters: requests, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
+      const server = createActorServer(app, task.settings, { log, counters: requests, slots, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
       await app.onServer?.(server, { actorId: task.actorId });
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
-      const connections = new ConnectionHost(task.dataPort, server);
+      const connections = new ConnectionHost(task.dataPort, server, slots);
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);

@@ -18,6 +18,7 @@ import {
 } from '../source/wire.js';
 import { Mailbox } from './mailbox.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
+import type { RequestSlots } from './request-slots.js';
 
 interface RelayedConnection {
   socket: RelaySocket;
@@ -33,6 +34,7 @@ export class ConnectionHost implements RelayOutlet {
   constructor(
     port: MessagePort,
     private readonly server: Server,
+    private readonly slots: RequestSlots,
   ) {
     this.batcher = new FrameBatcher(port);
     port.on('message', (message: unknown) => {
@@ -112,6 +114,7 @@ export class ConnectionHost implements RelayOutlet {
       connection.inbox.discard();
       this.relayed.delete(id);
     });
+    this.slots.adopt(socket);
     void this.runInbound(connection);
     this.server.emit('connection', socket);
   }
@@ -135,16 +138,31 @@ export class ConnectionHost implements RelayOutlet {
     if (!socket.destroyed) socket.push(null); // the client's FIN
   }
 
-  /** The `transfer` strategy: a real socket arrived; the actor owns it from now on. */
-  private adopt({ id, socket: transferred }: SocketHandoff): void {
+  /**
+   * The `transfer` strategy: a real socket arrived; the actor owns it from now on. Main read its head
+   * already (the head gate), so those bytes are fed to the parser before anything the socket reads.
+   */
+  private adopt({ id, socket: transferred, head, client }: SocketHandoff): void {
     const socket = transferred as Socket;
     socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
+    if (client) {
+      // The PROXY protocol named the real client: the app sees it where it looks for the peer.
+      Object.defineProperties(socket, {
+        remoteAddress: { value: client.address },
+        remotePort: { value: client.port },
+        remoteFamily: { value: client.family },
+      });
+    }
     this.transferred.set(id, socket);
+    this.slots.adopt(socket);
     socket.once('close', () => {
       this.transferred.delete(id);
       this.batcher.push(Frame.Released, id);
     });
     this.server.emit('connection', socket);
+    // Node's server reads through 'data' (and, where it can, straight from the handle, which has not read
+    // yet): these bytes come first either way.
+    if (head.byteLength > 0) socket.emit('data', Buffer.from(head.buffer, head.byteOffset, head.byteLength));
     socket.resume();
   }
 }

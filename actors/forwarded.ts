@@ -62,7 +62,11 @@ export interface ForwardingPolicy {
   apply(req: IncomingMessage, rewriteScheme: boolean): void;
 }
 
-export function createForwardingPolicy(allowIps: string): ForwardingPolicy {
+/**
+ * A test for "is this peer in the list": IPs and CIDR networks, `*` for every peer. A unix socket peer
+ * (no address) matches only `*`. Shared with `--proxy-allow-from` (source/head-gate.ts).
+ */
+export function createAddressMatcher(allowIps: string): (address: string | undefined) => boolean {
   const entries = splitEntries(allowIps);
   const trustAll = entries.includes('*');
   const trusted = new BlockList();
@@ -73,14 +77,18 @@ export function createForwardingPolicy(allowIps: string): ForwardingPolicy {
     if (prefix === undefined) trusted.addAddress(address, type);
     else trusted.addSubnet(address, Number(prefix), type);
   }
-  const isTrusted = (address: string | undefined): boolean => {
+  return (address) => {
     if (trustAll) return true;
-    if (!address) return false; // a unix socket peer: trusted only through '*'
+    if (!address) return false;
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; match it against the IPv4 entries too.
     if (type === 'ipv6' && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return trusted.check(address.slice(7), 'ipv4') || trusted.check(address, 'ipv6');
     return trusted.check(address, type);
   };
+}
+
+export function createForwardingPolicy(allowIps: string): ForwardingPolicy {
+  const isTrusted = createAddressMatcher(allowIps);
 
   return {
     apply(req, rewriteScheme) {

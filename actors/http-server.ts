@@ -16,6 +16,7 @@ import { callRequestHook, type ActorHooks } from './hooks.js';
 import { createForwardingPolicy } from './forwarded.js';
 import { armRequestDeadline } from './request-deadline.js';
 import { answerTooLarge, countBody, declaredTooLarge } from './body-limit.js';
+import type { RequestSlots, SlotTicket } from './request-slots.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -63,7 +64,8 @@ interface SocketWithMessage extends Duplex {
 }
 
 const SETTLED = Symbol('response counted as done');
-type CountedResponse = http.ServerResponse & { [SETTLED]?: boolean };
+const SLOT = Symbol('the request slot of this response');
+type CountedResponse = http.ServerResponse & { [SETTLED]?: boolean; [SLOT]?: SlotTicket };
 const QUEUED = Symbol('pipelined responses waiting on this socket');
 type SocketWithQueue = Duplex & { [QUEUED]?: Set<CountedResponse> };
 
@@ -94,6 +96,8 @@ export interface RequestCounters {
 export interface ActorServerWiring {
   log: Logger;
   counters: RequestCounters;
+  /** The requests-in-flight count main reads (request-slots.ts). */
+  slots: RequestSlots;
   drain: DrainMode;
   hooks: ActorHooks;
   actorId: number;
@@ -122,7 +126,7 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
   return () => declared() ?? written;
 }
 
-export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
+export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
   // One shared function, not a closure per request: this runs for every response.
@@ -130,6 +134,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     if (this[SETTLED]) return;
     this[SETTLED] = true;
     counters.inFlight--;
+    const ticket = this[SLOT];
+    if (ticket) slots.release(ticket);
     counters.served++;
     counters.afterResponse();
   };
@@ -150,6 +156,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   };
   const handle: http.RequestListener = (req, res) => {
     counters.inFlight++;
+    (res as CountedResponse)[SLOT] = slots.take(req.socket);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
     res.once('close', onResponseClosed);
@@ -181,7 +188,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       callRequestHook('preRequest', preRequest, req, res, actor, log);
       if (postRequest) res.once('close', () => callRequestHook('postRequest', postRequest, req, res, actor, log));
     }
-    guarded(req, res);
+    const ticket = (res as CountedResponse)[SLOT];
+    if (ticket) slots.start(ticket, () => guarded(req, res));
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
   const server = http.createServer(

@@ -2,9 +2,9 @@
  * The main thread's end of one actor's data port: hands connections over by either strategy, routes the
  * actor's frames to the right relayed connection, and counts the connections the actor holds.
  */
-import type { Socket } from 'node:net';
 import type { MessagePort, TransferListItem } from 'node:worker_threads';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
+import type { Arrival } from './head-gate.js';
 import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage, type SocketHandoff } from './wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
@@ -15,8 +15,13 @@ export class ActorLink {
   /** Ids of sockets now owned by the actor (transfer), until it reports them released. */
   private readonly transferred = new Set<number>();
 
+  /** Requests in flight in the actor, shared with it (actors/request-slots.ts). */
+  private readonly inFlight: Int32Array;
+
   constructor(
     private readonly port: MessagePort,
+    /** The shared counter of requests in flight. */
+    requestSlots: SharedArrayBuffer,
     /** Called whenever a connection of this actor ends, so its slot can be reused. */
     private readonly onConnectionEnded: () => void,
     /** Receives the actor's log lines. */
@@ -27,10 +32,14 @@ export class ActorLink {
     onNotice: (notice: ActorNotice) => void,
   ) {
     this.batcher = new FrameBatcher(port);
+    this.inFlight = new Int32Array(requestSlots);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isLogMessage(message)) onLog(message);
-      else if (isActorNotice(message)) onNotice(message);
+      else if (isActorNotice(message)) {
+        if (message.kind === 'slot-freed') this.onConnectionEnded();
+        else onNotice(message);
+      }
     });
   }
 
@@ -39,9 +48,17 @@ export class ActorLink {
     return this.relayed.size + this.transferred.size;
   }
 
-  handOff(strategy: HandoffStrategy, id: number, socket: Socket): void {
-    if (strategy === 'transfer' && this.transfer(id, socket)) return;
-    this.relay(id, socket);
+  /** Requests the actor is answering now (what `--worker-connections` limits). */
+  get requestsInFlight(): number {
+    return Atomics.load(this.inFlight, 0);
+  }
+
+  /** Hands over a connection whose head has arrived: its first request counts as in flight from now on. */
+  handOff(strategy: HandoffStrategy, id: number, arrival: Arrival): void {
+    Atomics.add(this.inFlight, 0, 1);
+    // A client that half-closed at the gate is relayed: its FIN was read here and must be passed on as a frame.
+    if (strategy === 'transfer' && !arrival.ended && this.transfer(id, arrival)) return;
+    this.relay(id, arrival);
   }
 
   /** The actor died or was stopped: answer or close everything it held on our side (relay.ts). */
@@ -52,19 +69,21 @@ export class ActorLink {
     this.port.close();
   }
 
-  private relay(id: number, socket: Socket): void {
+  private relay(id: number, { socket, head, client, ended }: Arrival): void {
     const connection = new RelayedConnection(id, socket, this.batcher, (closed) => {
       if (this.relayed.delete(closed.id)) this.onConnectionEnded();
     });
     this.relayed.set(id, connection);
-    connection.start();
+    connection.start(head, client, ended);
   }
 
   /** Moves the socket itself into the actor. False when the runtime refuses; the caller relays instead. */
-  private transfer(id: number, socket: Socket): boolean {
-    const message: SocketHandoff = { kind: 'socket', id, socket };
+  private transfer(id: number, { socket, head, client }: Arrival): boolean {
+    // A copy of just these bytes, transferred: posting the Buffer would clone its whole pool slab (pitfall 2).
+    const owned = new Uint8Array(head);
+    const message: SocketHandoff = { kind: 'socket', id, socket, head: owned, ...(client ? { client } : {}) };
     try {
-      this.port.postMessage(message, [socket as unknown as TransferListItem]);
+      this.port.postMessage(message, [socket as unknown as TransferListItem, owned.buffer]);
     } catch {
       return false;
     }

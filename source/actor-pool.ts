@@ -93,6 +93,11 @@ export class Actor {
     return this.link.connectionCount;
   }
 
+  /** Requests it is answering now: what `--worker-connections` limits. */
+  get requestsInFlight(): number {
+    return this.link.requestsInFlight;
+  }
+
   /** Milliseconds since the actor's event loop last turned (its last heartbeat). */
   get silentForMs(): number {
     return Date.now() - Number(Atomics.load(this.beat, 0));
@@ -162,7 +167,10 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return count;
   }
 
-  /** The ready actor with the fewest connections, below `cap`; undefined when all are full. */
+  /**
+   * The ready actor with the fewest requests in flight (then the fewest connections), below `cap` requests;
+   * undefined when all are full.
+   */
   pick(cap: number, { takeDraining = false } = {}): Actor | undefined {
     let best: Actor | undefined;
     const candidates = [...this.actors];
@@ -171,8 +179,15 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     for (let i = 0; i < candidates.length; i++) {
       const actor = candidates[(i + this.rotation) % candidates.length];
       const open = actor.state === 'ready' || (takeDraining && actor.state === 'draining');
-      if (!open || actor.connectionCount >= cap) continue;
-      if (!best || actor.connectionCount < best.connectionCount) best = actor;
+      if (!open) continue;
+      const busy = actor.requestsInFlight;
+      if (busy >= cap) continue;
+      if (!best) {
+        best = actor;
+        continue;
+      }
+      const bestBusy = best.requestsInFlight;
+      if (busy < bestBusy || (busy === bestBusy && actor.connectionCount < best.connectionCount)) best = actor;
     }
     return best;
   }
@@ -298,6 +313,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const data = new MessageChannel();
     const control = new MessageChannel();
     const heartbeat = new SharedArrayBuffer(8);
+    const requestSlots = new SharedArrayBuffer(4);
     const piscina = new Piscina<ActorTask, ActorExit>({
       filename: ACTOR_ENTRY,
       minThreads: 1,
@@ -312,6 +328,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     let started: Actor | undefined;
     const link = new ActorLink(
       data.port1,
+      requestSlots,
       () => this.emit('slot-freed'),
       ({ level, message }) => this.options.log[level](`[actor ${id}] ${message}`),
       this.options.onAccessLine ?? (() => {}),
@@ -329,6 +346,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       controlPort: control.port2,
       settings: { ...settings, maxRequests: this.maxRequestsFor() },
       heartbeat,
+      requestSlots,
     };
     const run = piscina.run(task, { transferList: [data.port2, control.port2] });
     actor.exited = run.then(

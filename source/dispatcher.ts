@@ -1,20 +1,27 @@
 /**
- * Where accepted connections go: to the least-loaded actor that is below `--worker-connections`, or, when
- * every actor is full, into a queue in the main thread (unread, costing a socket and a few bytes) until a
- * slot frees. An actor is never given more than its cap.
+ * Where accepted connections go. First to the head gate (head-gate.ts), which holds each one in the main
+ * thread until it has sent a whole request head; then to the actor with the fewest requests in flight, as
+ * long as that is below `--worker-connections`. When every actor is full, arrivals wait in a queue here
+ * (their head read, the rest unread) until a request somewhere ends.
+ *
+ * `--worker-connections` counts requests in flight, not connections: main counts one for each connection it
+ * hands over (its first request) and the actor counts the rest, in memory both threads share
+ * (actors/request-slots.ts). So an idle keep-alive connection, or one still trickling its head, costs no slot.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HandoffStrategy } from './actor-link.js';
 import type { ActorPool } from './actor-pool.js';
+import { HeadGate, type Arrival, type GateSettings } from './head-gate.js';
 
 export class Dispatcher {
-  /** Sockets waiting for a slot, oldest first (a Set keeps insertion order and removes in O(1)). */
-  private readonly waiting = new Set<Socket>();
+  /** Arrivals waiting for a slot, oldest first (a Map keeps insertion order and removes in O(1)). */
+  private readonly waiting = new Map<Socket, Arrival>();
+  private readonly gate: HeadGate;
   private nextConnectionId = 1;
   /**
    * `stopping`: the server is stopping gracefully and every actor drains; a connection accepted before the
-   * listeners closed may still arrive (a TLS handshake finishing) and goes to a draining actor, which
+   * listeners closed may still arrive (a head finishing, a TLS handshake) and goes to a draining actor, which
    * answers it with `Connection: close`. `closed`: the actors are gone; late arrivals are closed.
    */
   private phase: 'open' | 'stopping' | 'closed' = 'open';
@@ -22,13 +29,21 @@ export class Dispatcher {
   constructor(
     private readonly pool: ActorPool,
     private readonly strategy: HandoffStrategy,
-    private readonly connectionsPerActor: number,
+    private readonly requestsPerActor: number,
+    gateSettings: GateSettings,
   ) {
+    this.gate = new HeadGate(gateSettings, this.dispatch);
     pool.on('slot-freed', () => this.serveWaiting());
   }
 
+  /** Connections whose head is read, waiting for a slot. */
   get queued(): number {
     return this.waiting.size;
+  }
+
+  /** Connections still sending their first request head. */
+  get awaitingHead(): number {
+    return this.gate.size;
   }
 
   readonly accept = (socket: Socket): void => {
@@ -37,15 +52,13 @@ export class Dispatcher {
       return;
     }
     socket.setNoDelay(true); // handoff.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
-    if (this.waiting.size === 0 && this.handOff(socket)) return;
-    this.waiting.add(socket);
-    socket.once('close', () => this.waiting.delete(socket));
-    socket.on('error', () => {});
+    this.gate.admit(socket);
   };
 
   /** The server is stopping gracefully: draining actors take what still arrives. */
   stopping(): void {
     this.phase = 'stopping';
+    this.gate.stop();
     this.serveWaiting();
   }
 
@@ -55,27 +68,40 @@ export class Dispatcher {
     this.dropWaiting();
   }
 
-  /** Closes queued connections that never reached an actor. */
+  /** Closes connections that never reached an actor. */
   dropWaiting(): void {
-    for (const socket of this.waiting) socket.destroy();
+    this.gate.close();
+    for (const socket of this.waiting.keys()) socket.destroy();
     this.waiting.clear();
   }
 
-  private handOff(socket: Socket): boolean {
-    const actor = this.pool.pick(this.connectionsPerActor, { takeDraining: this.phase === 'stopping' });
+  private readonly dispatch = (arrival: Arrival): void => {
+    if (this.phase === 'closed') {
+      arrival.socket.destroy();
+      return;
+    }
+    if (this.waiting.size === 0 && this.handOff(arrival)) return;
+    const { socket } = arrival;
+    this.waiting.set(socket, arrival);
+    socket.once('close', () => this.waiting.delete(socket));
+  };
+
+  private handOff(arrival: Arrival): boolean {
+    const actor = this.pool.pick(this.requestsPerActor, { takeDraining: this.phase === 'stopping' });
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
-    actor.link.handOff(socket instanceof TLSSocket ? 'relay' : this.strategy, this.nextConnectionId++, socket);
+    const strategy = arrival.socket instanceof TLSSocket ? 'relay' : this.strategy;
+    actor.link.handOff(strategy, this.nextConnectionId++, arrival);
     return true;
   }
 
   private serveWaiting(): void {
-    for (const socket of this.waiting) {
+    for (const [socket, arrival] of this.waiting) {
       if (socket.destroyed) {
         this.waiting.delete(socket);
         continue;
       }
-      if (!this.handOff(socket)) return;
+      if (!this.handOff(arrival)) return;
       this.waiting.delete(socket);
     }
   }

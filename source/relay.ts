@@ -9,6 +9,7 @@
  *   so a client that stops reading stops the app's writes after one window.
  */
 import type { Socket } from 'node:net';
+import type { ClientAddress } from './proxy-protocol.js';
 import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from './wire.js';
 
 /** 502: the actor serving the request died. 503: it hung and was killed (`--timeout`). */
@@ -47,19 +48,24 @@ export class RelayedConnection {
     private readonly onClosed: (connection: RelayedConnection) => void,
   ) {}
 
-  /** Opens the connection in the actor and starts reading. `head` holds bytes already read from the socket. */
-  start(head?: Uint8Array): void {
+  /**
+   * Opens the connection in the actor and starts reading. `head` holds bytes already read from the socket;
+   * `client` is the real client when a PROXY protocol header named it; `ended`: the client's FIN came
+   * with the head (read by the head gate, so the socket will not emit 'end' again).
+   */
+  start(head?: Uint8Array, client?: ClientAddress, ended = false): void {
     const { socket } = this;
     const info: ConnectionInfo = {
-      remoteAddress: socket.remoteAddress,
-      remotePort: socket.remotePort,
-      remoteFamily: socket.remoteFamily,
+      remoteAddress: client?.address ?? socket.remoteAddress,
+      remotePort: client?.port ?? socket.remotePort,
+      remoteFamily: client?.family ?? socket.remoteFamily,
       localAddress: socket.localAddress,
       localPort: socket.localPort,
       ...('encrypted' in socket && socket.encrypted === true ? { encrypted: true } : {}),
     };
     this.batcher.push(Frame.Open, this.id, info);
     if (head && head.byteLength > 0) this.forward(head);
+    if (ended) this.batcher.push(Frame.End, this.id);
     socket.on('data', (chunk: Buffer) => this.forward(chunk));
     socket.on('end', () => this.batcher.push(Frame.End, this.id));
     socket.on('error', () => {}); // 'close' follows; a reset client is not our error

@@ -19,7 +19,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
-import { checkAllowIps } from '../actors/forwarded.js';
+import { checkAllowIps, createAddressMatcher } from '../actors/forwarded.js';
 import { loadTlsMaterial } from './tls.js';
 
 export interface ServeOptions {
@@ -29,7 +29,10 @@ export interface ServeOptions {
   bind?: Array<string | BindAddress>;
   /** Number of actors (threads). Default 1. */
   workers?: number;
-  /** Most connections one actor serves at once. Default 1000. */
+  /**
+   * Most requests one actor answers at once. Default 1000. Idle keep-alive connections and connections
+   * still sending their first head do not count; past the cap, new connections wait in the main thread.
+   */
   workerConnections?: number;
   /**
    * `coroutine` (default): many requests per actor. `sync`: one request per actor at a time, each
@@ -98,6 +101,13 @@ export interface ServeOptions {
   certfile?: string;
   /** HTTPS: the private key (PEM file) of `certfile`. */
   keyfile?: string;
+  /**
+   * Read a PROXY protocol header (v1 or v2) at the start of connections from `proxyAllowFrom` peers, and
+   * give the app the client it names. Connections without one are served as they are. Default false.
+   */
+  proxyProtocol?: boolean;
+  /** Peers allowed to send a PROXY header (IPs, CIDR networks, `*`); others get 403. Default `127.0.0.1,::1`. */
+  proxyAllowFrom?: string;
   /** Listen backlog. Default 2048. */
   backlog?: number;
   logLevel?: LogLevel;
@@ -134,8 +144,10 @@ export interface ServerEvents {
 export interface ServerStats {
   handoff: HandoffStrategy;
   generation: number;
-  /** Connections accepted and waiting in main for an actor slot. */
+  /** Connections whose request head arrived, waiting in main for an actor slot. */
   queued: number;
+  /** Connections held in main while they send their first request head (they cost no actor slot). */
+  awaitingHead: number;
   actors: PoolActorStats[];
 }
 
@@ -163,6 +175,8 @@ export const DEFAULTS = {
   maxRequests: 0,
   maxRequestsJitter: 0,
   forwardedAllowIps: '127.0.0.1,::1',
+  proxyProtocol: false,
+  proxyAllowFrom: '127.0.0.1,::1',
   requestTimeout: 0,
   headerTimeout: 20,
   bodyTimeout: 300,
@@ -174,9 +188,9 @@ function wholeNumberAtLeast(name: string, value: number, min: number): number {
   return value;
 }
 
-function checkedAllowIps(text: string): string {
+function checkedAllowIps(text: string, setting = 'forwarded allow ips'): string {
   const problem = checkAllowIps(text);
-  if (problem) throw new GrainbowsError('E_USAGE', `forwarded allow ips: ${problem}`);
+  if (problem) throw new GrainbowsError('E_USAGE', `${setting}: ${problem}`);
   return text;
 }
 
@@ -211,6 +225,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
       ...readDeadlines(options),
       limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
+      requestsPerActor: options.use === 'sync' ? 1 : wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1),
     },
   };
 }
@@ -242,7 +257,6 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const log = options.logger ?? createLogger(options.logLevel ?? 'info');
     const binds = (options.bind ?? [DEFAULTS.bind]).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
     const workers = wholeNumberAtLeast('workers', options.workers ?? DEFAULTS.workers, 1);
-    const workerConnections = wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1);
     if (options.heapGrowingPercent) {
       // Read by V8 at every major GC, so setting it at start-up, before any actor exists, takes effect everywhere.
       v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
@@ -261,8 +275,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       timeout: wholeNumberAtLeast('timeout', options.timeout ?? DEFAULTS.timeout, 0),
       gracefulTimeout: wholeNumberAtLeast('graceful timeout', options.gracefulTimeout ?? DEFAULTS.gracefulTimeout, 0),
     });
-    const sync = options.use === 'sync';
-    const dispatcher = new Dispatcher(pool, handoff, sync ? 1 : workerConnections);
+    const dispatcher = new Dispatcher(pool, handoff, generation.settings.requestsPerActor, {
+      headerTimeoutMs: generation.settings.headerTimeout * 1000,
+      proxyFrom: options.proxyProtocol ? createAddressMatcher(checkedAllowIps(options.proxyAllowFrom ?? DEFAULTS.proxyAllowFrom, 'proxy allow from')) : null,
+    });
     const listen = async () => openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
     let listeners: Listener[] = [];
     try {
@@ -290,7 +306,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   async stats(): Promise<ServerStats> {
-    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, actors: await this.pool.stats() };
+    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, awaitingHead: this.dispatcher.awaitingHead, actors: await this.pool.stats() };
   }
 
   /**
@@ -354,11 +370,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       const gracefulTimeout = this.options.gracefulTimeout ?? DEFAULTS.gracefulTimeout;
       const deadline = Date.now() + gracefulTimeout * 1000;
       let nextReport = Date.now() + 1000;
-      while ((this.dispatcher.queued > 0 || this.pool.connectionCount > 0) && Date.now() < deadline && !this.hurry) {
+      while ((this.dispatcher.queued > 0 || this.dispatcher.awaitingHead > 0 || this.pool.connectionCount > 0) && Date.now() < deadline && !this.hurry) {
         await new Promise((resolve) => setTimeout(resolve, 25));
         if (Date.now() >= nextReport) {
           nextReport += 1000;
-          this.log.debug(`stopping: waiting for ${this.pool.connectionCount} connections and ${this.dispatcher.queued} queued`);
+          this.log.debug(`stopping: waiting for ${this.pool.connectionCount} connections, ${this.dispatcher.queued} queued and ${this.dispatcher.awaitingHead} sending their head`);
         }
       }
       if (this.pool.connectionCount > 0) this.log.warning(`graceful timeout (${gracefulTimeout} s): closing ${this.pool.connectionCount} connections`);

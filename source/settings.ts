@@ -45,6 +45,8 @@ export interface SettingsValues {
   errorLogfile: string;
   logFile: string;
   forwardedAllowIps: string;
+  proxyProtocol: boolean;
+  proxyAllowFrom: string;
   certfile: string;
   keyfile: string;
   reload: boolean;
@@ -108,7 +110,7 @@ export const SETTINGS = [
   },
   {
     name: 'workerConnections', flag: 'worker-connections', type: 'number', default: DEFAULTS.workerConnections, section: 'Actors',
-    doc: 'Most connections one actor serves at once; more wait in the main thread.', parse: wholeNumber('worker-connections', 1),
+    doc: 'Most requests one actor answers at once; past it, new connections wait in the main thread. Idle keep-alive connections and connections still sending their first request head do not count.', parse: wholeNumber('worker-connections', 1),
   },
   {
     name: 'handoff', flag: 'handoff', type: 'string', default: 'auto', section: 'Actors',
@@ -179,6 +181,20 @@ export const SETTINGS = [
     parse: (raw: string) => {
       const problem = checkAllowIps(raw);
       if (problem) throw new Error(`--forwarded-allow-ips: ${problem}`);
+      return raw;
+    },
+  },
+  {
+    name: 'proxyProtocol', flag: 'proxy-protocol', type: 'boolean', default: DEFAULTS.proxyProtocol, section: 'Security',
+    doc: 'Read a PROXY protocol header (HAProxy v1 text or v2 binary) at the start of connections from --proxy-allow-from peers: the app sees the client it names as the remote address. Connections without one are served as they are; a malformed one is answered 400.',
+    parse: parseBoolean('proxy-protocol'),
+  },
+  {
+    name: 'proxyAllowFrom', flag: 'proxy-allow-from', type: 'string', default: DEFAULTS.proxyAllowFrom, section: 'Security',
+    doc: "Peers (IPs or CIDR networks, comma-separated, or '*') allowed to send a PROXY header; one from anybody else is answered 403.",
+    parse: (raw: string) => {
+      const problem = checkAllowIps(raw);
+      if (problem) throw new Error(`--proxy-allow-from: ${problem}`);
       return raw;
     },
   },

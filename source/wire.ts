@@ -8,6 +8,7 @@
  */
 import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
 import type { MessagePort } from 'node:worker_threads';
+import type { ClientAddress } from './proxy-protocol.js';
 
 /** Frame types. Both directions use the same numbers; the payload column says what each carries. */
 export const Frame = {
@@ -54,6 +55,10 @@ export interface SocketHandoff {
   kind: 'socket';
   id: number;
   socket: unknown;
+  /** What main read from the socket before handing it over (the request head, perhaps more): read it first. */
+  head: Uint8Array;
+  /** The client's real address, from a PROXY protocol header. */
+  client?: ClientAddress;
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -133,15 +138,18 @@ export function isLogMessage(message: unknown): message is LogMessage {
 }
 
 /**
- * An actor's note to the main thread about its own lifecycle (out of band, rare): `retire` = it has served
- * its `--max-requests` and asks to be replaced and drained.
+ * An actor's note to the main thread (out of band, rare): `retire` = it has served its `--max-requests` and
+ * asks to be replaced and drained; `slot-freed` = it was at its `--worker-connections` and a request ended,
+ * so connections queued in main may come (sent only then, not for every request).
  */
 export interface ActorNotice {
-  kind: 'retire';
+  kind: 'retire' | 'slot-freed';
 }
 
 export function isActorNotice(message: unknown): message is ActorNotice {
-  return typeof message === 'object' && message !== null && (message as ActorNotice).kind === 'retire';
+  if (typeof message !== 'object' || message === null) return false;
+  const { kind } = message as ActorNotice;
+  return kind === 'retire' || kind === 'slot-freed';
 }
 
 export function isSocketHandoff(message: unknown): message is SocketHandoff {

@@ -50,14 +50,6 @@ const SKIPPED: Record<string, string> = {
   'valid/031compat2': 'needs unconventional HTTP methods: Node\'s parser accepts only registered methods',
   'valid/compat_obs_fold': 'needs --permit-obsolete-folding (issue 5)',
   'valid/compat_obs_fold_huge': 'needs --permit-obsolete-folding (issue 5)',
-  'valid/pp_01': 'needs --proxy-protocol (issue 5)',
-  'valid/pp_02': 'needs --proxy-protocol (issue 5)',
-  'valid/pp_03': 'needs --proxy-protocol (issue 5)',
-  'valid/pp_04': 'needs --proxy-protocol (issue 5)',
-  'valid/pp_05': 'needs --proxy-protocol (issue 5)',
-  'invalid/pp_01': 'needs --proxy-protocol (issue 5)',
-  'invalid/pp_02': 'needs --proxy-protocol (issue 5)',
-  'invalid/pp_03': 'needs --proxy-protocol (issue 5)',
   'invalid/013': 'needs --permit-obsolete-folding (issue 5)',
   'invalid/019': 'needs --forwarded-allow-ips (issue 5)',
 };
@@ -125,6 +117,7 @@ function optionsFor(config: Record<string, unknown>): Partial<ServeOptions> {
   if (typeof config.limit_request_line === 'number') options.limitRequestLine = config.limit_request_line;
   if (typeof config.limit_request_fields === 'number') options.limitRequestFields = config.limit_request_fields;
   if (typeof config.limit_request_field_size === 'number') options.limitRequestFieldSize = config.limit_request_field_size;
+  if (config.proxy_protocol !== undefined && config.proxy_protocol !== false && config.proxy_protocol !== 'off') options.proxyProtocol = true;
   if (config.header_map === 'drop' || config.header_map === 'refuse' || config.header_map === 'dangerous') options.headerMap = config.header_map;
   return options;
 }

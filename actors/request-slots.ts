@@ -1,0 +1,93 @@
+/**
+ * The actor's count of requests in flight, in memory shared with the main thread, which reads it to pick an
+ * actor and to hold `--worker-connections` (source/dispatcher.ts). Counting requests rather than connections
+ * is what lets an actor keep thousands of idle keep-alive connections while new requests still get in.
+ *
+ * Main adds one when it hands a connection over (the head of its first request has arrived), so a burst of
+ * hand-offs cannot overshoot the cap before the actor has parsed them. The actor takes that count over
+ * when the first request starts, adds one for each later request on the connection, and gives one back when
+ * each response is done, or when the connection ends without its first request ever starting (a head the
+ * parser refused, a client gone). A WebSocket (an upgrade as first request) keeps its count until it closes.
+ *
+ * Main can only hold back connections it has not handed over yet. A request arriving on a keep-alive
+ * connection the actor already holds is counted too, and if `cap` requests are running already it waits
+ * here, in order, until one ends: so the app never runs more than `cap` requests at once either way.
+ */
+import type { Duplex } from 'node:stream';
+
+const COUNTED_BY_MAIN = Symbol('first request counted by the main thread');
+type CountedSocket = Duplex & { [COUNTED_BY_MAIN]?: boolean };
+
+/** One request's place: counted from take() to release(), running from start() (maybe after a wait). */
+export interface SlotTicket {
+  running: boolean;
+  run?: () => void;
+}
+
+export class RequestSlots {
+  private readonly inFlight: Int32Array;
+  /** Requests whose app call has started and whose response is not done. */
+  private running = 0;
+  /** Requests counted but waiting for one of the running ones to end, oldest first. */
+  private readonly waiting = new Set<SlotTicket>();
+
+  constructor(
+    shared: SharedArrayBuffer,
+    /** The cap main holds (`--worker-connections`; 1 with `--use sync`). */
+    private readonly cap: number,
+    /** Called when a request ends while the actor was at its cap: main may have connections waiting. */
+    private readonly onFreedAtCap: () => void,
+  ) {
+    this.inFlight = new Int32Array(shared);
+  }
+
+  get count(): number {
+    return Atomics.load(this.inFlight, 0);
+  }
+
+  /** A connection arrived from main, its first request counted there. */
+  adopt(socket: Duplex): void {
+    const counted = socket as CountedSocket;
+    counted[COUNTED_BY_MAIN] = true;
+    socket.once('close', () => {
+      if (!counted[COUNTED_BY_MAIN]) return;
+      counted[COUNTED_BY_MAIN] = false;
+      this.release({ running: false });
+    });
+  }
+
+  /** A request's head arrived on `socket`. Each call is matched by one release() when its response is done. */
+  take(socket: Duplex): SlotTicket {
+    const counted = socket as CountedSocket;
+    if (counted[COUNTED_BY_MAIN]) counted[COUNTED_BY_MAIN] = false;
+    else Atomics.add(this.inFlight, 0, 1);
+    return { running: false };
+  }
+
+  /** Runs the app for the request now, or once fewer than `cap` requests are running. */
+  start(ticket: SlotTicket, run: () => void): void {
+    if (this.running < this.cap) {
+      this.running++;
+      ticket.running = true;
+      run();
+      return;
+    }
+    ticket.run = run;
+    this.waiting.add(ticket);
+  }
+
+  /** The request's response is done (or its connection died while it waited). */
+  release(ticket: SlotTicket): void {
+    if (ticket.running) this.running--;
+    else this.waiting.delete(ticket);
+    const before = Atomics.sub(this.inFlight, 0, 1);
+    if (before >= this.cap) this.onFreedAtCap();
+    for (const next of this.waiting) {
+      if (this.running >= this.cap) break;
+      this.waiting.delete(next);
+      this.running++;
+      next.running = true;
+      next.run?.();
+    }
+  }
+}
