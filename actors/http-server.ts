@@ -17,6 +17,8 @@ import { createForwardingPolicy } from './forwarded.js';
 import { armRequestDeadline } from './request-deadline.js';
 import { answerTooLarge, countBody, declaredTooLarge } from './body-limit.js';
 import type { RequestSlots, SlotTicket } from './request-slots.js';
+import { capUnreadBody } from './unread-body.js';
+import { bufferChunkedBody, isChunked } from './body-buffer.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -36,6 +38,8 @@ export interface HttpSettings {
   bodyTimeout: number;
   /** Most bytes of request body (413 beyond, counted as they arrive); 0 = no limit. */
   limitRequestBody: number;
+  /** Read a chunked body whole (up to this many bytes, 413 beyond) and give it to the app with a length; 0 = off. */
+  bufferChunkedBody: number;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -164,6 +168,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
     if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, res, onResponseClosed);
     logAccess(req, res);
+    const { headers } = req;
+    if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) capUnreadBody(req, res);
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);
@@ -189,7 +195,12 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       if (postRequest) res.once('close', () => callRequestHook('postRequest', postRequest, req, res, actor, log));
     }
     const ticket = (res as CountedResponse)[SLOT];
-    if (ticket) slots.start(ticket, () => guarded(req, res));
+    if (!ticket) return;
+    if (settings.bufferChunkedBody > 0 && isChunked(req)) {
+      bufferChunkedBody(req, res, settings.bufferChunkedBody, (buffered) => slots.start(ticket, () => guarded(buffered, res)));
+      return;
+    }
+    slots.start(ticket, () => guarded(req, res));
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
   const server = http.createServer(

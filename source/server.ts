@@ -75,6 +75,11 @@ export interface ServeOptions {
   bodyTimeout?: number;
   /** Most bytes of request body (413 beyond, chunked bodies counted as they arrive); 0 = no limit (default). */
   limitRequestBody?: number;
+  /**
+   * Read a chunked request body whole, up to this many bytes (413 beyond), and give it to the app with a
+   * Content-Length, for frameworks that ignore bodies without one. 0 = off (default).
+   */
+  bufferChunkedBody?: number;
   /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
   maxRequests?: number;
   /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
@@ -181,6 +186,7 @@ export const DEFAULTS = {
   headerTimeout: 20,
   bodyTimeout: 300,
   limitRequestBody: 0,
+  bufferChunkedBody: 0,
 } as const;
 
 function wholeNumberAtLeast(name: string, value: number, min: number): number {
@@ -225,6 +231,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
       ...readDeadlines(options),
       limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
+      bufferChunkedBody: wholeNumberAtLeast('buffer chunked body', options.bufferChunkedBody ?? DEFAULTS.bufferChunkedBody, 0),
       requestsPerActor: options.use === 'sync' ? 1 : wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1),
     },
   };

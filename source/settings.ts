@@ -56,6 +56,7 @@ export interface SettingsValues {
   headerTimeout: number;
   bodyTimeout: number;
   limitRequestBody: number;
+  bufferChunkedBody: number;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -162,6 +163,11 @@ export const SETTINGS = [
     name: 'limitRequestBody', flag: 'limit-request-body', type: 'number', default: DEFAULTS.limitRequestBody, section: 'Security',
     doc: 'Most bytes of request body; a larger Content-Length is answered 413 before the app runs, a chunked body is counted as it arrives and cut at the limit (413). 0 = no limit (uploads of any size).',
     parse: wholeNumber('limit-request-body', 0),
+  },
+  {
+    name: 'bufferChunkedBody', flag: 'buffer-chunked-body', type: 'number', default: DEFAULTS.bufferChunkedBody, section: 'Security',
+    doc: 'Read a chunked request body whole, up to this many bytes (413 beyond), and give it to the app with a Content-Length and no Transfer-Encoding, for frameworks that take a body without a length for none. 0 = off: bodies stream as they arrive.',
+    parse: wholeNumber('buffer-chunked-body', 0),
   },
   {
     name: 'headerTimeout', flag: 'header-timeout', type: 'number', default: DEFAULTS.headerTimeout, section: 'Security',

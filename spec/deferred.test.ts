@@ -134,6 +134,41 @@ for (const strategy of await strategies()) {
       }));
   });
 
+  describe(`--buffer-chunked-body (${strategy})`, () => {
+    const chunked = (body: string, size: number): string => {
+      let wire = 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n';
+      for (let at = 0; at < body.length; at += size) {
+        const piece = body.slice(at, at + size);
+        wire += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+      }
+      return `${wire}0\r\n\r\n`;
+    };
+
+    it('gives the app a chunked body whole, with a Content-Length and no Transfer-Encoding', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, bufferChunkedBody: 10_000 }, async ({ port }) => {
+        const body = 'abcdefghij'.repeat(500);
+        const result = await exchange(port, chunked(body, 700), { responses: 1 });
+        const got = JSON.parse(result.responses[0].body.toString()) as { headers: Record<string, string>; rawHeaders: string[]; body: string };
+        assert.equal(got.headers['content-length'], '5000');
+        assert.equal(got.headers['transfer-encoding'], undefined);
+        assert.ok(!got.rawHeaders.some((name) => name.toLowerCase() === 'transfer-encoding'));
+        assert.equal(Buffer.from(got.body, 'base64').toString(), body);
+      }));
+
+    it('answers 413 to a chunked body over the limit, and leaves chunked bodies streaming when off', async () => {
+      await withServer({ app: fixture('echo.js'), handoff: strategy, bufferChunkedBody: 1000 }, async ({ port }) => {
+        const result = await exchange(port, chunked('z'.repeat(3000), 500), { timeoutMs: 3000 });
+        assert.equal(result.responses[0]?.status, 413);
+      });
+      await withServer({ app: fixture('echo.js'), handoff: strategy }, async ({ port }) => {
+        const result = await exchange(port, chunked('z'.repeat(3000), 500), { responses: 1 });
+        const got = JSON.parse(result.responses[0].body.toString()) as { headers: Record<string, string> };
+        assert.equal(got.headers['transfer-encoding'], 'chunked');
+        assert.equal(got.headers['content-length'], undefined);
+      });
+    });
+  });
+
   describe(`PROXY protocol (${strategy})`, () => {
     const v2 = (family: number, addresses: Buffer): Buffer => {
       const header = Buffer.alloc(16);
