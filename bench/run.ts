@@ -8,15 +8,13 @@
  *
  * Needs wrk (apt-get install wrk). Load is bounded: each wrk run lasts a few seconds.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ALL_CONTENDERS, ROOT, node26, runWrk, start, treeRssMb, withPeakRss, writeRegion, type Contender, type LoadResult, type Running } from './harness.js';
 
-const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
@@ -38,146 +36,9 @@ function connectionCeiling(): number {
 }
 const MANY = Math.min(20_000, connectionCeiling());
 
-const node26 = process.env.NODE26 ?? [path.join(ROOT, '.ci/cache/node26/bin/node')].find((candidate) => existsSync(candidate));
-
-interface Contender {
-  name: string;
-  command: (port: number) => { exe: string; argv: string[] };
-}
-
-const CLI = path.join(ROOT, 'dist/source/cli.js');
-const APP = path.join(ROOT, 'bench/app.js');
-const grainbows = (exe: string, handoff: string) => (port: number) => ({
-  exe,
-  argv: [CLI, '-b', `127.0.0.1:${port}`, '-w', '2', '--handoff', handoff, '--backlog', '4096', '--worker-connections', '20000', APP],
-});
-const ALL_CONTENDERS: Contender[] = [
-  { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
-  { name: 'node:cluster (2 processes)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
-  { name: 'grainbows relay (2 actors)', command: grainbows(process.execPath, 'relay') },
-  ...(node26
-    ? [
-        { name: 'node:http on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
-        { name: 'node:cluster on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
-        { name: 'grainbows transfer on Node 26', command: grainbows(node26, 'transfer') },
-      ]
-    : []),
-];
-
 /** `--only relay` (a substring of the names) narrows the run, for a quick look at one server. */
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const CONTENDERS = only ? ALL_CONTENDERS.filter((c) => c.name.includes(only)) : ALL_CONTENDERS;
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function start(contender: Contender): Promise<Running> {
-  const port = await freePort();
-  const { exe, argv } = contender.command(port);
-  const child = spawn(exe, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const deadline = Date.now() + 20_000;
-  while (!/Listening at: /.test(stderr)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${contender.name} did not start:\n${stderr}`);
-    await sleep(50);
-  }
-  return {
-    child,
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
-      clearTimeout(killer);
-    },
-  };
-}
-
-/** RSS of a process and all its descendants, in MB (cluster workers are separate processes). */
-function treeRssMb(pid: number): number {
-  let total = 0;
-  const visit = (p: number) => {
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8');
-      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
-      for (const child of children ? children.split(/\s+/) : []) visit(Number(child));
-    } catch {
-      // gone
-    }
-  };
-  visit(pid);
-  return total / 1024;
-}
-
-/** Samples RSS while `work` runs; returns its result and the peak. */
-async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
-  let peakMb = treeRssMb(pid);
-  const timer = setInterval(() => (peakMb = Math.max(peakMb, treeRssMb(pid))), 100);
-  try {
-    return { result: await work(), peakMb };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-interface LoadResult {
-  rps: number;
-  p99Ms: number;
-  errors: number;
-}
-
-function toMs(text: string): number {
-  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text);
-  if (!match) return NaN;
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 'ms' ? value : match[2] === 's' ? value * 1000 : value * 60_000;
-}
-
-function runWrk(url: string, connections: number, durationS: number, timeoutS = 10): Promise<LoadResult> {
-  // Each wrk process holds its connections' fds: split large counts over several processes.
-  const processes = Math.ceil(connections / 10_000);
-  const runs = Array.from({ length: processes }, (_, i) => {
-    const share = Math.floor(connections / processes) + (i < connections % processes ? 1 : 0);
-    return new Promise<string>((resolve) => {
-      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (chunk) => (out += chunk));
-      child.stderr.on('data', (chunk) => (out += chunk));
-      child.on('close', () => resolve(out));
-    });
-  });
-  return Promise.all(runs).then((outputs) => {
-    let rps = 0;
-    let errors = 0;
-    let p99Ms = 0;
-    for (const out of outputs) {
-      const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-      const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-      const failed = (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) + non2xx;
-      // ok requests per second: what was answered 2xx over the run
-      rps += Math.max(0, requests - non2xx) / durationS;
-      errors += failed;
-      p99Ms = Math.max(p99Ms, toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? 'NaN'));
-      if (!requests) process.stderr.write(`wrk said:\n${out}\n`);
-    }
-    return { rps, p99Ms, errors };
-  });
-}
 
 function runTrickle(url: string, concurrency: number, durationS: number, exe: string): Promise<LoadResult> {
   return new Promise((resolve) => {
@@ -327,14 +188,4 @@ for (const entry of stalled) lines.push(`| ${entry.contender} | ${entry.growthMb
 const table = lines.join('\n');
 process.stdout.write(`${table}\n`);
 
-if (writeTo) {
-  const doc = path.resolve(ROOT, writeTo);
-  const region = helloOnly ? 'bench-hello' : 'bench';
-  const marker = `<!-- ${region}:begin -->`;
-  const end = `<!-- ${region}:end -->`;
-  let current = existsSync(doc) ? readFileSync(doc, 'utf8') : '';
-  if (!current.includes(marker)) current += `\n${marker}\n${end}\n`;
-  const updated = current.replace(new RegExp(`${marker}[\\s\\S]*${end}`), `${marker}\n${table}\n${end}`);
-  writeFileSync(doc, updated);
-  process.stderr.write(`wrote ${doc}\n`);
-}
+if (writeTo) writeRegion(writeTo, helloOnly ? 'bench-hello' : 'bench', table);

@@ -1,0 +1,176 @@
+/**
+ * Slow clients, the reason grainbows exists (issue 5): grainbows against node:http and node:cluster, one run.
+ *
+ * 1. Attack: slowhttptest opens 4,000 slow-header connections (Slowloris: a header line every 5 s, never
+ *    finished), then 1,000 slow-body uploads (R-U-Dead-Yet: a declared 1 MB body trickled), while 200
+ *    ordinary probe requests, each on a new connection, are timed. Reports probes answered, probe p50/p99,
+ *    attack connections the server held open, and peak RSS of the server's process tree.
+ * 2. Idle keep-alive: 10,000 keep-alive connections that made one request and sit idle, then wrk (64
+ *    connections) on new connections; grainbows runs with --worker-connections 100, which must not bind
+ *    on idle connections. Reports req/s with the idle crowd against req/s without it.
+ *
+ *   npm run bench:slow                              # prints a Markdown table
+ *   npm run bench:slow -- --write docs/performance.md
+ *
+ * Needs slowhttptest and wrk (apt-get install slowhttptest wrk). Bounded: ~45 s per server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ALL_CONTENDERS, grainbows, node26, runWrk, start, treeRssMb, writeRegion, type Contender, type Running } from './harness.js';
+
+const args = process.argv.slice(2);
+const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+
+const SLOW_HEADERS = 4000;
+const SLOW_BODIES = 1000;
+const PROBES = 200;
+const IDLE_KEEP_ALIVE = 10_000;
+const ATTACK_SECONDS = 40;
+
+/**
+ * The contenders; grainbows runs with its default `--worker-connections` (1000) under attack, where the
+ * 1,000 slow uploads are requests in flight, and with 100 in the idle test, where it must not bind.
+ */
+const CONTENDERS: Contender[] = ALL_CONTENDERS.filter((c) => !only || c.name.includes(only));
+function withWorkerConnections(contender: Contender, workerConnections: number): Contender {
+  if (!contender.name.startsWith('grainbows')) return contender;
+  const onNode26 = contender.name.includes('Node 26');
+  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections }) };
+}
+
+function slowhttptest(mode: '-H' | '-B', url: string, connections: number, rate: number): ChildProcess {
+  const argv = [mode, '-c', String(connections), '-r', String(rate), '-i', '5', '-l', String(ATTACK_SECONDS), '-s', '1000000', '-x', '24', '-p', '3', '-u', url];
+  // slowhttptest needs a descriptor per connection: raise its soft limit to the hard one.
+  return spawn('bash', ['-c', `ulimit -n $(ulimit -Hn); exec slowhttptest ${argv.map((a) => `'${a}'`).join(' ')}`], { stdio: 'ignore' });
+}
+
+/** One GET on a fresh connection; its latency in ms, or undefined if it failed or took over 5 s. */
+function probe(url: string): Promise<number | undefined> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    const request = http.get(url, { agent: false, timeout: 5000 }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode === 200 ? Number(process.hrtime.bigint() - started) / 1e6 : undefined));
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(undefined));
+  });
+}
+
+/** Connections established to the server's port right now (ss counts them from the kernel's table). */
+async function established(port: number): Promise<number> {
+  const child = spawn('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (chunk) => (out += chunk));
+  await new Promise((resolve) => child.on('close', resolve));
+  return out.split('\n').filter(Boolean).length;
+}
+
+const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN);
+
+interface AttackResult {
+  probesOk: number;
+  p50Ms: number;
+  p99Ms: number;
+  heldOpen: number;
+  peakMb: number;
+}
+
+async function attack(server: Running): Promise<AttackResult> {
+  const port = Number(new URL(server.url).port);
+  const pid = server.child.pid!;
+  let peakMb = treeRssMb(pid);
+  const sampler = setInterval(() => (peakMb = Math.max(peakMb, treeRssMb(pid))), 200);
+  const headers = slowhttptest('-H', `${server.url}/`, SLOW_HEADERS, 1000);
+  await sleep(6000);
+  const bodies = slowhttptest('-B', `${server.url}/upload`, SLOW_BODIES, 500);
+  await sleep(4000);
+  const heldOpen = await established(port);
+  // Probes: one every 60 ms for 12 s, while both attacks hold their connections.
+  const latencies: Array<Promise<number | undefined>> = [];
+  for (let i = 0; i < PROBES; i++) {
+    latencies.push(probe(`${server.url}/`));
+    await sleep(60);
+  }
+  const answered = (await Promise.all(latencies)).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  clearInterval(sampler);
+  headers.kill('SIGINT');
+  bodies.kill('SIGINT');
+  await Promise.all([headers, bodies].map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+  return { probesOk: answered.length, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, peakMb };
+}
+
+/** Opens `count` keep-alive connections that each make one request and then sit idle. */
+async function idleCrowd(port: number, count: number): Promise<net.Socket[]> {
+  const sockets: net.Socket[] = [];
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => resolve());
+      socket.once('data', () => resolve());
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      sockets.push(socket);
+    });
+  for (let i = 0; i < count; i += 500) await Promise.all(Array.from({ length: Math.min(500, count - i) }, one));
+  return sockets;
+}
+
+interface IdleResult {
+  alone: number;
+  withIdle: number;
+  idleOpen: number;
+}
+
+async function idleKeepAlive(server: Running): Promise<IdleResult> {
+  const port = Number(new URL(server.url).port);
+  await runWrk(`${server.url}/`, 16, 2); // warm-up
+  const alone = (await runWrk(`${server.url}/`, 64, 6)).rps;
+  const crowd = await idleCrowd(port, IDLE_KEEP_ALIVE);
+  const withIdle = (await runWrk(`${server.url}/`, 64, 6)).rps;
+  const idleOpen = crowd.filter((socket) => !socket.destroyed).length;
+  for (const socket of crowd) socket.destroy();
+  return { alone, withIdle, idleOpen };
+}
+
+const attacks: Array<{ contender: string } & AttackResult> = [];
+const idles: Array<{ contender: string } & IdleResult> = [];
+for (const each of CONTENDERS) {
+  let contender = withWorkerConnections(each, 1000);
+  let server = await start(contender);
+  try {
+    const result = await attack(server);
+    process.stderr.write(`${contender.name} | attack: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms, ${result.heldOpen} held open, peak ${result.peakMb.toFixed(0)} MB\n`);
+    attacks.push({ contender: contender.name, ...result });
+  } finally {
+    await server.stop();
+  }
+  await sleep(1000);
+  contender = withWorkerConnections(each, 100);
+  server = await start(contender);
+  try {
+    const result = await idleKeepAlive(server);
+    process.stderr.write(`${contender.name} | idle: ${result.alone.toFixed(0)} → ${result.withIdle.toFixed(0)} req/s with ${result.idleOpen} idle\n`);
+    idles.push({ contender: contender.name, ...result });
+  } finally {
+    await server.stop();
+  }
+  await sleep(1000);
+}
+
+const lines: string[] = [];
+lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; slowhttptest, wrk and probes on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
+lines.push('');
+lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | probes answered | probe p50 | probe p99 | attack connections held | peak RSS |`);
+lines.push('|---|---:|---:|---:|---:|---:|');
+for (const row of attacks) lines.push(`| ${row.contender} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms | ${row.heldOpen.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB |`);
+lines.push('');
+lines.push(`| ${IDLE_KEEP_ALIVE.toLocaleString('en')} idle keep-alive connections | hello req/s alone | with the idle crowd | ratio | idle still open |`);
+lines.push('|---|---:|---:|---:|---:|');
+for (const row of idles) lines.push(`| ${row.contender} | ${row.alone.toFixed(0)} | ${row.withIdle.toFixed(0)} | ${(row.withIdle / row.alone).toFixed(2)}× | ${row.idleOpen.toLocaleString('en')} |`);
+const table = lines.join('\n');
+process.stdout.write(`${table}\n`);
+if (writeTo) writeRegion(writeTo, 'bench-slow', table);
