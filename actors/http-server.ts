@@ -19,6 +19,7 @@ import { answerTooLarge, countBody, declaredTooLarge } from './body-limit.js';
 import type { RequestSlots, SlotTicket } from './request-slots.js';
 import { capUnreadBody } from './unread-body.js';
 import { bufferChunkedBody, isChunked } from './body-buffer.js';
+import { UploadRateGuard } from './upload-rate.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -40,6 +41,8 @@ export interface HttpSettings {
   limitRequestBody: number;
   /** Read a chunked body whole (up to this many bytes, 413 beyond) and give it to the app with a length; 0 = off. */
   bufferChunkedBody: number;
+  /** Uploads slower than this many bytes/s (over 10 s windows) are answered 408; 0 = off. */
+  bodyMinRate: number;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -145,6 +148,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   };
   const { accessLogFormat } = settings;
   const forwarding = createForwardingPolicy(settings.forwardedAllowIps);
+  const uploadRate = settings.bodyMinRate > 0 ? new UploadRateGuard(settings.bodyMinRate, log) : undefined;
   const rewriteScheme = app.kind === 'fetch';
   const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (accessLogFormat === null) return;
@@ -169,7 +173,11 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, res, onResponseClosed);
     logAccess(req, res);
     const { headers } = req;
-    if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) capUnreadBody(req, res);
+    const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    if (hasBody) {
+      capUnreadBody(req, res);
+      uploadRate?.watch(req, res);
+    }
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);

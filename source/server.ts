@@ -80,6 +80,11 @@ export interface ServeOptions {
    * Content-Length, for frameworks that ignore bodies without one. 0 = off (default).
    */
   bufferChunkedBody?: number;
+  /**
+   * Uploads arriving slower than this many bytes a second, measured over 10 s windows in which the app was
+   * waiting for the body, are answered 408 (slow-body attacks). 0 = off. Default 100.
+   */
+  bodyMinRate?: number;
   /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
   maxRequests?: number;
   /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
@@ -187,6 +192,7 @@ export const DEFAULTS = {
   bodyTimeout: 300,
   limitRequestBody: 0,
   bufferChunkedBody: 0,
+  bodyMinRate: 100,
 } as const;
 
 function wholeNumberAtLeast(name: string, value: number, min: number): number {
@@ -232,6 +238,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       ...readDeadlines(options),
       limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
       bufferChunkedBody: wholeNumberAtLeast('buffer chunked body', options.bufferChunkedBody ?? DEFAULTS.bufferChunkedBody, 0),
+      bodyMinRate: wholeNumberAtLeast('body min rate', options.bodyMinRate ?? DEFAULTS.bodyMinRate, 0),
       requestsPerActor: options.use === 'sync' ? 1 : wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1),
     },
   };

@@ -57,6 +57,7 @@ export interface SettingsValues {
   bodyTimeout: number;
   limitRequestBody: number;
   bufferChunkedBody: number;
+  bodyMinRate: number;
 }
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
@@ -176,6 +177,11 @@ export const SETTINGS = [
   {
     name: 'bodyTimeout', flag: 'body-timeout', type: 'number', default: DEFAULTS.bodyTimeout, section: 'Security',
     doc: 'Seconds a client gets to send a whole request, head and body; 408 beyond. 0 = no limit (for very slow uploads).', parse: wholeNumber('body-timeout', 0),
+  },
+  {
+    name: 'bodyMinRate', flag: 'body-min-rate', type: 'number', default: DEFAULTS.bodyMinRate, section: 'Security',
+    doc: 'Uploads arriving slower than this many bytes a second, over 10 s windows in which the app was waiting for the body, are answered 408 and closed (slow-body attacks). 0 = off.',
+    parse: wholeNumber('body-min-rate', 0),
   },
   {
     name: 'headerMap', flag: 'header-map', type: 'string', default: DEFAULTS.headerMap, section: 'Security',

@@ -1,6 +1,7 @@
 /**
  * Deadlines and body limits for slow and hostile clients (issue 5): --header-timeout and --body-timeout
- * answer 408 and close, --limit-request-body answers 413 for declared and chunked bodies alike.
+ * answer 408 and close, --body-min-rate answers 408 to an upload the client trickles (never to an app that reads
+ * slowly), --limit-request-body answers 413 for declared and chunked bodies alike.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -28,6 +29,33 @@ function trickle(port: number, bytes: string, timeoutMs: number): Promise<{ rece
   });
 }
 
+/**
+ * Sends a POST head declaring `total` body bytes, then `step` bytes every `everyMs` until done (Connection:
+ * close), and reports what came back and when the server closed the connection.
+ */
+function dribble(port: number, path: string, total: number, step: number, everyMs: number, timeoutMs: number): Promise<{ received: string; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let received = '';
+    let sent = 0;
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`));
+    const ticker = setInterval(() => {
+      if (sent >= total || socket.destroyed) return clearInterval(ticker);
+      const size = Math.min(step, total - sent);
+      sent += size;
+      socket.write('x'.repeat(size));
+    }, everyMs);
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('close', () => {
+      clearInterval(ticker);
+      clearTimeout(timer);
+      resolve({ received, closedAfterMs: received === '' && Date.now() - started >= timeoutMs ? null : Date.now() - started });
+    });
+  });
+}
+
 const chunked = (sizes: number[]) => `${sizes.map((size) => `${size.toString(16)}\r\n${'x'.repeat(size)}\r\n`).join('')}0\r\n\r\n`;
 
 for (const strategy of await strategies()) {
@@ -47,6 +75,24 @@ for (const strategy of await strategies()) {
         const { received, closedAfterMs } = await trickle(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc', 8000);
         assert.match(received, /^HTTP\/1\.1 408 /);
         assert.ok(closedAfterMs !== null && closedAfterMs >= 1900 && closedAfterMs < 4500, `closed after ${closedAfterMs} ms`);
+      }));
+
+    it('--body-min-rate: an upload trickled below the rate gets 408 and a close; a steady one and an app that reads late are not cut', () =>
+      withServer({ app: fixture('behaviours.js'), handoff: strategy, workers: 1, bodyMinRate: 100 }, async ({ port, logs }) => {
+        // 20 bytes/s, far below 100: judged at the end of the first 10 s window.
+        const slow = dribble(port, '/echo', 100_000, 10, 500, 16_000);
+        // 150 bytes/s for 13 s: above the rate through more than one window, so it is served whole.
+        const steady = dribble(port, '/echo', 1950, 75, 500, 20_000);
+        // The client sends at once but the app reads nothing for 12 s: the app is slow, not the client.
+        const lateReader = exchange(port, `POST /read-later?gap=12000 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n${'z'.repeat(200_000)}`, { timeoutMs: 20_000 });
+        const [cut, served, read] = await Promise.all([slow, steady, lateReader]);
+        assert.match(cut.received, /^HTTP\/1\.1 408 /);
+        assert.ok(cut.closedAfterMs !== null && cut.closedAfterMs >= 9900 && cut.closedAfterMs < 13_500, `closed after ${cut.closedAfterMs} ms`);
+        assert.match(served.received, /^HTTP\/1\.1 200 /);
+        assert.ok(served.received.endsWith('x'.repeat(1950)), `the steady upload is echoed whole: ...${served.received.slice(-80)}`);
+        assert.equal(read.responses[0]?.status, 200);
+        assert.equal(read.responses[0].body.toString(), '200000');
+        assert.ok(logs.some((line) => /slow upload \(\d+\.\d bytes\/s < --body-min-rate 100\): POST \/echo answered 408/.test(line)), logs.join('\n'));
       }));
 
     it('--limit-request-body: 413 for a declared length over it (without 100 Continue), and for a chunked body as it crosses it', () =>

@@ -1,0 +1,94 @@
+/**
+ * `--body-min-rate`: an upload that arrives slower than this many bytes a second, measured over windows of
+ * RATE_WINDOW_MS, is answered 408 and its connection closed (R-U-Dead-Yet: a body trickled a byte at a
+ * time holds a request slot forever otherwise; `--body-timeout` alone allows it for 300 s).
+ *
+ * Only the client is judged, never the app: a window in which the app left body bytes unread (the request
+ * stream had data waiting, so the parser had stopped reading the socket) does not count. Bytes are counted
+ * where the parser pushes them into the request, so the app's own way of reading is untouched.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../source/log.js';
+import { silence } from './request-deadline.js';
+
+export const RATE_WINDOW_MS = 10_000;
+const CHECK_MS = 1000;
+const BODY = 'Request Timeout: request body arriving too slowly\n';
+
+export class SlowUploadError extends Error {
+  constructor(rate: number) {
+    super(`request body arriving slower than ${rate} bytes/s (--body-min-rate)`);
+    this.name = 'TimeoutError';
+  }
+}
+
+interface Upload {
+  res: ServerResponse;
+  windowStart: number;
+  bytesInWindow: number;
+  /** The app left bytes unread at some check in this window: the window says nothing about the client. */
+  appBehind: boolean;
+}
+
+export class UploadRateGuard {
+  private readonly uploads = new Map<IncomingMessage, Upload>();
+
+  constructor(
+    private readonly minRate: number,
+    private readonly log: Logger,
+  ) {
+    // Lives as long as the actor's server (the thread), so the timer is never cleared; unref'd so it never
+    // keeps a stopping actor alive.
+    setInterval(() => this.check(), CHECK_MS).unref();
+  }
+
+  watch(req: IncomingMessage, res: ServerResponse): void {
+    const upload: Upload = { res, windowStart: Date.now(), bytesInWindow: 0, appBehind: false };
+    this.uploads.set(req, upload);
+    const push = req.push;
+    req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding) {
+      if (chunk !== null) upload.bytesInWindow += (chunk as Uint8Array).byteLength ?? 0;
+      return push.call(this, chunk, encoding);
+    } as typeof req.push;
+    const forget = () => this.uploads.delete(req);
+    req.once('end', forget);
+    req.once('close', forget);
+    res.once('close', forget);
+  }
+
+  private check(): void {
+    const now = Date.now();
+    for (const [req, upload] of this.uploads) {
+      if (req.complete) {
+        this.uploads.delete(req);
+        continue;
+      }
+      if (req.readableLength > 0) upload.appBehind = true;
+      if (now - upload.windowStart < RATE_WINDOW_MS) continue;
+      const rate = (upload.bytesInWindow * 1000) / (now - upload.windowStart);
+      if (rate < this.minRate && !upload.appBehind) {
+        this.uploads.delete(req);
+        this.expire(req, upload.res, rate);
+        continue;
+      }
+      upload.windowStart = now;
+      upload.bytesInWindow = 0;
+      upload.appBehind = req.readableLength > 0;
+    }
+  }
+
+  private expire(req: IncomingMessage, res: ServerResponse, rate: number): void {
+    this.log.warning(`slow upload (${rate.toFixed(1)} bytes/s < --body-min-rate ${this.minRate}): ${req.method} ${req.url?.slice(0, 200)} answered 408`);
+    if (!res.headersSent && !res.writableEnded && !res.destroyed) {
+      res.shouldKeepAlive = false;
+      res.writeHead(408, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(BODY), connection: 'close' });
+      res.end(BODY);
+      silence(res);
+    } else {
+      res.destroy();
+    }
+    // The app's readers see an error, never a cut body taken for a whole one.
+    req.on('error', () => {});
+    req.destroy(new SlowUploadError(this.minRate));
+  }
+}
