@@ -44,6 +44,29 @@ function splitEntries(text: string): string[] {
     .filter((entry) => entry !== '');
 }
 
+/**
+ * gunicorn's secure scheme headers and the value each has when the client came over HTTPS. A trusted proxy's
+ * request whose headers disagree (one says HTTPS, another says not) is refused: the app cannot know which
+ * one the proxy meant, and a client may have added one the proxy did not strip (gunicorn: InvalidSchemeHeaders).
+ */
+const SECURE_SCHEME_HEADERS = [
+  ['x-forwarded-proto', 'https'],
+  ['x-forwarded-protocol', 'ssl'],
+  ['x-forwarded-ssl', 'on'],
+] as const;
+
+function schemeHeadersDisagree(headers: IncomingMessage['headers']): boolean {
+  let secure: boolean | undefined;
+  for (const [name, secureValue] of SECURE_SCHEME_HEADERS) {
+    const value = headers[name];
+    if (typeof value !== 'string') continue;
+    const says = value.split(',')[0].trim().toLowerCase() === secureValue;
+    if (secure !== undefined && secure !== says) return true;
+    secure = says;
+  }
+  return false;
+}
+
 /** Is the scheme a trusted proxy declares HTTPS? Reads gunicorn's secure scheme headers and `Forwarded`. */
 function declaresHttps(headers: IncomingMessage['headers']): boolean {
   const proto = headers['x-forwarded-proto'];
@@ -57,9 +80,10 @@ export interface ForwardingPolicy {
   /**
    * Applies the policy to one request in place. `rewriteScheme`: for Fetch apps, an HTTPS scheme declared
    * by a trusted proxy becomes part of the request target (absolute form), which the Fetch adapter turns
-   * into `request.url`.
+   * into `request.url`. Returns why the request must be refused (a trusted peer's scheme headers
+   * disagree), or null.
    */
-  apply(req: IncomingMessage, rewriteScheme: boolean): void;
+  apply(req: IncomingMessage, rewriteScheme: boolean): { status: 400; reason: string } | null;
 }
 
 /**
@@ -101,16 +125,18 @@ export function createForwardingPolicy(allowIps: string): ForwardingPolicy {
           break;
         }
       }
-      if (!present) return;
+      if (!present) return null;
       if (isTrusted(req.socket.remoteAddress)) {
+        if (schemeHeadersDisagree(headers)) return { status: 400, reason: 'the X-Forwarded-Proto, X-Forwarded-Protocol and X-Forwarded-Ssl headers disagree' };
         if (rewriteScheme && req.url?.startsWith('/') && headers.host && declaresHttps(headers)) req.url = `https://${headers.host}${req.url}`;
-        return;
+        return null;
       }
       for (const name of FORWARDING_HEADERS) delete headers[name];
       const raw = req.rawHeaders;
       const kept: string[] = [];
       for (let i = 0; i < raw.length; i += 2) if (!FORWARDING.has(raw[i].toLowerCase())) kept.push(raw[i], raw[i + 1]);
       raw.splice(0, raw.length, ...kept);
+      return null;
     },
   };
 }

@@ -20,6 +20,7 @@ import type { RequestSlots, SlotTicket } from './request-slots.js';
 import { capUnreadBody } from './unread-body.js';
 import { bufferChunkedBody, isChunked } from './body-buffer.js';
 import { UploadRateGuard } from './upload-rate.js';
+import { refuseForbiddenTrailers } from './trailer-rules.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -177,6 +178,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     if (hasBody) {
       capUnreadBody(req, res);
       uploadRate?.watch(req, res);
+      if (isChunked(req)) refuseForbiddenTrailers(req, res, log);
     }
     const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
@@ -194,7 +196,12 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       // A declared length is enforced by the parser; anything else (chunked) is counted as it arrives.
       if (req.headers['content-length'] === undefined) countBody(req, res, limitRequestBody);
     }
-    forwarding.apply(req, rewriteScheme);
+    const untrustworthy = forwarding.apply(req, rewriteScheme);
+    if (untrustworthy) {
+      log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: 400 ${untrustworthy.reason}`);
+      refuse(res, untrustworthy);
+      return;
+    }
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
     if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {

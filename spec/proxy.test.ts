@@ -91,6 +91,22 @@ for (const strategy of await strategies()) {
       });
     });
 
+    it("refuses a trusted peer's request whose scheme headers disagree (400), and strips them from an untrusted one", async () => {
+      const conflicting = { 'x-forwarded-proto': 'https', 'x-forwarded-ssl': 'off' };
+      await withServer({ app: fixture('behaviours.js'), handoff: strategy }, async ({ url }) => {
+        const refused = await fetch(`${url}/headers`, { headers: conflicting });
+        assert.equal(refused.status, 400);
+        assert.match(await refused.text(), /X-Forwarded-Proto, X-Forwarded-Protocol and X-Forwarded-Ssl headers disagree/);
+        const agreeing = await fetch(`${url}/headers`, { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-ssl': 'on' } });
+        assert.equal(agreeing.status, 200);
+      });
+      await withServer({ app: fixture('behaviours.js'), handoff: strategy, forwardedAllowIps: '192.168.0.1' }, async ({ url }) => {
+        const stripped = await fetch(`${url}/headers`, { headers: conflicting });
+        assert.equal(stripped.status, 200);
+        assert.equal(((await stripped.json()) as EchoedHeaders).headers['x-forwarded-ssl'], undefined);
+      });
+    });
+
     it('removes them from a peer that is not trusted, in headers and rawHeaders alike', async () => {
       await withServer({ app: fixture('behaviours.js'), handoff: strategy, forwardedAllowIps: '10.0.0.0/8,::1' }, async ({ url }) => {
         const echoed = (await (await fetch(`${url}/headers`, { headers: { ...forwarding, 'x-kept': 'yes' } })).json()) as EchoedHeaders;

@@ -50,6 +50,9 @@ const CASES: Case[] = [
   { name: 'a chunk extension with a bare CR', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3;a=b\rc\r\nabc\r\n0\r\n\r\n` },
   { name: 'a chunk extension with a control byte', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3;a=\x01\r\nabc\r\n0\r\n\r\n` },
   { name: 'a last chunk with a bare LF', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\n\r\n` },
+  // Trailer fields that would change the request after it was routed (RFC 9110 §6.5.1).
+  { name: 'Content-Length in the trailers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nContent-Length: 50\r\n\r\n` },
+  { name: 'a conditional (If-Match) in the trailers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nIf-Match: "x"\r\n\r\n` },
   // The head.
   { name: 'a header line ended by a bare LF', bytes: 'GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n' },
   { name: 'a header line ended by a bare CR', bytes: 'GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n' },
