@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silence } from './request-deadline.js';
+import { answerAndClose, failRequest } from './answer.js';
 
 export class BodyTooLargeError extends Error {
   readonly status = 413;
@@ -23,9 +24,7 @@ export function answerTooLarge(res: ServerResponse): void {
     res.destroy();
     return;
   }
-  res.shouldKeepAlive = false;
-  res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(BODY), connection: 'close' });
-  res.end(BODY);
+  answerAndClose(res, 413, BODY);
 }
 
 /** True when the declared length is over the limit: the caller answers 413 without calling the app. */
@@ -48,10 +47,7 @@ export function countBody(req: IncomingMessage, res: ServerResponse, limit: numb
         answerTooLarge(res);
         silence(res);
         // Once the 413 is out, the app's readers see an error, never a cut body taken for a whole one.
-        const fail = () => {
-          req.on('error', () => {});
-          req.destroy(new BodyTooLargeError(limit));
-        };
+        const fail = () => failRequest(req, new BodyTooLargeError(limit));
         if (res.writableFinished || res.destroyed) fail();
         else res.once('finish', fail);
         return false;

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { describeError, type Logger } from '../source/log.js';
+import { answerAndClose } from './answer.js';
 
 export function answerAppError(req: IncomingMessage, res: ServerResponse, error: unknown, log: Logger): void {
   log.error(`error handling ${req.method} ${req.url}: ${describeError(error, true)}`);
@@ -12,9 +13,7 @@ export function answerAppError(req: IncomingMessage, res: ServerResponse, error:
     res.destroy();
     return;
   }
-  const body = 'Internal Server Error\n';
-  res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-  res.end(body);
+  answerAndClose(res, 500, 'Internal Server Error\n');
 }
 
 export function guardListener(listener: RequestListener, log: Logger): RequestListener {

@@ -21,6 +21,7 @@ import { capUnreadBody } from './unread-body.js';
 import { bufferChunkedBody, isChunked } from './body-buffer.js';
 import { UploadRateGuard } from './upload-rate.js';
 import { refuseForbiddenTrailers } from './trailer-rules.js';
+import { answerAndClose } from './answer.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -49,10 +50,7 @@ export interface HttpSettings {
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
 
 function refuse(res: http.ServerResponse, { status, reason }: Rejection): void {
-  const body = `${STATUS_TEXT[status]}: ${reason}\n`;
-  res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-  res.end(body);
+  answerAndClose(res, status, `${STATUS_TEXT[status]}: ${reason}\n`);
 }
 
 /** Status for a parse error from Node's parser (llhttp codes), as gunicorn would answer it. */

@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../source/log.js';
+import { answerAndClose, failRequest } from './answer.js';
 
 export class RequestTimeoutError extends Error {
   constructor(seconds: number) {
@@ -44,14 +45,10 @@ export function silence(res: ServerResponse): void {
 function expire(req: IncomingMessage, res: ServerResponse, seconds: number, log: Logger): void {
   if (res.headersSent || res.writableEnded || res.destroyed) return;
   log.warning(`request timeout (${seconds} s): ${req.method} ${req.url?.slice(0, 200)} answered 504`);
-  res.shouldKeepAlive = false;
-  res.writeHead(504, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(BODY), connection: 'close' });
-  res.end(BODY);
+  answerAndClose(res, 504, BODY);
   silence(res);
-  // Tell the app. The error marks the request as errored (the Fetch adapter aborts request.signal with it);
-  // the no-op listener keeps an app without its own 'error' listener from crashing on it.
-  req.on('error', () => {});
-  req.destroy(new RequestTimeoutError(seconds));
+  // Tell the app. The error marks the request as errored (the Fetch adapter aborts request.signal with it).
+  failRequest(req, new RequestTimeoutError(seconds));
 }
 
 /** Arms the deadline for one request; it disarms itself when the response closes. */

@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../source/log.js';
 import { silence } from './request-deadline.js';
+import { answerAndClose, failRequest } from './answer.js';
 
 const FORBIDDEN_IN_TRAILERS = new Set([
   // framing and connection management
@@ -59,12 +60,8 @@ function refuse(req: IncomingMessage, res: ServerResponse, field: string): void 
   if (res.headersSent || res.writableEnded) {
     res.destroy();
   } else {
-    const body = `Bad Request: trailer field ${field} is not allowed\n`;
-    res.shouldKeepAlive = false;
-    res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-    res.end(body);
+    answerAndClose(res, 400, `Bad Request: trailer field ${field} is not allowed\n`);
     silence(res);
   }
-  req.on('error', () => {});
-  req.destroy(new ForbiddenTrailerError(field));
+  failRequest(req, new ForbiddenTrailerError(field));
 }
