@@ -73,11 +73,13 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       assert.equal(report.result.actors.length, 2);
       assert.equal(String(report.result.pid), read(pidfile).trim());
 
-      // Reload and upgrade under load. KNOWN GAP (issue 4, Windows hardening): under wine, now and then 1–3
-      // of ~300 requests across a reload or an upgrade are closed or reset by the server; on Linux the same
-      // reload and upgrade drop 0 of 10,000 (lifecycle.test.ts, upgrade.test.ts) on Node 20, 22 and 26.
-      // Until that is understood this test bounds it (≤ 2%) and prints it.
-      const load = startLoad(url, { concurrency: 4 });
+      // Reload and upgrade under load, a new connection for every request (the hardest case for a swap).
+      // Reload: nothing may fail. Upgrade: the old process's listeners close at the end of its drain, and
+      // on Windows a connection the kernel completed into a pending AcceptEx at that moment is reset (see
+      // singleAcceptOnWindows in source/listeners.ts: with one pending accept, at most one). Measured under
+      // wine: 4 resets in 11 runs of ~1,000 requests (before single-accept mode: 13 in 5); on Linux the
+      // same upgrade drops 0 of 10,000 (upgrade.test.ts).
+      const load = startLoad(url, { concurrency: 4, newConnectionEvery: 1 });
       await load.reach(200);
       const reloaded = await ctl('--json', 'reload');
       assert.equal(reloaded.status, 0, reloaded.output);
@@ -85,11 +87,11 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       await load.reach(load.count + 200);
       const acrossReload = await load.stop();
       t.diagnostic(`reload under wine: ${acrossReload.ok} ok, ${acrossReload.failed} failed ${acrossReload.failures.slice(0, 3).join('; ')}`);
-      assert.ok(acrossReload.failed <= acrossReload.ok * 0.02, `${acrossReload.failed} failed across the reload`);
+      assert.equal(acrossReload.failed, 0, `failed across the reload: ${acrossReload.failures.join('; ')}`);
       assert.ok(acrossReload.lastBodies.every((body) => body === 'Hello, World!'));
 
       const oldPid = read(pidfile).trim();
-      const upgradeLoad = startLoad(url, { concurrency: 4 });
+      const upgradeLoad = startLoad(url, { concurrency: 4, newConnectionEvery: 1 });
       await upgradeLoad.reach(100);
       const upgraded = await ctl('upgrade');
       assert.equal(upgraded.status, 0, upgraded.output);
@@ -97,7 +99,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       await upgradeLoad.reach(upgradeLoad.count + 200);
       const result = await upgradeLoad.stop();
       t.diagnostic(`upgrade under wine: ${result.ok} ok, ${result.failed} failed ${result.failures.slice(0, 3).join('; ')}`);
-      assert.ok(result.failed <= result.ok * 0.02, `${result.failed} failed across the upgrade: ${result.failures.join('\n')}`);
+      assert.ok(result.failed <= 2, `${result.failed} failed across the upgrade (at most the pending accept of its one listener): ${result.failures.join('\n')}`);
       assert.match(read(log), new RegExp(`Upgrade complete: process ${oldPid} has exited; this process \\(${newPid}\\) is the server now`));
 
       const stopped = await ctl('stop');
