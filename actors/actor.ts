@@ -54,6 +54,8 @@ export type BootResult =
 export interface ActorStats {
   actorId: number;
   connections: number;
+  /** Transferred connections still sending their first request head (the actor's head gate). */
+  awaitingHead: number;
   requestsServed: number;
   requestsInFlight: number;
   /** Event-loop utilisation since the previous stats() call, 0..1. */
@@ -129,6 +131,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         heapUsed: heap.used_heap_size,
         heapTotal: heap.total_heap_size,
         connections: host?.connectionCount ?? 0,
+        awaitingHead: host?.awaitingHead ?? 0,
         requestsServed: requests.served,
         requestsInFlight: requests.inFlight,
         eventLoopUtilization: delta.utilization,
@@ -153,7 +156,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
-      const connections = new ConnectionHost(task.dataPort, server, slots);
+      const connections = new ConnectionHost(task.dataPort, server, slots, task.settings.headerTimeout * 1000);
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);

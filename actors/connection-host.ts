@@ -16,6 +16,7 @@ import {
   type FrameType,
   type SocketHandoff,
 } from '../source/wire.js';
+import { HeadGate, type Arrival } from '../source/head-gate.js';
 import { Mailbox } from './mailbox.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
@@ -30,22 +31,35 @@ export class ConnectionHost implements RelayOutlet {
   private readonly relayed = new Map<number, RelayedConnection>();
   private readonly transferred = new Map<number, Socket>();
   private readonly batcher: FrameBatcher;
+  /**
+   * Transferred sockets arrive unread (Node will not move a socket that has been read from), so the head
+   * gate that main runs for relayed connections runs here for them: the same 408 at the header deadline,
+   * the same strict request line, before Node's server sees the connection.
+   */
+  private readonly gate: HeadGate;
 
   constructor(
     port: MessagePort,
     private readonly server: Server,
     private readonly slots: RequestSlots,
+    headerTimeoutMs: number,
   ) {
     this.batcher = new FrameBatcher(port);
+    this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null }, this.serveTransferred);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isSocketHandoff(message)) this.adopt(message);
     });
   }
 
-  /** Connections this actor holds now, both strategies. */
+  /** Connections this actor serves now, both strategies (not those still sending their first head). */
   get connectionCount(): number {
-    return this.relayed.size + this.transferred.size;
+    return this.relayed.size + this.transferred.size - this.gate.size;
+  }
+
+  /** Transferred connections still sending their first head. */
+  get awaitingHead(): number {
+    return this.gate.size;
   }
 
   /** Every connection's socket, both strategies (relay sockets stand in for the real ones). */
@@ -56,6 +70,7 @@ export class ConnectionHost implements RelayOutlet {
 
   /** Ends every connection at once (the actor is stopping and graceful draining is over). */
   destroyAll(): void {
+    this.gate.close();
     for (const { socket } of this.relayed.values()) socket.destroy();
     for (const socket of this.transferred.values()) socket.destroy();
     this.batcher.flush();
@@ -139,10 +154,11 @@ export class ConnectionHost implements RelayOutlet {
   }
 
   /**
-   * The `transfer` strategy: a real socket arrived; the actor owns it from now on. Main read its head
-   * already (the head gate), so those bytes are fed to the parser before anything the socket reads.
+   * The `transfer` strategy: a real socket arrived; the actor owns it from now on. Usually main has read
+   * nothing from it; where it read the head (a PROXY header came first), those bytes are fed to the parser
+   * before anything the socket reads.
    */
-  private adopt({ id, socket: transferred, head, client }: SocketHandoff): void {
+  private adopt({ id, socket: transferred, head, client, counted }: SocketHandoff): void {
     const socket = transferred as Socket;
     socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
     if (client) {
@@ -154,15 +170,22 @@ export class ConnectionHost implements RelayOutlet {
       });
     }
     this.transferred.set(id, socket);
-    this.slots.adopt(socket);
+    if (counted) this.slots.adopt(socket);
     socket.once('close', () => {
       this.transferred.delete(id);
       this.batcher.push(Frame.Released, id);
     });
-    this.server.emit('connection', socket);
-    // Node's server reads through 'data' (and, where it can, straight from the handle, which has not read
-    // yet): these bytes come first either way.
-    if (head.byteLength > 0) socket.emit('data', Buffer.from(head.buffer, head.byteOffset, head.byteLength));
-    socket.resume();
+    if (head.byteLength > 0) this.serveTransferred({ socket, head: Buffer.from(head.buffer, head.byteOffset, head.byteLength) });
+    else this.gate.admit(socket);
   }
+
+  /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
+  private readonly serveTransferred = ({ socket, head, ended }: Arrival): void => {
+    this.server.emit('connection', socket);
+    // Node's server reads through 'data' (and, where it can, straight from the handle): the bytes read
+    // already come first either way, and a FIN read with them follows them.
+    if (head.byteLength > 0) socket.emit('data', head);
+    if (ended) socket.emit('end');
+    else socket.resume();
+  };
 }

@@ -53,11 +53,16 @@ export class ActorLink {
     return Atomics.load(this.inFlight, 0);
   }
 
-  /** Hands over a connection whose head has arrived: its first request counts as in flight from now on. */
+  /**
+   * Hands over a connection. One whose head has arrived (through the gate) counts its first request as in
+   * flight from now on; an unread one counts nothing until the actor parses a request on it.
+   */
   handOff(strategy: HandoffStrategy, id: number, arrival: Arrival): void {
+    if (arrival.unread && this.transfer(id, arrival, false)) return;
     Atomics.add(this.inFlight, 0, 1);
     // A client that half-closed at the gate is relayed: its FIN was read here and must be passed on as a frame.
-    if (strategy === 'transfer' && !arrival.ended && this.transfer(id, arrival)) return;
+    // (Node 26.12 and later refuse to move a socket that has been read from, so this usually relays too.)
+    if (strategy === 'transfer' && !arrival.unread && !arrival.ended && this.transfer(id, arrival, true)) return;
     this.relay(id, arrival);
   }
 
@@ -78,10 +83,10 @@ export class ActorLink {
   }
 
   /** Moves the socket itself into the actor. False when the runtime refuses; the caller relays instead. */
-  private transfer(id: number, { socket, head, client }: Arrival): boolean {
+  private transfer(id: number, { socket, head, client }: Arrival, counted: boolean): boolean {
     // A copy of just these bytes, transferred: posting the Buffer would clone its whole pool slab (pitfall 2).
     const owned = new Uint8Array(head);
-    const message: SocketHandoff = { kind: 'socket', id, socket, head: owned, ...(client ? { client } : {}) };
+    const message: SocketHandoff = { kind: 'socket', id, socket, head: owned, counted, ...(client ? { client } : {}) };
     try {
       this.port.postMessage(message, [socket as unknown as TransferListItem, owned.buffer]);
     } catch {

@@ -1,11 +1,12 @@
 /**
- * Where accepted connections go. First to the head gate (head-gate.ts), which holds each one in the main
- * thread until it has sent a whole request head; then to the actor with the fewest requests in flight, as
- * long as that is below `--worker-connections`. When every actor is full, arrivals wait in a queue here
- * (their head read, the rest unread) until a request somewhere ends.
+ * Where accepted connections go. With the relay hand-off (and TLS, and the PROXY protocol) first to the head
+ * gate (head-gate.ts), which holds each one in the main thread until it has sent a whole request head; with
+ * the transfer hand-off straight on, unread. Then to the actor with the fewest requests in flight, as long
+ * as that is below `--worker-connections`. When every actor is full, arrivals wait in a queue here (unread,
+ * or with just their head read) until a request somewhere ends.
  *
  * `--worker-connections` counts requests in flight, not connections: main counts one for each connection it
- * hands over (its first request) and the actor counts the rest, in memory both threads share
+ * hands over after the gate (its first request) and the actor counts the rest, in memory both threads share
  * (actors/request-slots.ts). So an idle keep-alive connection, or one still trickling its head, costs no slot.
  */
 import type { Socket } from 'node:net';
@@ -14,11 +15,21 @@ import type { HandoffStrategy } from './actor-link.js';
 import type { ActorPool } from './actor-pool.js';
 import { HeadGate, type Arrival, type GateSettings } from './head-gate.js';
 
+const UNREAD = Buffer.alloc(0);
+
 export class Dispatcher {
   /** Arrivals waiting for a slot, oldest first (a Map keeps insertion order and removes in O(1)). */
   private readonly waiting = new Map<Socket, Arrival>();
   private readonly gate: HeadGate;
   private nextConnectionId = 1;
+  /**
+   * The transfer hand-off moves each plain TCP socket to an actor before reading a byte: Node (26.12 and
+   * later) refuses to move a socket that has started reading, and an untouched socket keeps main out of the
+   * data path altogether. The actor runs the same head gate on it (actors/connection-host.ts), at no
+   * slot's cost, since slots count requests. Only a PROXY header, which main must read first, sends such
+   * connections through main's gate (and so, on Node 26.12+, to the relay).
+   */
+  private readonly transfersUnread: boolean;
   /**
    * `stopping`: the server is stopping gracefully and every actor drains; a connection accepted before the
    * listeners closed may still arrive (a head finishing, a TLS handshake) and goes to a draining actor, which
@@ -33,6 +44,7 @@ export class Dispatcher {
     gateSettings: GateSettings,
   ) {
     this.gate = new HeadGate(gateSettings, this.dispatch);
+    this.transfersUnread = strategy === 'transfer' && !gateSettings.proxyFrom;
     pool.on('slot-freed', () => this.serveWaiting());
   }
 
@@ -52,7 +64,9 @@ export class Dispatcher {
       return;
     }
     socket.setNoDelay(true); // handoff.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
-    this.gate.admit(socket);
+    // A TLS session lives in main (tls.ts): its clear bytes can only be relayed, through the gate.
+    if (this.transfersUnread && !(socket instanceof TLSSocket)) this.dispatch({ socket, head: UNREAD, unread: true });
+    else this.gate.admit(socket);
   };
 
   /** The server is stopping gracefully: draining actors take what still arrives. */

@@ -1,5 +1,6 @@
 /**
- * The head gate: a new connection waits here, in the main thread, until it has sent a whole request head.
+ * The head gate: a new connection waits here until it has sent a whole request head. It runs in the main
+ * thread for relayed connections, and in each actor for sockets the transfer hand-off moved there unread.
  * Only then does it cost an actor anything (issue 5's deferred hand-off; gunicorn's #3518 outage came from
  * tying a worker to a connection that had not sent its request yet). A client trickling its head, or
  * connecting and saying nothing, holds a socket and a few bytes here, and is answered 408 and closed once
@@ -40,6 +41,8 @@ export interface Arrival {
   client?: ClientAddress;
   /** The client half-closed already (its FIN was read here): nothing more will come from it. */
   ended?: boolean;
+  /** Nothing was read from the socket: it goes to an actor untouched (the transfer hand-off), no request counted. */
+  unread?: boolean;
 }
 
 interface Waiting {

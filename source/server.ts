@@ -320,7 +320,9 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   async stats(): Promise<ServerStats> {
-    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, awaitingHead: this.dispatcher.awaitingHead, actors: await this.pool.stats() };
+    const actors = await this.pool.stats();
+    // Connections still sending their first head wait at main's gate (relay) or at their actor's (transfer).
+    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, awaitingHead: this.dispatcher.awaitingHead + actors.reduce((sum, actor) => sum + actor.awaitingHead, 0), actors };
   }
 
   /**

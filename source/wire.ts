@@ -59,6 +59,11 @@ export interface SocketHandoff {
   head: Uint8Array;
   /** The client's real address, from a PROXY protocol header. */
   client?: ClientAddress;
+  /**
+   * Main counted the connection's first request as in flight (it read the head). False for a socket handed
+   * over unread: the actor counts its requests as they come.
+   */
+  counted: boolean;
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
