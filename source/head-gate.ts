@@ -1,16 +1,17 @@
 /**
  * The head gate: a new connection waits here until it has sent a whole request head. It runs in the main
  * thread for relayed connections, and in each actor for sockets the transfer hand-off moved there unread.
- * Only then does it cost an actor anything (issue 5's deferred hand-off; gunicorn's #3518 outage came from
- * tying a worker to a connection that had not sent its request yet). A client trickling its head, or
+ * Only then does it cost Node's HTTP server anything, and only a request costs a slot (issue 5's deferred
+ * hand-off; gunicorn's #3518 outage came from tying a worker to a connection that had not sent its request
+ * yet). A client trickling its head, or
  * connecting and saying nothing, holds a socket and a few bytes here, and is answered 408 and closed once
  * `--header-timeout` passes.
  *
  * The gate does not parse HTTP, it finds where the head ends (an empty line) and lets the actor's parser
  * (Node's) judge it. It checks one thing itself, the request line's shape (400), because Node's parser
  * tolerates extra spaces there. Bytes that the parser refuses at once (NUL, a bare CR) are handed on at once,
- * so malformed input is answered 400 by the same code as always, not 408 after the deadline. It also reads the PROXY protocol header (`--proxy-protocol`), which comes before
- * the head.
+ * so malformed input is answered 400 by the same code as always, not 408 after the deadline. In main it
+ * also reads the PROXY protocol header (`--proxy-protocol`), which comes before the head.
  */
 import type { Socket } from 'node:net';
 import { parseProxyHeader, type ClientAddress } from './proxy-protocol.js';
