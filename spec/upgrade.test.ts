@@ -107,10 +107,10 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       assert.equal(await overUnix(), 'v3');
       const tcpUrl = /Listening at: (http:\S+)/.exec(cli.output())![1];
       assert.equal(await (await fetch(tcpUrl, { headers: { connection: 'close' } })).text(), 'v3');
+      // The new process renames PIDFILE.2 to PIDFILE within 250 ms of the old one's exit; ctl reads PIDFILE.
+      const newPid = await slowly(() => { const pid = pidIn(pidfile); return pid !== undefined && pid !== oldPid && pid; }, 'the pidfile to name the new process');
       const status = await ctl('--json', 'status');
-      const newPid = (JSON.parse(status.stdout) as { result: { pid: number } }).result.pid;
-      assert.notEqual(newPid, oldPid);
-      await slowly(() => pidIn(pidfile) === newPid, 'the pidfile to name the new process');
+      assert.equal((JSON.parse(status.stdout) as { result: { pid: number } }).result.pid, newPid);
     } finally {
       await stopByPidfile(pidfile);
       await cli.stop('SIGKILL');
