@@ -20,12 +20,17 @@ import { HeadGate, type Arrival } from '../source/head-gate.js';
 import { Mailbox } from './mailbox.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
+import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
 
 interface RelayedConnection {
   socket: RelaySocket;
   /** Bytes from the client, in order; closed at the client's FIN. */
   inbox: Mailbox<Uint8Array>;
+  /** Rewrites what Node's parser refuses and the compat settings accept (request-normalizer.ts). */
+  normalizer?: RequestNormalizer;
 }
+
+const noop = (): void => {};
 
 export class ConnectionHost implements RelayOutlet {
   private readonly relayed = new Map<number, RelayedConnection>();
@@ -43,6 +48,8 @@ export class ConnectionHost implements RelayOutlet {
     private readonly server: Server,
     private readonly slots: RequestSlots,
     headerTimeoutMs: number,
+    /** The parser-compatibility settings; null when Node's parser alone judges requests. */
+    private readonly compat: ParserCompat | null = null,
   ) {
     this.batcher = new FrameBatcher(port);
     this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null }, this.serveTransferred);
@@ -124,6 +131,10 @@ export class ConnectionHost implements RelayOutlet {
   private open(id: number, info: ConnectionInfo): void {
     const socket = new RelaySocket(id, info, this);
     const connection: RelayedConnection = { socket, inbox: new Mailbox() };
+    if (this.compat) {
+      connection.normalizer = new RequestNormalizer(this.compat);
+      attachNormalizer(socket, connection.normalizer);
+    }
     this.relayed.set(id, connection);
     socket.once('close', () => {
       connection.inbox.discard();
@@ -139,18 +150,22 @@ export class ConnectionHost implements RelayOutlet {
    * upgrade, to whoever owns the socket), waits while the reader is full, and returns credit to the
    * main thread as bytes are taken so it can keep reading from the client.
    */
-  private async runInbound({ socket, inbox }: RelayedConnection): Promise<void> {
+  private async runInbound({ socket, inbox, normalizer }: RelayedConnection): Promise<void> {
     let unacknowledged = 0;
     for await (const bytes of inbox) {
       if (socket.destroyed) return;
-      if (!socket.deliver(bytes)) await socket.demand();
+      const parsed = normalizer ? normalizer.feed(bytes) : bytes;
+      if (parsed.byteLength > 0 && !socket.deliver(parsed)) await socket.demand();
       unacknowledged += bytes.byteLength;
       if (unacknowledged >= ACK_STEP) {
         this.batcher.push(Frame.Ack, socket.connectionId, unacknowledged);
         unacknowledged = 0;
       }
     }
-    if (!socket.destroyed) socket.push(null); // the client's FIN
+    if (socket.destroyed) return;
+    const rest = normalizer?.end();
+    if (rest && rest.byteLength > 0) socket.deliver(rest);
+    socket.push(null); // the client's FIN
   }
 
   /**
@@ -181,11 +196,35 @@ export class ConnectionHost implements RelayOutlet {
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: Arrival): void => {
+    const normalizer = this.compat ? this.normalize(socket) : undefined;
     this.server.emit('connection', socket);
-    // Node's server reads through 'data' (and, where it can, straight from the handle): the bytes read
-    // already come first either way, and a FIN read with them follows them.
-    if (head.byteLength > 0) socket.emit('data', head);
-    if (ended) socket.emit('end');
+    // Node's server reads through 'data' and, where it can, straight from the handle, bypassing push(): a
+    // 'data' listener of ours makes it read through the stream, so the normalizer sees every byte.
+    if (normalizer) socket.on('data', noop);
+    // The bytes read already come first either way, and a FIN read with them follows them.
+    const first = normalizer ? normalizer.feed(head) : head;
+    if (first.byteLength > 0) socket.emit('data', first);
+    if (ended) {
+      const rest = normalizer?.end();
+      if (rest && rest.byteLength > 0) socket.emit('data', rest);
+      socket.emit('end');
+    }
     else socket.resume();
   };
+
+  /** Puts a normalizer between a transferred socket and Node's parser: every chunk the socket reads passes it. */
+  private normalize(socket: Socket): RequestNormalizer {
+    const normalizer = new RequestNormalizer(this.compat!);
+    attachNormalizer(socket, normalizer);
+    const push = socket.push.bind(socket);
+    socket.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (chunk instanceof Uint8Array) return push(normalizer.feed(chunk), encoding);
+      if (chunk === null) {
+        const rest = normalizer.end(); // the FIN: what the normalizer holds goes first
+        if (rest.byteLength > 0) push(rest);
+      }
+      return push(chunk, encoding);
+    };
+    return normalizer;
+  }
 }

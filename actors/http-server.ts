@@ -22,6 +22,7 @@ import { bufferChunkedBody, isChunked } from './body-buffer.js';
 import { UploadRateGuard } from './upload-rate.js';
 import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
+import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -45,6 +46,8 @@ export interface HttpSettings {
   bufferChunkedBody: number;
   /** Uploads slower than this many bytes/s (over 10 s windows) are answered 408; 0 = off. */
   bodyMinRate: number;
+  /** The leniencies of request-normalizer.ts in front of Node's parser; null: Node's parser alone. */
+  compat: ParserCompat | null;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
@@ -166,6 +169,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     (res as CountedResponse)[SLOT] = slots.take(req.socket);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
+    const fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
     res.once('close', onResponseClosed);
     // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
@@ -178,7 +182,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       uploadRate?.watch(req, res);
       if (isChunked(req)) refuseForbiddenTrailers(req, res, log);
     }
-    const rejection = checkRequestHead(req, settings.headLimits, settings.headerMap);
+    const rejection = fixup?.reject ?? checkRequestHead(req, settings.headLimits, settings.headerMap);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);
       refuse(res, rejection);
@@ -235,6 +239,12 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (!declaredTooLarge(req, settings.limitRequestBody)) res.writeContinue();
       handle(req, res);
+    });
+  }
+  if (settings.compat) {
+    // An upgrade request is not counted as a request on its connection: it is the one after those counted.
+    server.prependListener('upgrade', (req: http.IncomingMessage) => {
+      restoreRequest(req, ((req.socket as Duplex & { [REQUESTS_SEEN]?: number })[REQUESTS_SEEN] ?? 0) + 1);
     });
   }
   server.keepAliveTimeout = settings.keepAliveTimeoutMs;

@@ -18,6 +18,7 @@ import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
+import { HTTP_COMPAT_MODES, compatWanted, type HttpCompat, type ParserCompat } from '../actors/request-normalizer.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { checkAllowIps, createAddressMatcher } from '../actors/forwarded.js';
 import { loadTlsMaterial } from './tls.js';
@@ -51,6 +52,21 @@ export interface ServeOptions {
   limitRequestFieldSize?: number;
   /** Header names with `_`: drop (default), refuse (400) or dangerous (pass through). */
   headerMap?: HeaderMap;
+  /**
+   * `node` (default): Node's HTTP parser alone judges requests. `gunicorn`: a framer in front of it also
+   * accepts what gunicorn's parser accepts by default and Node's refuses: methods Node does not know (an
+   * upper-case token), raw non-ASCII bytes in the target, `Transfer-Encoding: identity`, whitespace in
+   * chunk extensions. Costs the transfer hand-off its native read path (bytes pass through JavaScript).
+   */
+  httpCompat?: HttpCompat;
+  /** Accept obs-fold continuation lines and join them with a space (gunicorn's permit_obsolete_folding). Default false. */
+  permitObsoleteFolding?: boolean;
+  /** Remove whitespace between a header name and its colon instead of refusing it (gunicorn's strip_header_spaces). Default false. */
+  stripHeaderSpaces?: boolean;
+  /** Accept any token as a method, lower case and short ones too (gunicorn's permit_unconventional_http_method). Default false. */
+  permitUnconventionalHttpMethod?: boolean;
+  /** Upper-case the method before the app sees it (gunicorn's casefold_http_method). Default false. */
+  casefoldHttpMethod?: boolean;
   /**
    * Sets V8's `--heap-growing-percent` for the whole process (main and actors) before the actors start.
    * Not set by default for library users, since it is process-wide; the CLI sets 20 (docs/settings.md).
@@ -179,6 +195,11 @@ export const DEFAULTS = {
   limitRequestFields: DEFAULT_HEAD_LIMITS.fields,
   limitRequestFieldSize: DEFAULT_HEAD_LIMITS.fieldSize,
   headerMap: 'drop',
+  httpCompat: 'node',
+  permitObsoleteFolding: false,
+  stripHeaderSpaces: false,
+  permitUnconventionalHttpMethod: false,
+  casefoldHttpMethod: false,
   accessLogformat: DEFAULT_ACCESS_LOG_FORMAT,
   timeout: 30,
   gracefulTimeout: 30,
@@ -213,6 +234,21 @@ function readDeadlines(options: ServeOptions): { headerTimeout: number; bodyTime
   return { headerTimeout, bodyTimeout };
 }
 
+/** The parser-compatibility settings, or null when none is on (Node's parser alone). */
+function readCompat(options: ServeOptions): ParserCompat | null {
+  const httpCompat = options.httpCompat ?? DEFAULTS.httpCompat;
+  if (!HTTP_COMPAT_MODES.includes(httpCompat)) throw new GrainbowsError('E_USAGE', `http compat must be one of ${HTTP_COMPAT_MODES.join(', ')}, not ${String(httpCompat)}`);
+  const compat: ParserCompat = {
+    gunicorn: httpCompat === 'gunicorn',
+    permitObsoleteFolding: options.permitObsoleteFolding ?? DEFAULTS.permitObsoleteFolding,
+    stripHeaderSpaces: options.stripHeaderSpaces ?? DEFAULTS.stripHeaderSpaces,
+    permitUnconventionalHttpMethod: options.permitUnconventionalHttpMethod ?? DEFAULTS.permitUnconventionalHttpMethod,
+    casefoldHttpMethod: options.casefoldHttpMethod ?? DEFAULTS.casefoldHttpMethod,
+    fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
+  };
+  return compatWanted(compat) ? compat : null;
+}
+
 /** What one generation of actors runs, from the options: rebuilt on every reload. */
 export function generationFrom(options: ServeOptions, accessLogOn: boolean): GenerationOptions {
   return {
@@ -239,6 +275,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
       bufferChunkedBody: wholeNumberAtLeast('buffer chunked body', options.bufferChunkedBody ?? DEFAULTS.bufferChunkedBody, 0),
       bodyMinRate: wholeNumberAtLeast('body min rate', options.bodyMinRate ?? DEFAULTS.bodyMinRate, 0),
+      compat: readCompat(options),
       requestsPerActor: options.use === 'sync' ? 1 : wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1),
     },
   };

@@ -9,6 +9,7 @@ import { DEFAULTS } from './server.js';
 import type { HandoffStrategy } from './actor-link.js';
 import { HEADER_MAPS, type HeaderMap } from '../actors/request-rules.js';
 import { checkAllowIps } from '../actors/forwarded.js';
+import { HTTP_COMPAT_MODES, type HttpCompat } from '../actors/request-normalizer.js';
 
 export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
 export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
@@ -25,6 +26,11 @@ export interface SettingsValues {
   limitRequestFields: number;
   limitRequestFieldSize: number;
   headerMap: HeaderMap;
+  httpCompat: HttpCompat;
+  permitObsoleteFolding: boolean;
+  stripHeaderSpaces: boolean;
+  permitUnconventionalHttpMethod: boolean;
+  casefoldHttpMethod: boolean;
   heapGrowingPercent: number;
   logLevel: LogLevel;
   accessLogfile: string;
@@ -186,6 +192,31 @@ export const SETTINGS = [
   {
     name: 'headerMap', flag: 'header-map', type: 'string', default: DEFAULTS.headerMap, section: 'Security',
     doc: "Header names with '_': drop them, refuse the request (400), or pass them through (dangerous).", parse: oneOf('header-map', HEADER_MAPS),
+  },
+  {
+    name: 'httpCompat', flag: 'http-compat', type: 'string', default: DEFAULTS.httpCompat, section: 'Security',
+    doc: "node: Node's HTTP parser alone judges requests. gunicorn: a framer in front of it also accepts what gunicorn's parser accepts by default and Node's refuses (methods Node does not know, as upper-case tokens; raw non-ASCII bytes in the target; Transfer-Encoding: identity; whitespace in chunk extensions), and the app sees them as sent. It stops rewriting a connection at the first framing it does not follow plainly, so it cannot change where a message ends. Costs the transfer hand-off its native read path.",
+    parse: oneOf('http-compat', HTTP_COMPAT_MODES),
+  },
+  {
+    name: 'permitObsoleteFolding', flag: 'permit-obsolete-folding', type: 'boolean', default: DEFAULTS.permitObsoleteFolding, section: 'Security',
+    doc: 'Accept obs-fold header continuation lines (RFC 9112 §5.2) and join them with one space; the folded field counts against --limit-request-field-size. Off: refused 400.',
+    parse: parseBoolean('permit-obsolete-folding'),
+  },
+  {
+    name: 'stripHeaderSpaces', flag: 'strip-header-spaces', type: 'boolean', default: DEFAULTS.stripHeaderSpaces, section: 'Security',
+    doc: 'Remove whitespace between a header name and its colon instead of refusing the request (400). Dangerous behind a proxy that reads such a field differently.',
+    parse: parseBoolean('strip-header-spaces'),
+  },
+  {
+    name: 'permitUnconventionalHttpMethod', flag: 'permit-unconventional-http-method', type: 'boolean', default: DEFAULTS.permitUnconventionalHttpMethod, section: 'Security',
+    doc: 'Accept any token as a method, lower-case and short ones too; the app sees it as sent. Off: a method Node does not know is refused 400 (with --http-compat gunicorn: unless it is an upper-case token of 3-20 characters).',
+    parse: parseBoolean('permit-unconventional-http-method'),
+  },
+  {
+    name: 'casefoldHttpMethod', flag: 'casefold-http-method', type: 'boolean', default: DEFAULTS.casefoldHttpMethod, section: 'Security',
+    doc: 'Upper-case the method before judging it and before the app sees it.',
+    parse: parseBoolean('casefold-http-method'),
   },
   {
     name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', env: 'FORWARDED_ALLOW_IPS', type: 'string', default: DEFAULTS.forwardedAllowIps, section: 'Security',

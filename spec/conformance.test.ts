@@ -12,6 +12,7 @@ import { ROOT, fixture, strategies } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
 import { createLogger } from '../source/log.js';
+import { HTTP_COMPAT_MODES } from '../actors/request-normalizer.js';
 
 interface Expected {
   method: string;
@@ -41,31 +42,16 @@ const corpusPath = path.resolve(ROOT, '../shared/conformance/gunicorn-requests.j
 const corpus = JSON.parse(readFileSync(corpusPath, 'utf8')) as Case[];
 
 /**
- * Cases that need a gunicorn option grainbows does not offer, by name, with the reason. All of them would
- * make Node's parser (the actor's, whose semantics apps rely on) accept what it refuses; its only switch for
- * that, `insecureHTTPParser`, also lets chunk-framing and CL+TE smuggling through (measured: with it a bare
- * node:http server accepted 19 of the 51 cases in smuggling.test.ts and answered the request smuggled
- * behind 16 of them). Nothing else is skipped.
+ * Valid cases that Node's parser refuses and gunicorn's accepts by default. With `--http-compat node` (the
+ * default: Node's parser alone judges requests) grainbows refuses them (400 and close), and this runner
+ * checks that it does, so the default stays as strict as Node; with `--http-compat gunicorn` the framer of
+ * actors/request-normalizer.ts rewrites them for Node's parser and the app sees what gunicorn's would.
  */
-const SKIPPED: Record<string, string> = {
-  'valid/028': 'needs strip_header_spaces: grainbows always refuses whitespace before a colon (a smuggling vector)',
-  'valid/031compat': "needs permit_unconventional_http_method: Node's parser accepts only registered methods",
-  'valid/031compat2': "needs permit_unconventional_http_method: Node's parser accepts only registered methods",
-  'valid/compat_obs_fold': "needs permit_obsolete_folding: grainbows always refuses obs-fold (RFC 9112 §5.2 allows it); Node's parser unfolds only in its insecure mode",
-  'valid/compat_obs_fold_huge': "needs permit_obsolete_folding: grainbows always refuses obs-fold (RFC 9112 §5.2 allows it); Node's parser unfolds only in its insecure mode",
-  'invalid/013': 'needs permit_obsolete_folding (see valid/compat_obs_fold); without it the request is refused anyway',
-};
-
-/**
- * Valid cases that Node's parser refuses (400 and close) where gunicorn's accepts: grainbows is stricter
- * here, and cannot be otherwise without replacing Node's parser. Reported as TODO by the runner, so the
- * divergence stays visible; each is refused, never misread.
- */
-const KNOWN_DIVERGENCES: Record<string, string> = {
-  'valid/009': "Node's parser refuses Transfer-Encoding: identity with Content-Length (RFC 9112 §6.1: a server may)",
-  'valid/013': "Node's parser refuses whitespace around ';' in chunk extensions",
-  'valid/027': "Node's parser refuses raw non-ASCII bytes in the request target (RFC 3986 does not allow them)",
-  'valid/031': "Node's parser accepts only registered methods, not -BLARGH",
+const REFUSED_BY_NODE: Record<string, string> = {
+  'valid/009': 'Transfer-Encoding: identity with Content-Length (RFC 9112 §6.1: a server may refuse it)',
+  'valid/013': "whitespace around ';' in chunk extensions (RFC 9112 §7.1.1 allows it as BWS)",
+  'valid/027': 'raw non-ASCII bytes in the request target (RFC 3986 does not allow them)',
+  'valid/031': 'a method Node does not know (-BLARGH; RFC 9110 allows any token)',
 };
 
 const REJECTION_STATUSES = new Set([400, 413, 414, 431, 501, 505]);
@@ -76,7 +62,7 @@ function pairs(flat: string[]): Array<[string, string]> {
   return out;
 }
 
-async function replay(port: number, testCase: Case): Promise<void> {
+async function replay(port: number, testCase: Case, expectRefusal: boolean): Promise<void> {
   const bytes = Buffer.from(testCase.raw_base64, 'base64');
   if (testCase.name === 'valid/099') {
     // A body shorter than its Content-Length, then the client closes: the app may see an aborted body;
@@ -86,7 +72,7 @@ async function replay(port: number, testCase: Case): Promise<void> {
     assert.equal(next.responses[0]?.status, 200);
     return;
   }
-  if (testCase.valid) {
+  if (testCase.valid && !expectRefusal) {
     const expected = testCase.expected as Expected[];
     const result = await exchange(port, bytes, { responses: expected.length, timeoutMs: 3000 });
     assert.equal(result.responses.length, expected.length, `expected ${expected.length} response(s), got ${result.responses.length}: ${result.raw.toString('latin1').slice(0, 300)}`);
@@ -113,7 +99,7 @@ async function replay(port: number, testCase: Case): Promise<void> {
   }
 }
 
-/** gunicorn settings a case needs, as grainbows options. A case needing any other setting is in SKIPPED. */
+/** gunicorn settings a case needs, as grainbows options (every setting the corpus uses has one). */
 function optionsFor(config: Record<string, unknown>): Partial<ServeOptions> {
   const options: Partial<ServeOptions> = {};
   if (typeof config.limit_request_line === 'number') options.limitRequestLine = config.limit_request_line;
@@ -122,32 +108,41 @@ function optionsFor(config: Record<string, unknown>): Partial<ServeOptions> {
   if (config.proxy_protocol !== undefined && config.proxy_protocol !== false && config.proxy_protocol !== 'off') options.proxyProtocol = true;
   if (Array.isArray(config.forwarded_allow_ips)) options.forwardedAllowIps = config.forwarded_allow_ips.join(',');
   if (config.header_map === 'drop' || config.header_map === 'refuse' || config.header_map === 'dangerous') options.headerMap = config.header_map;
+  if (config.permit_obsolete_folding === true) options.permitObsoleteFolding = true;
+  if (config.strip_header_spaces === true) options.stripHeaderSpaces = true;
+  if (config.permit_unconventional_http_method === true) options.permitUnconventionalHttpMethod = true;
+  if (config.casefold_http_method === true) options.casefoldHttpMethod = true;
+  const unmapped = Object.keys(config).filter((key) => !MAPPED.has(key));
+  assert.deepEqual(unmapped, [], 'a corpus setting grainbows does not map');
   return options;
 }
+const MAPPED = new Set(['limit_request_line', 'limit_request_fields', 'limit_request_field_size', 'proxy_protocol', 'forwarded_allow_ips', 'header_map', 'permit_obsolete_folding', 'strip_header_spaces', 'permit_unconventional_http_method', 'casefold_http_method']);
 
 for (const strategy of await strategies()) {
-  describe(`gunicorn conformance corpus (${strategy})`, () => {
-    // One server per distinct configuration, started when a case first needs it.
-    const servers = new Map<string, Promise<{ server: GrainbowsServer; port: number }>>();
-    const serverFor = (config: Record<string, unknown>) => {
-      const key = JSON.stringify(config);
-      let started = servers.get(key);
-      if (!started) {
-        started = serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], workers: 2, handoff: strategy, logger: createLogger('critical'), ...optionsFor(config) }).then(
-          (server) => ({ server, port: Number(new URL(server.urls[0]).port) }),
-        );
-        servers.set(key, started);
-      }
-      return started;
-    };
-    after(async () => {
-      for (const started of servers.values()) await (await started).server.close();
-    });
+  for (const httpCompat of HTTP_COMPAT_MODES) {
+    describe(`gunicorn conformance corpus (${strategy}, --http-compat ${httpCompat})`, () => {
+      // One server per distinct configuration, started when a case first needs it.
+      const servers = new Map<string, Promise<{ server: GrainbowsServer; port: number }>>();
+      const serverFor = (config: Record<string, unknown>) => {
+        const key = JSON.stringify(config);
+        let started = servers.get(key);
+        if (!started) {
+          started = serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], workers: 2, handoff: strategy, httpCompat, logger: createLogger('critical'), ...optionsFor(config) }).then(
+            (server) => ({ server, port: Number(new URL(server.urls[0]).port) }),
+          );
+          servers.set(key, started);
+        }
+        return started;
+      };
+      after(async () => {
+        for (const started of servers.values()) await (await started).server.close();
+      });
 
-    for (const testCase of corpus) {
-      const skip = SKIPPED[testCase.name];
-      const todo = KNOWN_DIVERGENCES[testCase.name];
-      it(testCase.name, skip ? { skip } : todo ? { todo } : {}, async () => replay((await serverFor(testCase.config)).port, testCase));
-    }
-  });
+      for (const testCase of corpus) {
+        const refusedByNode = httpCompat === 'node' ? REFUSED_BY_NODE[testCase.name] : undefined;
+        const name = refusedByNode ? `${testCase.name} refused: ${refusedByNode}` : testCase.name;
+        it(name, async () => replay((await serverFor(testCase.config)).port, testCase, refusedByNode !== undefined));
+      }
+    });
+  }
 }

@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, fixture, strategies } from './helpers/servers.js';
-import { serve, type GrainbowsServer } from '../source/index.js';
+import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
 import { createLogger } from '../source/log.js';
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 300);
@@ -107,13 +107,19 @@ function send(port: number, bytes: Buffer, next: () => number): Promise<Ending> 
   });
 }
 
-for (const strategy of await strategies()) {
-  describe(`mutation fuzzer (${strategy}, ${ITERATIONS} requests, seed ${SEED})`, () => {
+/** Node's parser alone (the default), and with every leniency of actors/request-normalizer.ts in front of it. */
+const PARSER_MODES: Array<{ label: string; options: Partial<ServeOptions> }> = [
+  { label: 'node parser', options: {} },
+  { label: 'every leniency', options: { httpCompat: 'gunicorn', permitObsoleteFolding: true, stripHeaderSpaces: true, permitUnconventionalHttpMethod: true, casefoldHttpMethod: true } },
+];
+
+for (const strategy of await strategies()) for (const mode of PARSER_MODES) {
+  describe(`mutation fuzzer (${strategy}, ${mode.label}, ${ITERATIONS} requests, seed ${SEED})`, () => {
     let server: GrainbowsServer;
     let port: number;
     const crashes: string[] = [];
     before(async () => {
-      server = await serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], handoff: strategy, workers: 1, keepAlive: 2, logger: createLogger('critical') });
+      server = await serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], handoff: strategy, workers: 1, keepAlive: 2, logger: createLogger('critical'), ...mode.options });
       server.on('actor-crash', ({ id }, error) => crashes.push(`actor ${id}: ${error?.message}`));
       port = Number(new URL(server.urls[0]).port);
     });
