@@ -86,6 +86,19 @@ interface HeldField {
   rewritten: boolean;
 }
 
+/** The two methods most requests use, recognised without making a string. */
+function isGetOrPost(bytes: Buffer, from: number, space: number): boolean {
+  const length = space - from;
+  if (length === 3) return bytes[from] === 0x47 && bytes[from + 1] === 0x45 && bytes[from + 2] === 0x54; // GET
+  return length === 4 && bytes[from] === 0x50 && bytes[from + 1] === 0x4f && bytes[from + 2] === 0x53 && bytes[from + 3] === 0x54; // POST
+}
+
+/** Does the header name at `bytes[at..]` equal `lowerName` (same length known), case-insensitively? */
+function namedAs(bytes: Buffer, at: number, lowerName: string): boolean {
+  for (let i = 0; i < lowerName.length; i++) if ((bytes[at + i] | 0x20) !== lowerName.charCodeAt(i)) return false;
+  return true;
+}
+
 function stripOws(text: string): string {
   return text.replace(/^[ \t]+|[ \t]+$/g, '');
 }
@@ -125,16 +138,23 @@ export class RequestNormalizer {
     while (at < bytes.length) {
       const state = this.state as State;
       if (state === 'untouched') {
-        this.out.push(bytes.subarray(at));
+        this.passOn(bytes.subarray(at));
         break;
       }
       if (state === 'body' || state === 'chunk-data') {
         const take = Math.min(this.remaining, bytes.length - at);
-        this.out.push(bytes.subarray(at, at + take));
+        this.passOn(bytes.subarray(at, at + take));
         at += take;
         this.remaining -= take;
         if (this.remaining === 0) this.state = state === 'body' ? 'request-line' : 'chunk-end';
         continue;
+      }
+      if (state === 'request-line' && this.lineLength === 0) {
+        const after = this.plainHead(bytes, at);
+        if (after !== -1) {
+          at = after;
+          continue;
+        }
       }
       const lf = bytes.indexOf(0x0a, at);
       const end = lf === -1 ? bytes.length : lf + 1;
@@ -174,6 +194,67 @@ export class RequestNormalizer {
     return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
+  /**
+   * The usual case, checked on the bytes without building strings: a whole head in this read that needs
+   * no rewrite (a method Node knows, no raw non-ASCII byte, no fold, no space before a colon, no
+   * Transfer-Encoding or Upgrade, at most one plain Content-Length). It is passed on as one piece and its
+   * body followed; returns where it ends, or -1 to read it line by line instead.
+   */
+  private plainHead(bytes: Buffer, from: number): number {
+    const lineEnd = bytes.indexOf(0x0a, from);
+    const space = bytes.indexOf(0x20, from);
+    if (lineEnd < from + 2 || bytes[lineEnd - 1] !== 0x0d || space === -1 || space > lineEnd) return -1;
+    if (!isGetOrPost(bytes, from, space)) {
+      const method = bytes.toString('latin1', from, space);
+      if (!NODE_METHODS.has(method) || method === 'CONNECT') return -1;
+    }
+    for (let i = space; i < lineEnd - 1; i++) if (bytes[i] >= 0x80 || bytes[i] === 0x0d) return -1;
+    let length = -1;
+    let line = lineEnd + 1;
+    for (;;) {
+      const next = bytes.indexOf(0x0a, line);
+      if (next === -1 || bytes[next - 1] !== 0x0d) return -1; // not all here, or a bare LF
+      if (next === line + 1) break; // the empty line: the head is whole
+      const first = bytes[line];
+      if (first === 0x20 || first === 0x09 || bytes.indexOf(0x0d, line) !== next - 1) return -1;
+      const colon = bytes.indexOf(0x3a, line);
+      if (colon <= line || colon > next) return -1;
+      const beforeColon = bytes[colon - 1];
+      if (beforeColon === 0x20 || beforeColon === 0x09) return -1;
+      switch (colon - line) {
+        case 7: // Upgrade
+        case 17: // Transfer-Encoding
+          if (namedAs(bytes, line, colon - line === 7 ? 'upgrade' : 'transfer-encoding')) return -1;
+          break;
+        case 14:
+          if (namedAs(bytes, line, 'content-length')) {
+            if (length !== -1) return -1;
+            const value = stripOws(bytes.toString('latin1', colon + 1, next - 1));
+            if (!/^\d{1,15}$/.test(value)) return -1;
+            length = Number(value);
+          }
+          break;
+      }
+      line = next + 1;
+    }
+    const after = line + 2;
+    this.heads++;
+    this.passOn(from === 0 && after === bytes.length ? bytes : bytes.subarray(from, after));
+    this.remaining = Math.max(length, 0);
+    this.state = this.remaining > 0 ? 'body' : 'request-line';
+    return after;
+  }
+
+  /** Passes bytes on as they are; adjacent pieces of one read stay one piece (no copy). */
+  private passOn(piece: Buffer): void {
+    const last = this.out[this.out.length - 1];
+    if (last && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
+      this.out[this.out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length);
+    } else {
+      this.out.push(piece);
+    }
+  }
+
   private emit(text: string): void {
     this.out.push(Buffer.from(text, 'latin1'));
   }
@@ -184,7 +265,7 @@ export class RequestNormalizer {
    */
   private giveUp(raw: Buffer): void {
     this.passHeld();
-    this.out.push(raw);
+    this.passOn(raw);
     if (this.state === 'headers' && this.hasFixup()) this.fixups.set(this.heads + 1, this.fixup);
     this.state = 'untouched';
   }
@@ -211,11 +292,11 @@ export class RequestNormalizer {
         return this.onChunkSize(raw, text);
       case 'chunk-end':
         if (text !== '') return this.giveUp(raw);
-        this.out.push(raw);
+        this.passOn(raw);
         this.state = 'chunk-size';
         return;
       case 'trailers':
-        this.out.push(raw);
+        this.passOn(raw);
         if (text === '') this.state = 'request-line';
         return;
       default:
@@ -225,7 +306,7 @@ export class RequestNormalizer {
 
   private onRequestLine(raw: Buffer, text: string): void {
     if (text === '') {
-      this.out.push(raw); // empty lines before a request line: Node's parser skips them
+      this.passOn(raw); // empty lines before a request line: Node's parser skips them
       return;
     }
     const parts = text.split(' ');
@@ -249,7 +330,7 @@ export class RequestNormalizer {
       this.fixup.url = target;
       sentTarget = target.replace(HIGH_BYTES, (byte) => `%${byte.charCodeAt(0).toString(16).toUpperCase()}`);
     }
-    if (method === sent && sentTarget === target) this.out.push(raw);
+    if (method === sent && sentTarget === target) this.passOn(raw);
     else this.emit(`${method} ${sentTarget} ${version}\r\n`);
     this.state = 'headers';
   }
@@ -257,7 +338,7 @@ export class RequestNormalizer {
   private onHeaderLine(raw: Buffer, text: string): void {
     if (text === '') {
       this.passHeld();
-      this.out.push(raw);
+      this.passOn(raw);
       this.endOfHead();
       return;
     }
@@ -314,7 +395,7 @@ export class RequestNormalizer {
     }
     this.fields++;
     if (held.rewritten) this.emit(`${name}: ${value}\r\n`);
-    else this.out.push(held.raw);
+    else this.passOn(held.raw);
   }
 
   /** The head is passed on: remember its fix-up and follow its body, if its framing is plain. */
@@ -343,7 +424,7 @@ export class RequestNormalizer {
     if (extensions !== '' && this.compat.gunicorn && /[ \t]/.test(extensions) && CHUNK_EXT_WITH_BWS.test(extensions)) {
       this.emit(`${size}\r\n`); // Node refuses BWS in extensions, and never shows extensions to apps
     } else {
-      this.out.push(raw);
+      this.passOn(raw);
     }
     this.remaining = parseInt(size, 16);
     this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
