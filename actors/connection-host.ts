@@ -3,7 +3,7 @@
  * `http.Server`, and runs each relayed connection's inbound side as a coroutine.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -31,10 +31,19 @@ interface RelayedConnection {
 }
 
 const noop = (): void => {};
+/** What Node's server emits once a request head is whole (connection-host.ts noticeWholeHeads). */
+const HEAD_EVENTS = new Set<string | symbol>(['request', 'checkContinue', 'checkExpectation', 'upgrade', 'connect']);
+
+/** Does `bytes` hold a whole request head (an empty line)? */
+function headIsComplete(bytes: Uint8Array): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes('\r\n\r\n');
+}
 
 export class ConnectionHost implements RelayOutlet {
   private readonly relayed = new Map<number, RelayedConnection>();
   private readonly transferred = new Map<number, Socket>();
+  /** Transferred connections in Node's server whose first request head is not complete yet. */
+  private readonly headPending = new Set<Socket>();
   private readonly batcher: FrameBatcher;
   /**
    * Transferred sockets arrive unread (Node will not move a socket that has been read from), so the head
@@ -52,7 +61,8 @@ export class ConnectionHost implements RelayOutlet {
     private readonly compat: ParserCompat | null = null,
   ) {
     this.batcher = new FrameBatcher(port);
-    this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null }, this.serveTransferred);
+    this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null, releaseAfterRequestLine: true }, this.serveTransferred);
+    this.noticeWholeHeads(server);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isSocketHandoff(message)) this.adopt(message);
@@ -61,12 +71,12 @@ export class ConnectionHost implements RelayOutlet {
 
   /** Connections this actor serves now, both strategies (not those still sending their first head). */
   get connectionCount(): number {
-    return this.relayed.size + this.transferred.size - this.gate.size;
+    return this.relayed.size + this.transferred.size - this.awaitingHead;
   }
 
   /** Transferred connections still sending their first head. */
   get awaitingHead(): number {
-    return this.gate.size;
+    return this.gate.size + this.headPending.size;
   }
 
   /** Every connection's socket, both strategies (relay sockets stand in for the real ones). */
@@ -188,6 +198,7 @@ export class ConnectionHost implements RelayOutlet {
     if (counted) this.slots.adopt(socket);
     socket.once('close', () => {
       this.transferred.delete(id);
+      this.headPending.delete(socket);
       this.batcher.push(Frame.Released, id);
     });
     if (head.byteLength > 0) this.serveTransferred({ socket, head: Buffer.from(head.buffer, head.byteOffset, head.byteLength) });
@@ -196,6 +207,7 @@ export class ConnectionHost implements RelayOutlet {
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: Arrival): void => {
+    if (!socket.destroyed && !headIsComplete(head)) this.headPending.add(socket);
     const normalizer = this.compat ? this.normalize(socket) : undefined;
     this.server.emit('connection', socket);
     // Node's server reads through 'data' and, where it can, straight from the handle, bypassing push(): a
@@ -211,6 +223,21 @@ export class ConnectionHost implements RelayOutlet {
     }
     else socket.resume();
   };
+
+  /**
+   * A connection the gate released after its request line is still sending its first head until Node's
+   * server has the whole of it: it emits 'request', 'checkContinue', 'checkExpectation', 'upgrade' or
+   * 'connect'. Seen by wrapping emit, because listening would change what Node does: it only emits
+   * 'upgrade', 'connect' and 'checkContinue' when someone listens for them.
+   */
+  private noticeWholeHeads(server: Server): void {
+    const emit = server.emit;
+    const pending = this.headPending;
+    server.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
+      if (pending.size > 0 && HEAD_EVENTS.has(event)) pending.delete((args[0] as IncomingMessage).socket as Socket);
+      return (emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean).call(this, event, ...args);
+    } as Server['emit'];
+  }
 
   /** Puts a normalizer between a transferred socket and Node's parser: every chunk the socket reads passes it. */
   private normalize(socket: Socket): RequestNormalizer {
