@@ -96,6 +96,31 @@ export function treeRssMb(pid: number): number {
   return total / 1024;
 }
 
+/**
+ * CPU seconds (user + system, every thread) a process and all its descendants have used so far. Steadier
+ * than req/s on a shared machine: divided by the requests served it gives CPU per request, which does not
+ * depend on how much of the machine the load generator left over.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  const visit = (p: number) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const child of children ? children.split(/\s+/) : []) visit(Number(child));
+    } catch {
+      // gone
+    }
+  };
+  visit(pid);
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+/** Linux's USER_HZ, 100 on every common build (`getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 /** Samples RSS while `work` runs; returns its result and the peak. */
 export async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
   let peakMb = treeRssMb(pid);

@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ALL_CONTENDERS, ROOT, node26, runWrk, start, treeRssMb, withPeakRss, writeRegion, type Contender, type LoadResult, type Running } from './harness.js';
+import { ALL_CONTENDERS, ROOT, node26, runWrk, start, treeCpuSeconds, treeRssMb, withPeakRss, writeRegion, type Contender, type LoadResult, type Running } from './harness.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -83,7 +83,7 @@ const HELLO = 'hello, 64 connections';
  * Hello world is short and CPU-bound, so drift on a shared machine moves it most: it runs in interleaved
  * rounds (every server once per round) and the median round counts.
  */
-const helloRounds = quick ? 1 : 3;
+const helloRounds = quick ? 1 : 5;
 /** `--hello-only`: just the interleaved hello-world rounds (a quick A/B of per-request cost). */
 const helloOnly = args.includes('--hello-only');
 
@@ -101,6 +101,8 @@ interface Row {
   p99Ms: number;
   errors: number;
   peakMb: number;
+  /** Server CPU (all threads and processes) per request served, in µs; hello world only. */
+  cpuUsPerRequest?: number;
 }
 
 const rows: Row[] = [];
@@ -112,9 +114,13 @@ async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
   try {
     // The same unrecorded warm-up for every server: the first second otherwise measures the JIT.
     await runWrk(`${server.url}/`, 16, 2);
+    const cpuBefore = treeCpuSeconds(server.child.pid!);
     const { result, peakMb } = await withPeakRss(server.child.pid!, () => scenario.run(server, contender));
-    process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB\n`);
-    return { scenario: scenario.name, contender: contender.name, ...result, peakMb };
+    const cpuSeconds = treeCpuSeconds(server.child.pid!) - cpuBefore;
+    const cpuUsPerRequest = scenario.name === HELLO && result.rps > 0 ? (cpuSeconds * 1e6) / (result.rps * seconds) : undefined;
+    const cpuNote = cpuUsPerRequest === undefined ? '' : `, ${cpuUsPerRequest.toFixed(1)} µs CPU/req`;
+    process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB${cpuNote}\n`);
+    return { scenario: scenario.name, contender: contender.name, ...result, peakMb, ...(cpuUsPerRequest === undefined ? {} : { cpuUsPerRequest }) };
   } finally {
     await server.stop();
     await sleep(500);
@@ -140,6 +146,7 @@ for (const contender of CONTENDERS) {
     p99Ms: median(runs.map((r) => r.p99Ms)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     peakMb: Math.max(...runs.map((r) => r.peakMb)),
+    cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest ?? NaN)),
   });
 }
 
@@ -181,6 +188,15 @@ for (const row of rows) {
 }
 lines.push('');
 lines.push(`Ratios compare grainbows with node:http and node:cluster on the same Node version, measured in this run. Hello world: median of ${helloRounds} interleaved round(s); all rounds: ${[...helloRuns].map(([name, runs]) => `${name} ${runs.map((r) => (r.rps / 1000).toFixed(1)).join('/')}k`).join('; ')}.`);
+lines.push('');
+lines.push('| hello world, server CPU per request (all threads and processes; median of the rounds) | µs/req | ÷ node:http | ÷ node:cluster |');
+lines.push('|---|---:|---:|---:|');
+for (const row of rows.filter((candidate) => candidate.scenario === HELLO)) {
+  const isGrainbows = row.contender.startsWith('grainbows');
+  const cpu = row.cpuUsPerRequest ?? NaN;
+  const ratio = (other: Row | undefined) => (isGrainbows && other?.cpuUsPerRequest ? `${(cpu / other.cpuUsPerRequest).toFixed(2)}×` : '');
+  lines.push(`| ${row.contender} | ${cpu.toFixed(1)} | ${ratio(baseline(row, 'node:http'))} | ${ratio(baseline(row, 'node:cluster'))} |`);
+}
 lines.push('');
 lines.push('| one client asks for 64 MiB and reads none of it | server growth |');
 lines.push('|---|---:|');
