@@ -158,7 +158,9 @@ export class RequestNormalizer {
       }
       const lf = bytes.indexOf(0x0a, at);
       const end = lf === -1 ? bytes.length : lf + 1;
-      this.line.push(bytes.subarray(at, end));
+      // An unfinished line is copied: a relayed chunk is a view into a whole batch (up to 512 KiB), which a
+      // trickled line must not keep alive.
+      this.line.push(lf === -1 ? Buffer.from(bytes.subarray(at, end)) : bytes.subarray(at, end));
       this.lineLength += end - at;
       at = end;
       if (lf === -1) {
