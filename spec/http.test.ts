@@ -172,6 +172,32 @@ for (const strategy of await strategies()) {
         for (const socket of sockets) socket.destroy();
       }));
 
+    it('places new connections by connections plus requests in flight, not by requests in flight alone', () =>
+      withServer({ app: fixture('identify.js'), handoff: strategy, workers: 2 }, async ({ server, port }) => {
+        const open = (path: string) => {
+          const socket = net.connect(port, '127.0.0.1');
+          socket.on('error', () => {});
+          const answered = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+          socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          return { socket, answered };
+        };
+        // One actor holds a sleeping request; then four keep-alive connections come one after the other,
+        // each answered at once and left idle. By requests in flight alone all four would go to the other
+        // actor (1 and 4 connections); counting connections too they spread (2 and 3).
+        const busy = open('/?sleep=3000');
+        await sleep(200);
+        const idle = [];
+        for (let i = 0; i < 4; i++) {
+          const connection = open('/');
+          await connection.answered;
+          await sleep(50);
+          idle.push(connection.socket);
+        }
+        const stats = await server.stats();
+        assert.deepEqual(stats.actors.map((a) => a.connections).sort(), [2, 3]);
+        for (const socket of [busy.socket, ...idle]) socket.destroy();
+      }));
+
     it('holds connections beyond --worker-connections in the main thread until a slot frees', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, workerConnections: 2 }, async ({ server, port }) => {
         const started = Date.now();
