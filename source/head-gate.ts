@@ -27,6 +27,12 @@ const SILENT_GRACE_WHEN_STOPPING_MS = 2000;
 const SWEEP_MS = 250;
 /** A refused connection's answer gets this long to reach the client before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/**
+ * Most connections one sweep refuses before it yields to the event loop. A slow-header attack opens its
+ * connections together, so their deadlines pass together: 4,000 of them made sweeps of 250 refusals at
+ * once, 7-17 ms in which no other connection was accepted or read (measured with a 1 ms loop-lag probe).
+ */
+const REFUSALS_PER_TURN = 32;
 
 export interface GateSettings {
   /** Milliseconds a new connection gets to send its whole head. */
@@ -138,6 +144,8 @@ function append(entry: Waiting, chunk: Buffer): Buffer {
 export class HeadGate {
   private readonly waiting = new Map<Socket, Waiting>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Set while a sweep that had more to refuse than one turn allows waits for the next turn. */
+  private sweepResumes: NodeJS.Immediate | null = null;
   private stopping = false;
 
   constructor(
@@ -180,6 +188,7 @@ export class HeadGate {
   /** Closes every connection still at the gate. */
   close(): void {
     clearInterval(this.sweeper);
+    if (this.sweepResumes) clearImmediate(this.sweepResumes);
     for (const socket of this.waiting.keys()) socket.destroy();
     this.waiting.clear();
   }
@@ -279,12 +288,23 @@ export class HeadGate {
   }
 
   private sweep(): void {
+    if (this.sweepResumes) return; // a sliced sweep is under way and will come back here
     const now = Date.now();
     const headDeadline = now - this.settings.headerTimeoutMs;
     const silentDeadline = now - SILENT_GRACE_WHEN_STOPPING_MS;
+    let refused = 0;
     // Insertion order is arrival order: once one is within its deadline, all later ones are too.
     for (const [socket, entry] of this.waiting) {
       if (entry.since <= headDeadline) {
+        if (refused === REFUSALS_PER_TURN) {
+          // The rest after the next turn: accepted and readable connections go first.
+          this.sweepResumes = setImmediate(() => {
+            this.sweepResumes = null;
+            this.sweep();
+          });
+          return;
+        }
+        refused++;
         this.refuse(socket, 408, 'Request Timeout', `no complete request head within ${this.settings.headerTimeoutMs / 1000} s`);
         continue;
       }

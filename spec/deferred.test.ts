@@ -126,6 +126,21 @@ for (const strategy of await strategies()) {
         assert.equal((await server.stats()).actors[0].requestsServed, 0);
       }));
 
+    it('answers 408 to every one of 200 unfinished heads whose deadline passes at once (refused a slice per turn)', () =>
+      withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, headerTimeout: 1 }, async ({ server, port }) => {
+        // An unfinished request line keeps each connection at the gate in both strategies.
+        const started = Date.now();
+        const all = Array.from({ length: 200 }, () => exchange(port, 'GET /slow HTTP/1.', { timeoutMs: 6000 }));
+        const results = await Promise.all(all);
+        const took = Date.now() - started;
+        assert.deepEqual(
+          results.map((result) => `${result.responses[0]?.status} ${result.closed}`),
+          results.map(() => '408 true'),
+        );
+        assert.ok(took >= 900 && took < 4000, `all 408s after ${took} ms`);
+        assert.equal((await server.stats()).actors[0].requestsServed, 0);
+      }));
+
     it('answers malformed bytes at once instead of waiting for a head that never ends', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1 }, async ({ port }) => {
         for (const wire of ['GET / HTTP/1.1\r\nHo\0st: x\r\n', 'GET /\r\n', 'GET / HTTP/1.1\rHost: x']) {
