@@ -4,7 +4,13 @@
  * 1. Attack: slowhttptest opens 4,000 slow-header connections (Slowloris: a header line every 5 s, never
  *    finished), then 1,000 slow-body uploads (R-U-Dead-Yet: a declared 1 MB body trickled), while 200
  *    ordinary probe requests, each on a new connection, are timed. Reports probes answered, probe p50/p99,
- *    attack connections the server held open, and peak RSS of the server's process tree.
+ *    attack connections the server held open, peak RSS of the server's process tree, and the CPU the server
+ *    and the attacker used while the probes ran. Each server meets the attack twice: with slowhttptest at
+ *    normal priority, and at idle priority (SCHED_IDLE, `chrt --idle 0`). slowhttptest polls its thousands
+ *    of sockets in a busy loop, a whole core per process, so on a 2-core machine the first round mostly
+ *    measures how fast the kernel gives the server a core back; an attacker on another machine (the real
+ *    case) takes none of the server's CPU, which the second round approximates: the attack does the same
+ *    thing on the wire, but any runnable thread of the server or the prober preempts it.
  * 2. Idle keep-alive: 10,000 keep-alive connections that made one request and sit idle, then wrk (64
  *    connections) on new connections; grainbows runs with --worker-connections 100, which must not bind
  *    on idle connections. Reports req/s with the idle crowd against req/s without it.
@@ -12,14 +18,14 @@
  *   npm run bench:slow                              # prints a Markdown table
  *   npm run bench:slow -- --write docs/performance.md
  *
- * Needs slowhttptest and wrk (apt-get install slowhttptest wrk). Bounded: ~45 s per server.
+ * Needs slowhttptest and wrk (apt-get install slowhttptest wrk), and chrt (util-linux). Bounded: ~75 s per server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ALL_CONTENDERS, grainbows, node26, runWrk, start, treeRssMb, writeRegion, type Contender, type Running } from './harness.js';
+import { ALL_CONTENDERS, grainbows, node26, runWrk, start, treeCpuSeconds, treeRssMb, writeRegion, type Contender, type Running } from './harness.js';
 
 const args = process.argv.slice(2);
 const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
@@ -42,10 +48,16 @@ function withWorkerConnections(contender: Contender, workerConnections: number):
   return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections }) };
 }
 
-function slowhttptest(mode: '-H' | '-B', url: string, connections: number, rate: number): ChildProcess {
+/** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */
+type AttackerPriority = 'normal' | 'idle';
+const PRIORITIES: AttackerPriority[] = ['normal', 'idle'];
+
+function slowhttptest(mode: '-H' | '-B', url: string, connections: number, rate: number, priority: AttackerPriority): ChildProcess {
   const argv = [mode, '-c', String(connections), '-r', String(rate), '-i', '5', '-l', String(ATTACK_SECONDS), '-s', '1000000', '-x', '24', '-p', '3', '-u', url];
-  // slowhttptest needs a descriptor per connection: raise its soft limit to the hard one.
-  return spawn('bash', ['-c', `ulimit -n $(ulimit -Hn); exec slowhttptest ${argv.map((a) => `'${a}'`).join(' ')}`], { stdio: 'ignore' });
+  const scheduling = priority === 'idle' ? 'chrt --idle 0 ' : '';
+  // slowhttptest needs a descriptor per connection: raise its soft limit to the hard one. `exec` keeps the
+  // child's pid the attacker's, so its CPU can be read.
+  return spawn('bash', ['-c', `ulimit -n $(ulimit -Hn); exec ${scheduling}slowhttptest ${argv.map((a) => `'${a}'`).join(' ')}`], { stdio: 'ignore' });
 }
 
 /** One GET on a fresh connection; its latency in ms, or undefined if it failed or took over 5 s. */
@@ -73,23 +85,33 @@ async function established(port: number): Promise<number> {
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN);
 
 interface AttackResult {
+  priority: AttackerPriority;
   probesOk: number;
   p50Ms: number;
   p99Ms: number;
   heldOpen: number;
   peakMb: number;
+  /** CPU used while the probes ran, in cores (CPU seconds per second): the server's tree, the attackers'. */
+  serverCores: number;
+  attackerCores: number;
 }
 
-async function attack(server: Running): Promise<AttackResult> {
+/** Probes before the attack, not counted: the first requests of a process are slow on both sides (JIT). */
+const WARM_UP_PROBES = 20;
+
+async function attack(server: Running, priority: AttackerPriority): Promise<AttackResult> {
   const port = Number(new URL(server.url).port);
   const pid = server.child.pid!;
+  for (let i = 0; i < WARM_UP_PROBES; i++) await probe(`${server.url}/`);
   let peakMb = treeRssMb(pid);
   const sampler = setInterval(() => (peakMb = Math.max(peakMb, treeRssMb(pid))), 200);
-  const headers = slowhttptest('-H', `${server.url}/`, SLOW_HEADERS, 1000);
+  const headers = slowhttptest('-H', `${server.url}/`, SLOW_HEADERS, 1000, priority);
   await sleep(6000);
-  const bodies = slowhttptest('-B', `${server.url}/upload`, SLOW_BODIES, 500);
+  const bodies = slowhttptest('-B', `${server.url}/upload`, SLOW_BODIES, 500, priority);
   await sleep(4000);
   const heldOpen = await established(port);
+  const attackerCpu = () => treeCpuSeconds(headers.pid!) + treeCpuSeconds(bodies.pid!);
+  const cpuBefore = { server: treeCpuSeconds(pid), attacker: attackerCpu(), at: performance.now() };
   // Probes: one every 60 ms for 12 s, while both attacks hold their connections.
   const latencies: Array<Promise<number | undefined>> = [];
   for (let i = 0; i < PROBES; i++) {
@@ -97,11 +119,14 @@ async function attack(server: Running): Promise<AttackResult> {
     await sleep(60);
   }
   const answered = (await Promise.all(latencies)).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  const seconds = (performance.now() - cpuBefore.at) / 1000;
+  const serverCores = (treeCpuSeconds(pid) - cpuBefore.server) / seconds;
+  const attackerCores = (attackerCpu() - cpuBefore.attacker) / seconds;
   clearInterval(sampler);
   headers.kill('SIGINT');
   bodies.kill('SIGINT');
   await Promise.all([headers, bodies].map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
-  return { probesOk: answered.length, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, peakMb };
+  return { priority, probesOk: answered.length, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, peakMb, serverCores, attackerCores };
 }
 
 /** Opens `count` keep-alive connections that each make one request and then sit idle. */
@@ -140,15 +165,18 @@ const attacks: Array<{ contender: string } & AttackResult> = [];
 const idles: Array<{ contender: string } & IdleResult> = [];
 for (const each of CONTENDERS) {
   let contender = withWorkerConnections(each, 1000);
-  let server = await start(contender);
-  try {
-    const result = await attack(server);
-    process.stderr.write(`${contender.name} | attack: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms, ${result.heldOpen} held open, peak ${result.peakMb.toFixed(0)} MB\n`);
-    attacks.push({ contender: contender.name, ...result });
-  } finally {
-    await server.stop();
+  let server: Running;
+  for (const priority of PRIORITIES) {
+    server = await start(contender);
+    try {
+      const result = await attack(server, priority);
+      process.stderr.write(`${contender.name} | attack, attacker at ${priority} priority: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms, ${result.heldOpen} held open, peak ${result.peakMb.toFixed(0)} MB, server ${result.serverCores.toFixed(2)} / attacker ${result.attackerCores.toFixed(2)} cores\n`);
+      attacks.push({ contender: contender.name, ...result });
+    } finally {
+      await server.stop();
+    }
+    await sleep(1000);
   }
-  await sleep(1000);
   contender = withWorkerConnections(each, 100);
   server = await start(contender);
   try {
@@ -164,9 +192,11 @@ for (const each of CONTENDERS) {
 const lines: string[] = [];
 lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; slowhttptest, wrk and probes on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
 lines.push('');
-lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | probes answered | probe p50 | probe p99 | attack connections held | peak RSS |`);
-lines.push('|---|---:|---:|---:|---:|---:|');
-for (const row of attacks) lines.push(`| ${row.contender} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms | ${row.heldOpen.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB |`);
+lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | attacker's priority | probes answered | probe p50 | probe p99 | attack connections held | peak RSS | server CPU | attacker CPU |`);
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const row of attacks) lines.push(`| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms | ${row.heldOpen.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`);
+lines.push('');
+lines.push(`CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, runs only when no thread of the server or the prober wants the CPU. ${WARM_UP_PROBES} uncounted probes warm each server up first.`);
 lines.push('');
 lines.push(`| ${IDLE_KEEP_ALIVE.toLocaleString('en')} idle keep-alive connections | hello req/s alone | with the idle crowd | ratio | idle still open |`);
 lines.push('|---|---:|---:|---:|---:|');

@@ -77,10 +77,12 @@ for (const strategy of await strategies()) {
         assert.ok(closedAfterMs !== null && closedAfterMs >= 1900 && closedAfterMs < 4500, `closed after ${closedAfterMs} ms`);
       }));
 
-    it('--body-min-rate: an upload trickled below the rate gets 408 and a close; a steady one and an app that reads late are not cut', () =>
+    it('--body-min-rate: uploads trickled below the rate get 408 and a close, 41 expiring at once too; a steady one and an app that reads late are not cut', () =>
       withServer({ app: fixture('behaviours.js'), handoff: strategy, workers: 1, bodyMinRate: 100 }, async ({ port, logs }) => {
         // 20 bytes/s, far below 100: judged at the end of the first 10 s window.
         const slow = dribble(port, '/echo', 100_000, 10, 500, 16_000);
+        // 40 more opened together expire in the same check: answered a few per event-loop turn, every one.
+        const crowd = Array.from({ length: 40 }, () => dribble(port, '/echo', 100_000, 10, 500, 16_000));
         // 150 bytes/s for 13 s: above the rate through more than one window, so it is served whole.
         const steady = dribble(port, '/echo', 1950, 75, 500, 20_000);
         // The client sends at once but the app reads nothing for 12 s: the app is slow, not the client.
@@ -92,7 +94,14 @@ for (const strategy of await strategies()) {
         assert.ok(served.received.endsWith('x'.repeat(1950)), `the steady upload is echoed whole: ...${served.received.slice(-80)}`);
         assert.equal(read.responses[0]?.status, 200);
         assert.equal(read.responses[0].body.toString(), '200000');
-        assert.ok(logs.some((line) => /slow upload \(\d+\.\d bytes\/s < --body-min-rate 100\): POST \/echo answered 408/.test(line)), logs.join('\n'));
+        const crowdCut = await Promise.all(crowd);
+        assert.deepEqual(crowdCut.map((each) => /^HTTP\/1\.1 408 /.test(each.received) && each.closedAfterMs !== null && each.closedAfterMs < 13_500), crowd.map(() => true));
+        // One log line per check for all it expired ("... and 40 more"), not a line per upload.
+        const logged = logs
+          .map((line) => /slow upload \(\d+\.\d bytes\/s < --body-min-rate 100\): POST \/echo(?: and (\d+) more)? answered 408/.exec(line))
+          .filter((match) => match !== null)
+          .reduce((sum, match) => sum + 1 + Number(match[1] ?? 0), 0);
+        assert.equal(logged, 41, logs.join('\n'));
       }));
 
     it('--limit-request-body: 413 for a declared length over it (without 100 Continue), and for a chunked body as it crosses it', () =>
