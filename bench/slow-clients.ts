@@ -90,6 +90,8 @@ interface AttackResult {
   p50Ms: number;
   p99Ms: number;
   heldOpen: number;
+  /** Attack connections still open when the probes are done: a server that sheds slow uploads holds fewer. */
+  heldAtEnd: number;
   peakMb: number;
   /** CPU used while the probes ran, in cores (CPU seconds per second): the server's tree, the attackers'. */
   serverCores: number;
@@ -122,11 +124,12 @@ async function attack(server: Running, priority: AttackerPriority): Promise<Atta
   const seconds = (performance.now() - cpuBefore.at) / 1000;
   const serverCores = (treeCpuSeconds(pid) - cpuBefore.server) / seconds;
   const attackerCores = (attackerCpu() - cpuBefore.attacker) / seconds;
+  const heldAtEnd = await established(port);
   clearInterval(sampler);
   headers.kill('SIGINT');
   bodies.kill('SIGINT');
   await Promise.all([headers, bodies].map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
-  return { priority, probesOk: answered.length, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, peakMb, serverCores, attackerCores };
+  return { priority, probesOk: answered.length, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, heldAtEnd, peakMb, serverCores, attackerCores };
 }
 
 /** Opens `count` keep-alive connections that each make one request and then sit idle. */
@@ -170,7 +173,7 @@ for (const each of CONTENDERS) {
     server = await start(contender);
     try {
       const result = await attack(server, priority);
-      process.stderr.write(`${contender.name} | attack, attacker at ${priority} priority: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms, ${result.heldOpen} held open, peak ${result.peakMb.toFixed(0)} MB, server ${result.serverCores.toFixed(2)} / attacker ${result.attackerCores.toFixed(2)} cores\n`);
+      process.stderr.write(`${contender.name} | attack, attacker at ${priority} priority: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms, ${result.heldOpen} / ${result.heldAtEnd} held open, peak ${result.peakMb.toFixed(0)} MB, server ${result.serverCores.toFixed(2)} / attacker ${result.attackerCores.toFixed(2)} cores\n`);
       attacks.push({ contender: contender.name, ...result });
     } finally {
       await server.stop();
@@ -192,11 +195,11 @@ for (const each of CONTENDERS) {
 const lines: string[] = [];
 lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; slowhttptest, wrk and probes on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
 lines.push('');
-lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | attacker's priority | probes answered | probe p50 | probe p99 | attack connections held | peak RSS | server CPU | attacker CPU |`);
+lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | attacker's priority | probes answered | probe p50 | probe p99 | attack connections held, before / after probing | peak RSS | server CPU | attacker CPU |`);
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-for (const row of attacks) lines.push(`| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms | ${row.heldOpen.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`);
+for (const row of attacks) lines.push(`| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms | ${row.heldOpen.toLocaleString('en')} / ${row.heldAtEnd.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`);
 lines.push('');
-lines.push(`CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, runs only when no thread of the server or the prober wants the CPU. ${WARM_UP_PROBES} uncounted probes warm each server up first.`);
+lines.push(`CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, runs only when no thread of the server or the prober wants the CPU. ${WARM_UP_PROBES} uncounted probes warm each server up first. grainbows answers the slow uploads 408 ten seconds in (\`--body-min-rate\`, default 100 bytes/s), halfway through the probes, after which slowhttptest's slow-body half ends ("no open connections left", hence half the attacker CPU), and the unfinished heads 408 from 20 s on (\`--header-timeout\`, default 20 s; node:http's headersTimeout is 60 s): hence fewer connections held after probing.`);
 lines.push('');
 lines.push(`| ${IDLE_KEEP_ALIVE.toLocaleString('en')} idle keep-alive connections | hello req/s alone | with the idle crowd | ratio | idle still open |`);
 lines.push('|---|---:|---:|---:|---:|');
