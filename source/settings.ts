@@ -97,6 +97,18 @@ function oneOf<T extends string>(flag: string, choices: readonly T[]) {
   };
 }
 
+/** A switch (`--flag`, `--flag=true|false`): the rows differ only in name, default, section and text. */
+function switchRow<K extends keyof SettingsValues>(
+  name: K,
+  flag: string,
+  defaultValue: SettingsValues[K],
+  section: SettingRow<K>['section'],
+  doc: string,
+  short?: string,
+): SettingRow<K> {
+  return { name, flag, ...(short ? { short } : {}), type: 'boolean', default: defaultValue, section, doc, parse: parseBoolean(flag) };
+}
+
 export const SETTINGS = [
   {
     name: 'bind', flag: 'bind', short: 'b', type: 'string', multiple: true, default: [DEFAULTS.bind], section: 'Server socket',
@@ -198,26 +210,10 @@ export const SETTINGS = [
     doc: "node: Node's HTTP parser alone judges requests. gunicorn: a framer in front of it also accepts what gunicorn's parser accepts by default and Node's refuses (methods Node does not know, as upper-case tokens; raw non-ASCII bytes in the target; Transfer-Encoding: identity; whitespace in chunk extensions), and the app sees them as sent. It stops rewriting a connection at the first framing it does not follow plainly, so it cannot change where a message ends. Costs the transfer hand-off its native read path.",
     parse: oneOf('http-compat', HTTP_COMPAT_MODES),
   },
-  {
-    name: 'permitObsoleteFolding', flag: 'permit-obsolete-folding', type: 'boolean', default: DEFAULTS.permitObsoleteFolding, section: 'Security',
-    doc: 'Accept obs-fold header continuation lines (RFC 9112 §5.2) and join them with one space; the folded field counts against --limit-request-field-size. Off: refused 400.',
-    parse: parseBoolean('permit-obsolete-folding'),
-  },
-  {
-    name: 'stripHeaderSpaces', flag: 'strip-header-spaces', type: 'boolean', default: DEFAULTS.stripHeaderSpaces, section: 'Security',
-    doc: 'Remove whitespace between a header name and its colon instead of refusing the request (400). Dangerous behind a proxy that reads such a field differently.',
-    parse: parseBoolean('strip-header-spaces'),
-  },
-  {
-    name: 'permitUnconventionalHttpMethod', flag: 'permit-unconventional-http-method', type: 'boolean', default: DEFAULTS.permitUnconventionalHttpMethod, section: 'Security',
-    doc: 'Accept any token as a method, lower-case and short ones too; the app sees it as sent. Off: a method Node does not know is refused 400 (with --http-compat gunicorn: unless it is an upper-case token of 3-20 characters).',
-    parse: parseBoolean('permit-unconventional-http-method'),
-  },
-  {
-    name: 'casefoldHttpMethod', flag: 'casefold-http-method', type: 'boolean', default: DEFAULTS.casefoldHttpMethod, section: 'Security',
-    doc: 'Upper-case the method before judging it and before the app sees it.',
-    parse: parseBoolean('casefold-http-method'),
-  },
+  switchRow('permitObsoleteFolding', 'permit-obsolete-folding', DEFAULTS.permitObsoleteFolding, 'Security', 'Accept obs-fold header continuation lines (RFC 9112 §5.2) and join them with one space; the folded field counts against --limit-request-field-size. Off: refused 400.'),
+  switchRow('stripHeaderSpaces', 'strip-header-spaces', DEFAULTS.stripHeaderSpaces, 'Security', 'Remove whitespace between a header name and its colon instead of refusing the request (400). Dangerous behind a proxy that reads such a field differently.'),
+  switchRow('permitUnconventionalHttpMethod', 'permit-unconventional-http-method', DEFAULTS.permitUnconventionalHttpMethod, 'Security', 'Accept any token as a method, lower-case and short ones too; the app sees it as sent. Off: a method Node does not know is refused 400 (with --http-compat gunicorn: unless it is an upper-case token of 3-20 characters).'),
+  switchRow('casefoldHttpMethod', 'casefold-http-method', DEFAULTS.casefoldHttpMethod, 'Security', 'Upper-case the method before judging it and before the app sees it.'),
   {
     name: 'forwardedAllowIps', flag: 'forwarded-allow-ips', env: 'FORWARDED_ALLOW_IPS', type: 'string', default: DEFAULTS.forwardedAllowIps, section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
@@ -227,11 +223,7 @@ export const SETTINGS = [
       return raw;
     },
   },
-  {
-    name: 'proxyProtocol', flag: 'proxy-protocol', type: 'boolean', default: DEFAULTS.proxyProtocol, section: 'Security',
-    doc: 'Read a PROXY protocol header (HAProxy v1 text or v2 binary) at the start of connections from --proxy-allow-from peers: the app sees the client it names as the remote address. Connections without one are served as they are; a malformed one is answered 400.',
-    parse: parseBoolean('proxy-protocol'),
-  },
+  switchRow('proxyProtocol', 'proxy-protocol', DEFAULTS.proxyProtocol, 'Security', 'Read a PROXY protocol header (HAProxy v1 text or v2 binary) at the start of connections from --proxy-allow-from peers: the app sees the client it names as the remote address. Connections without one are served as they are; a malformed one is answered 400.'),
   {
     name: 'proxyAllowFrom', flag: 'proxy-allow-from', type: 'string', default: DEFAULTS.proxyAllowFrom, section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') allowed to send a PROXY header; one from anybody else is answered 403.",
@@ -310,24 +302,13 @@ export const SETTINGS = [
     name: 'group', flag: 'group', short: 'g', type: 'string', default: '', section: 'Process',
     doc: 'Switch to this group (name or gid) after binding, before loading the app. POSIX only; needs root.', parse: (raw: string) => raw,
   },
-  {
-    name: 'reload', flag: 'reload', type: 'boolean', default: false, section: 'Debugging',
-    doc: "Reload when the app's code changes: its directory tree (without node_modules and dot-directories), the config file and --reload-extra-file. A fresh generation of actors imports everything anew; in-flight requests finish first.",
-    parse: parseBoolean('reload'),
-  },
+  switchRow('reload', 'reload', false, 'Debugging', "Reload when the app's code changes: its directory tree (without node_modules and dot-directories), the config file and --reload-extra-file. A fresh generation of actors imports everything anew; in-flight requests finish first."),
   {
     name: 'reloadExtraFile', flag: 'reload-extra-file', type: 'string', multiple: true, default: [], section: 'Debugging',
     doc: 'A file or directory also watched by --reload, whatever its extension (templates, .env). Repeat for several.', parse: (raw: string) => raw,
   },
-  {
-    name: 'debug', flag: 'debug', short: 'd', type: 'boolean', default: false, section: 'Debugging',
-    doc: 'Development mode: one actor, log level debug, reload on code change (overrides --workers, --log-level and --reload).',
-    parse: parseBoolean('debug'),
-  },
-  {
-    name: 'daemon', flag: 'daemon', short: 'D', type: 'boolean', default: false, section: 'Process',
-    doc: 'Detach from the terminal and run in the background (use with --pid and --error-logfile). POSIX only.', parse: parseBoolean('daemon'),
-  },
+  switchRow('debug', 'debug', false, 'Debugging', 'Development mode: one actor, log level debug, reload on code change (overrides --workers, --log-level and --reload).', 'd'),
+  switchRow('daemon', 'daemon', false, 'Process', 'Detach from the terminal and run in the background (use with --pid and --error-logfile). POSIX only.', 'D'),
 ] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
 
 function parseUmask(raw: string): number {
