@@ -22,6 +22,8 @@ export interface RelayOutlet {
 
 type WriteCallback = (error?: Error | null) => void;
 
+const EMPTY = Buffer.alloc(0);
+
 export class RelaySocket extends Duplex {
   readonly remoteAddress?: string;
   readonly remotePort?: number;
@@ -104,7 +106,18 @@ export class RelaySocket extends Duplex {
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: WriteCallback): void {
-    this.send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    // Node's ServerResponse corks the socket and ends with an empty write: a response is usually one
+    // non-empty chunk plus an empty one, which needs no concatenation.
+    let nonEmpty = 0;
+    let last: Buffer | null = null;
+    for (const { chunk } of chunks) {
+      if (chunk.byteLength > 0) {
+        nonEmpty++;
+        last = chunk;
+      }
+    }
+    if (nonEmpty <= 1) this.send(last ?? EMPTY, callback);
+    else this.send(Buffer.concat(chunks.map((c) => c.chunk)), callback);
   }
 
   override _final(callback: WriteCallback): void {
@@ -129,6 +142,10 @@ export class RelaySocket extends Duplex {
   private send(bytes: Uint8Array, callback: WriteCallback): void {
     if (this.remoteClosed) {
       callback(Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' }));
+      return;
+    }
+    if (bytes.byteLength === 0) {
+      callback(); // nothing to send: an empty write must not cost a frame
       return;
     }
     this.bytesWritten += bytes.byteLength;
