@@ -170,7 +170,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
     const fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
-    res.once('close', onResponseClosed);
+    res.on('close', onResponseClosed); // not once(): it settles once anyway, and once() wraps it per request
     // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
     if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, res, onResponseClosed);

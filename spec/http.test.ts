@@ -45,6 +45,48 @@ for (const strategy of await strategies()) {
         c.socket.destroy();
       }));
 
+    it('closes a keep-alive connection idle past --keep-alive, not one that keeps sending or awaits a slow answer', () =>
+      withServer({ app, handoff: strategy, keepAlive: 1 }, async ({ port }) => {
+        const answered = (c: ReturnType<typeof open>, n: number) => c.until((t) => parseResponses(Buffer.from(t, 'latin1')).length === n, 5000);
+        const idle = async () => {
+          const c = open(port);
+          c.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+          await answered(c, 1);
+          const at = Date.now();
+          while (!c.isClosed() && Date.now() - at < 6000) await sleep(20);
+          return { closed: c.isClosed(), afterMs: Date.now() - at };
+        };
+        const busy = async () => {
+          // Five requests 700 ms apart: 2.8 s in all, longer than the idle timeout (Node allows 1 s + 1 s).
+          const c = open(port);
+          for (let i = 1; i <= 5; i++) {
+            c.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+            await answered(c, i);
+            if (i < 5) await sleep(700);
+          }
+          const open_ = !c.isClosed();
+          c.socket.destroy();
+          return open_;
+        };
+        const slow = async () => {
+          // After a first answer armed the idle timer, a request whose answer takes longer than the idle
+          // timeout: the timer is off while it runs.
+          const c = open(port);
+          c.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+          await answered(c, 1);
+          c.socket.write('GET /late?gap=2500 HTTP/1.1\r\nHost: x\r\n\r\n');
+          await answered(c, 2);
+          const body = parseResponses(Buffer.from(c.text(), 'latin1'))[1].body.toString();
+          c.socket.destroy();
+          return body;
+        };
+        const [idled, stayedOpen, slowBody] = await Promise.all([idle(), busy(), slow()]);
+        assert.equal(idled.closed, true, 'the idle connection was closed');
+        assert.ok(idled.afterMs >= 900 && idled.afterMs < 5000, `closed ${idled.afterMs} ms after its response`);
+        assert.equal(stayedOpen, true, 'a connection sending every 700 ms stays open');
+        assert.equal(slowBody, 'late');
+      }));
+
     it("drops header names with '_' from both req.headers and req.rawHeaders, on HTTP/1.0 and 1.1", () =>
       withServer({ app: fixture('echo.js'), handoff: strategy }, async ({ port }) => {
         for (const version of ['1.0', '1.1']) {

@@ -1,0 +1,145 @@
+/**
+ * The relay actor's per-request cost in isolation, for A/B work on it: the actor's own server
+ * (createActorServer + ConnectionHost, default settings, the bench app) fed by a stand-in main thread over a
+ * MessageChannel in the same thread, 32 keep-alive connections, one request in flight on each. No wrk, no
+ * real socket, no scheduler between threads: what is left is the actor's code (plus the stand-in's
+ * packing and unpacking of the frames).
+ *
+ * Prints CPU µs per request (median of the runs; still ±20 % on a shared machine) and heap bytes allocated
+ * per request (from V8's --trace-gc-nvp; nearly deterministic, so it shows small changes CPU time cannot),
+ * and the same allocation figure for node:http serving the same app to wrk, for comparison.
+ *
+ *   npm run bench:actor                  # 5 runs of 200,000 requests
+ *   npm run bench:actor -- --runs 9
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+import type { RequestListener } from 'node:http';
+import { MessageChannel } from 'node:worker_threads';
+import { ROOT, freePort, runWrk } from './harness.js';
+
+const REQUESTS = 200_000;
+const WARM_UP = 50_000;
+const CONNECTIONS = 32;
+const SELF = fileURLToPath(import.meta.url);
+
+/** Sums the `allocated=` bytes of every GC that V8 reported with --trace-gc-nvp. */
+function allocatedBytes(trace: string): number {
+  let total = 0;
+  for (const match of trace.matchAll(/ allocated=(\d+)/g)) total += Number(match[1]);
+  return total;
+}
+
+function runChild(argv: string[]): Promise<{ stdout: string; trace: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--trace-gc-nvp', ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('exit', (code) => {
+      if (code === 0) resolve({ stdout: out.split('\n').filter((line) => line.startsWith('RESULT ')).join('\n'), trace: out });
+      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
+    });
+  });
+}
+
+/** The measured loop, in the child: prints `RESULT <cpu µs per request>`. */
+async function actorPath(): Promise<void> {
+  const { ConnectionHost } = await import('../actors/connection-host.js');
+  const { RequestSlots } = await import('../actors/request-slots.js');
+  const { createActorServer } = await import('../actors/http-server.js');
+  const { DrainMode } = await import('../actors/drain.js');
+  const { generationFrom } = await import('../source/server.js');
+  const { createLogger } = await import('../source/log.js');
+  const { Frame, FrameBatcher, decodeBatch } = await import('../source/wire.js');
+  const app = (await import(pathToFileURL(path.join(ROOT, 'bench/app.js')).href)).default as RequestListener;
+  const { settings } = generationFrom({ app: path.join(ROOT, 'bench/app.js'), cwd: ROOT }, false);
+  const slots = new RequestSlots(new SharedArrayBuffer(4), REQUESTS, () => {});
+  const server = createActorServer({ kind: 'listener', listener: app }, settings, {
+    log: createLogger('warning'),
+    counters: { inFlight: 0, served: 0, afterResponse() {} },
+    slots,
+    drain: new DrainMode(),
+    hooks: {},
+    actorId: 1,
+  });
+  const { port1: actorPort, port2: mainPort } = new MessageChannel();
+  new ConnectionHost(actorPort, server, slots, settings.headerTimeout * 1000, settings.compat);
+  const main = new FrameBatcher(mainPort);
+  const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n');
+  const unacknowledged = new Map<number, number>();
+  let answered = 0;
+  let sent = 0;
+  let startCpu = process.cpuUsage();
+  const send = (id: number) => {
+    sent++;
+    main.push(Frame.Data, id, new Uint8Array(request));
+  };
+  await new Promise<void>((resolve) => {
+    mainPort.on('message', (batch: ArrayBuffer) =>
+      decodeBatch(batch, (type, id, payload) => {
+        if (type !== Frame.Data) return;
+        // Acknowledge as main does, so the actor's credit window never closes.
+        const owed = (unacknowledged.get(id) ?? 0) + (payload as Uint8Array).byteLength;
+        if (owed >= 64 * 1024) {
+          main.push(Frame.Ack, id, owed);
+          unacknowledged.set(id, 0);
+        } else unacknowledged.set(id, owed);
+        answered++;
+        if (answered === WARM_UP) startCpu = process.cpuUsage();
+        if (answered === REQUESTS) resolve();
+        else if (sent < REQUESTS) send(id);
+      }),
+    );
+    for (let id = 1; id <= CONNECTIONS; id++) {
+      main.push(Frame.Open, id, { remoteAddress: '127.0.0.1', remotePort: 40_000 + id, remoteFamily: 'IPv4', localAddress: '127.0.0.1', localPort: 8000 });
+      send(id);
+    }
+  });
+  const cpu = process.cpuUsage(startCpu);
+  process.stdout.write(`RESULT ${(cpu.user + cpu.system) / (REQUESTS - WARM_UP)}\n`);
+  process.exit(0);
+}
+
+async function nodeHttpAllocation(): Promise<number> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(ROOT, 'bench/baselines/node-http.js'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let trace = '';
+  child.stdout.on('data', (chunk) => (trace += chunk));
+  await new Promise<void>((resolve) => child.stderr.on('data', (chunk: Buffer) => /Listening at/.test(String(chunk)) && resolve()));
+  const before = allocatedBytes(trace);
+  const seconds = 5;
+  const { rps } = await runWrk(`http://127.0.0.1:${port}/`, 64, seconds);
+  const bytes = allocatedBytes(trace) - before;
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return bytes / (rps * seconds);
+}
+
+if (process.argv.includes('--child')) {
+  await actorPath();
+} else {
+  const runsArg = process.argv.indexOf('--runs');
+  const runs = runsArg === -1 ? 5 : Number(process.argv[runsArg + 1]);
+  const cpu: number[] = [];
+  const allocation: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const { stdout, trace } = await runChild([SELF, '--child']);
+    cpu.push(Number(stdout.split(' ')[1]));
+    allocation.push(allocatedBytes(trace) / REQUESTS);
+    process.stderr.write(`run ${run + 1}: ${cpu.at(-1)!.toFixed(2)} µs CPU/req, ${allocation.at(-1)!.toFixed(0)} bytes/req\n`);
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+  const nodeHttp = await nodeHttpAllocation();
+  process.stdout.write(
+    [
+      `| ${REQUESTS.toLocaleString('en')} hello requests, ${CONNECTIONS} connections, median of ${runs} runs | CPU µs/req | heap bytes allocated/req |`,
+      '|---|---:|---:|',
+      `| relay actor path in one thread (actor + stand-in main) | ${median(cpu).toFixed(2)} (${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)}) | ${median(allocation).toFixed(0)} |`,
+      `| node:http under wrk, 64 connections (whole process) | | ${nodeHttp.toFixed(0)} |`,
+      '',
+    ].join('\n'),
+  );
+}
