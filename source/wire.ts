@@ -123,9 +123,12 @@ export class FrameBatcher {
   };
 }
 
-/** Decodes one batch, calling `handle` per frame. Data payloads are zero-copy views into `batch`. */
+/**
+ * Decodes one batch, calling `handle` per frame. Data payloads are zero-copy views into `batch`, and Buffers:
+ * streams convert any other Uint8Array written or pushed to them into a Buffer, an object per chunk.
+ */
 export function decodeBatch(batch: ArrayBuffer, handle: FrameHandler): void {
-  const frames = unpackr.unpack(new Uint8Array(batch)) as unknown[];
+  const frames = unpackr.unpack(Buffer.from(batch)) as unknown[];
   for (let i = 0; i < frames.length; i += 3) {
     handle(frames[i] as FrameType, frames[i + 1] as number, frames[i + 2]);
   }
