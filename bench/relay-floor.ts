@@ -96,45 +96,53 @@ const median = (values: number[]): number => {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 };
 
-/** Round trips of a 64-byte transferred ArrayBuffer to a worker thread and back, `gapMs` apart: p50 in µs. */
-async function threadRoundTripUs(gapMs: number, count = 200): Promise<number> {
-  const worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m, [m]))", { eval: true });
-  await new Promise((resolve) => worker.once('online', resolve));
+/** Median, in µs, of `count` round trips made by `roundTrip`, `gapMs` apart (0: back to back). */
+async function medianRoundTripUs(roundTrip: () => Promise<unknown>, gapMs: number, count = 200): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     const started = performance.now();
-    await new Promise((resolve) => {
-      worker.once('message', resolve);
-      const bytes = new Uint8Array(64);
-      worker.postMessage(bytes.buffer, [bytes.buffer]);
-    });
+    await roundTrip();
     samples.push((performance.now() - started) * 1000);
     if (gapMs > 0) await sleep(gapMs);
   }
-  await worker.terminate();
   return median(samples);
 }
 
+/** Round trips of a 64-byte transferred ArrayBuffer to a worker thread and back, `gapMs` apart: p50 in µs. */
+async function threadRoundTripUs(gapMs: number): Promise<number> {
+  const worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m, [m]))", { eval: true });
+  await new Promise((resolve) => worker.once('online', resolve));
+  const p50 = await medianRoundTripUs(
+    () =>
+      new Promise((resolve) => {
+        worker.once('message', resolve);
+        const bytes = new Uint8Array(64);
+        worker.postMessage(bytes.buffer, [bytes.buffer]);
+      }),
+    gapMs,
+  );
+  await worker.terminate();
+  return p50;
+}
+
 /** Round trips of a small message over a loopback TCP connection within this process, `gapMs` apart. */
-async function loopbackRoundTripUs(gapMs: number, count = 200): Promise<number> {
+async function loopbackRoundTripUs(gapMs: number): Promise<number> {
   const server = net.createServer({ noDelay: true }, (socket) => socket.on('data', (chunk) => socket.write(chunk)));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   client.setNoDelay(true);
   await new Promise((resolve) => client.once('connect', resolve));
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    await new Promise((resolve) => {
-      client.once('data', resolve);
-      client.write('ping');
-    });
-    samples.push((performance.now() - started) * 1000);
-    if (gapMs > 0) await sleep(gapMs);
-  }
+  const p50 = await medianRoundTripUs(
+    () =>
+      new Promise((resolve) => {
+        client.once('data', resolve);
+        client.write('ping');
+      }),
+    gapMs,
+  );
   client.destroy();
   await new Promise((resolve) => server.close(resolve));
-  return median(samples);
+  return p50;
 }
 
 const results = new Map<string, Round[]>();
