@@ -214,10 +214,10 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     const ticket = (res as CountedResponse)[SLOT];
     if (!ticket) return;
     if (settings.bufferChunkedBody > 0 && isChunked(req)) {
-      bufferChunkedBody(req, res, settings.bufferChunkedBody, (buffered) => slots.start(ticket, () => guarded(buffered, res)));
+      bufferChunkedBody(req, res, settings.bufferChunkedBody, (buffered) => slots.start(ticket, guarded, buffered, res));
       return;
     }
-    slots.start(ticket, () => guarded(req, res));
+    slots.start(ticket, guarded, req, res);
   };
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
   const server = http.createServer(

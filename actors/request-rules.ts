@@ -43,6 +43,14 @@ export interface Rejection {
  */
 /** RFC 9110 §7.2: uri-host [":" port]; reg-name characters, or an IP literal in brackets. May be empty. */
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
+/** The last Host value found valid: a connection, often every client, sends the same one each request. */
+let lastValidHost: string | undefined;
+function isValidHost(value: string): boolean {
+  if (value === lastValidHost) return true;
+  if (!VALID_HOST.test(value)) return false;
+  lastValidHost = value;
+  return true;
+}
 const HOST = 1;
 const CONTENT_LENGTH = 2;
 const CONTENT_TYPE = 4;
@@ -102,7 +110,7 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
     } else if (watched !== 0) {
       if (seen & watched) return { status: 400, reason: `more than one ${name} header` };
       seen |= watched;
-      if (watched === HOST && !VALID_HOST.test(raw[i + 1])) return { status: 400, reason: 'invalid Host header' };
+      if (watched === HOST && !isValidHost(raw[i + 1])) return { status: 400, reason: 'invalid Host header' };
     }
     if (headerMap !== 'dangerous' && name.includes('_')) {
       if (headerMap === 'refuse') return { status: 400, reason: `header name with '_': ${name}` };

@@ -64,15 +64,18 @@ export class RequestSlots {
     return { running: false };
   }
 
-  /** Runs the app for the request now, or once fewer than `cap` requests are running. */
-  start(ticket: SlotTicket, run: () => void): void {
+  /**
+   * Runs `listener(req, res)` for the request now, or once fewer than `cap` requests are running. Takes the
+   * listener and its arguments rather than a closure: this runs for every request.
+   */
+  start<Req, Res>(ticket: SlotTicket, listener: (req: Req, res: Res) => void, req: Req, res: Res): void {
     if (this.running < this.cap) {
       this.running++;
       ticket.running = true;
-      run();
+      listener(req, res);
       return;
     }
-    ticket.run = run;
+    ticket.run = () => listener(req, res);
     this.waiting.add(ticket);
   }
 
