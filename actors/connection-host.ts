@@ -44,6 +44,8 @@ export class ConnectionHost implements RelayOutlet {
   private readonly transferred = new Map<number, Socket>();
   /** Transferred connections in Node's server whose first request head is not complete yet. */
   private readonly headPending = new Set<Socket>();
+  /** Whether the server's emit is wrapped to see heads complete (noticeWholeHeads). */
+  private noticingWholeHeads = false;
   private readonly batcher: FrameBatcher;
   /**
    * Transferred sockets arrive unread (Node will not move a socket that has been read from), so the head
@@ -62,7 +64,6 @@ export class ConnectionHost implements RelayOutlet {
   ) {
     this.batcher = new FrameBatcher(port);
     this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null, releaseAfterRequestLine: true }, this.serveTransferred);
-    this.noticeWholeHeads(server);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isSocketHandoff(message)) this.adopt(message);
@@ -207,7 +208,10 @@ export class ConnectionHost implements RelayOutlet {
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: Arrival): void => {
-    if (!socket.destroyed && !headIsComplete(head)) this.headPending.add(socket);
+    if (!socket.destroyed && !headIsComplete(head)) {
+      this.noticeWholeHeads();
+      this.headPending.add(socket);
+    }
     const normalizer = this.compat ? this.normalize(socket) : undefined;
     this.server.emit('connection', socket);
     // Node's server reads through 'data' and, where it can, straight from the handle, bypassing push(): a
@@ -228,9 +232,13 @@ export class ConnectionHost implements RelayOutlet {
    * A connection the gate released after its request line is still sending its first head until Node's
    * server has the whole of it: it emits 'request', 'checkContinue', 'checkExpectation', 'upgrade' or
    * 'connect'. Seen by wrapping emit, because listening would change what Node does: it only emits
-   * 'upgrade', 'connect' and 'checkContinue' when someone listens for them.
+   * 'upgrade', 'connect' and 'checkContinue' when someone listens for them. Wrapped only once a transferred
+   * connection needs it: every emit of the server passes the wrapper, and relayed connections never do.
    */
-  private noticeWholeHeads(server: Server): void {
+  private noticeWholeHeads(): void {
+    if (this.noticingWholeHeads) return;
+    this.noticingWholeHeads = true;
+    const { server } = this;
     const emit = server.emit;
     const pending = this.headPending;
     // Every emit of the server passes here, a request's included: forward `arguments` as they are, with no

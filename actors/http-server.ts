@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../source/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
-import { checkRequestHead, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
+import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, type HeadFacts, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
 import { formatAccessLine } from './access-log.js';
 import { REQUESTS_SEEN, type DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from './hooks.js';
@@ -72,19 +72,54 @@ interface SocketWithMessage extends Duplex {
   _httpMessage?: { headersSent?: boolean } | null;
 }
 
-const SETTLED = Symbol('response counted as done');
-const SLOT = Symbol('the request slot of this response');
-type CountedResponse = http.ServerResponse & { [SETTLED]?: boolean; [SLOT]?: SlotTicket };
-const QUEUED = Symbol('pipelined responses waiting on this socket');
-type SocketWithQueue = Duplex & { [QUEUED]?: Set<CountedResponse> };
+/**
+ * The responses of the actor's server (its `ServerResponse` option): each one is its request's slot ticket
+ * (request-slots.ts) and settles its request's counts when it emits 'close', whether the response was sent
+ * or its connection died. A class rather than a 'close' listener and two symbol properties per response:
+ * this is on every request's path.
+ */
+export interface ActorResponse extends http.ServerResponse, SlotTicket {
+  /** Counted by handle(): only those are settled (Node answers some requests itself, a 417 for one). */
+  countedByActor: boolean;
+  /** Gives back the request's counts now, once: at 'close', or when its connection died first. */
+  settleCounts(): void;
+}
+type ActorResponseClass = new (req: http.IncomingMessage) => ActorResponse;
 
-function settleWithSocket(socket: SocketWithQueue, res: CountedResponse, settle: (this: CountedResponse) => void): void {
+function actorResponseClass(onSettled: (res: ActorResponse) => void): ActorResponseClass {
+  const emit = http.ServerResponse.prototype.emit;
+  return class extends http.ServerResponse implements ActorResponse {
+    slotRunning = false;
+    slotRun?: () => void = undefined;
+    countedByActor = false;
+    settleCounts(): void {
+      if (!this.countedByActor) return;
+      this.countedByActor = false;
+      onSettled(this);
+    }
+    override emit(event: string | symbol): boolean {
+      if (event === 'close') this.settleCounts();
+      // eslint-disable-next-line prefer-rest-params
+      return Reflect.apply(emit, this, arguments) as boolean; // as they are: no rest array per emit
+    }
+  };
+}
+
+/** The ActorResponse class a server of createActorServer answers with (routeConnectToApp builds one itself). */
+const RESPONSE_CLASS = Symbol('the ServerResponse class of this actor server');
+type ActorServer = http.Server & { [RESPONSE_CLASS]?: ActorResponseClass };
+
+const QUEUED = Symbol('pipelined responses waiting on this socket');
+type SocketWithQueue = Duplex & { [QUEUED]?: Set<ActorResponse> };
+
+/** Settles `res` when its socket closes, if it has not emitted 'close' by then. */
+function settleWithSocket(socket: SocketWithQueue, res: ActorResponse): void {
   let queued = socket[QUEUED];
   if (!queued) {
-    const waiting = new Set<CountedResponse>();
+    const waiting = new Set<ActorResponse>();
     queued = socket[QUEUED] = waiting;
     socket.once('close', () => {
-      for (const response of waiting) settle.call(response);
+      for (const response of waiting) response.settleCounts();
       waiting.clear();
     });
   }
@@ -138,13 +173,9 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
 export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
-  // One shared function, not a closure per request: this runs for every response.
-  const onResponseClosed = function (this: CountedResponse) {
-    if (this[SETTLED]) return;
-    this[SETTLED] = true;
+  const settle = (res: ActorResponse): void => {
     counters.inFlight--;
-    const ticket = this[SLOT];
-    if (ticket) slots.release(ticket);
+    slots.release(res);
     counters.served++;
     counters.afterResponse();
   };
@@ -152,6 +183,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   const forwarding = createForwardingPolicy(settings.forwardedAllowIps);
   const uploadRate = settings.bodyMinRate > 0 ? new UploadRateGuard(settings.bodyMinRate, log) : undefined;
   const rewriteScheme = app.kind === 'fetch';
+  // Filled in by checkRequestHead for the request being wired; one object, reused (requests are wired one at a time).
+  const facts: HeadFacts = { fields: 0, contentLength: undefined };
   const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (accessLogFormat === null) return;
     const startedAt = process.hrtime.bigint();
@@ -165,28 +198,29 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     });
   };
   const handle: http.RequestListener = (req, res) => {
+    const response = res as ActorResponse;
     counters.inFlight++;
-    (res as CountedResponse)[SLOT] = slots.take(req.socket);
+    response.countedByActor = true;
+    slots.take(req.socket, response);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
     const fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
-    res.on('close', onResponseClosed); // not once(): it settles once anyway, and once() wraps it per request
     // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
-    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, res, onResponseClosed);
+    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response);
     logAccess(req, res);
-    const { headers } = req;
-    const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
-    if (hasBody) {
-      capUnreadBody(req, res);
-      uploadRate?.watch(req, res);
-      if (isChunked(req)) refuseForbiddenTrailers(req, res, log);
-    }
-    const rejection = fixup?.reject ?? checkRequestHead(req, settings.headLimits, settings.headerMap);
+    const rejection = fixup?.reject ?? checkRequestHead(req, settings.headLimits, settings.headerMap, facts);
     if (rejection) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: ${rejection.status} ${rejection.reason}`);
       refuse(res, rejection);
       return;
+    }
+    // The rules passed, so `facts` holds the fields they checked: no second lookup in req.headers for these.
+    const hasBody = (facts.fields & TRANSFER_ENCODING) !== 0 || (facts.contentLength !== undefined && facts.contentLength !== '0');
+    if (hasBody) {
+      capUnreadBody(req, res);
+      uploadRate?.watch(req, res);
+      if (isChunked(req)) refuseForbiddenTrailers(req, res, log);
     }
     const { limitRequestBody } = settings;
     if (limitRequestBody > 0) {
@@ -196,9 +230,9 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
         return;
       }
       // A declared length is enforced by the parser; anything else (chunked) is counted as it arrives.
-      if (req.headers['content-length'] === undefined) countBody(req, res, limitRequestBody);
+      if (facts.contentLength === undefined) countBody(req, res, limitRequestBody);
     }
-    const untrustworthy = forwarding.apply(req, rewriteScheme);
+    const untrustworthy = facts.fields & FORWARDING ? forwarding.apply(req, rewriteScheme) : null;
     if (untrustworthy) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: 400 ${untrustworthy.reason}`);
       refuse(res, untrustworthy);
@@ -211,17 +245,17 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       callRequestHook('preRequest', preRequest, req, res, actor, log);
       if (postRequest) res.once('close', () => callRequestHook('postRequest', postRequest, req, res, actor, log));
     }
-    const ticket = (res as CountedResponse)[SLOT];
-    if (!ticket) return;
     if (settings.bufferChunkedBody > 0 && isChunked(req)) {
-      bufferChunkedBody(req, res, settings.bufferChunkedBody, (buffered) => slots.start(ticket, guarded, buffered, res));
+      bufferChunkedBody(req, res, settings.bufferChunkedBody, (buffered) => slots.start(response, guarded, buffered, res));
       return;
     }
-    slots.start(ticket, guarded, req, res);
+    slots.start(response, guarded, req, res);
   };
+  const ResponseClass = actorResponseClass(settle);
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
-  const server = http.createServer(
+  const server: ActorServer = http.createServer(
     {
+      ServerResponse: ResponseClass as unknown as typeof http.ServerResponse,
       requireHostHeader: false,
       headersTimeout: settings.headerTimeout * 1000,
       requestTimeout: settings.bodyTimeout * 1000,
@@ -230,6 +264,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     },
     handle,
   );
+  server[RESPONSE_CLASS] = ResponseClass;
   // Node starts enforcing headersTimeout and requestTimeout when the server emits 'listening', which a server
   // fed by emit('connection') never does: without this, a client that trickles its head forever holds its
   // connection forever. Emitted before the app's onServer hook, so the app's own listeners do not see it.
@@ -271,7 +306,8 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
 export function routeConnectToApp(server: http.Server): void {
   if (server.listenerCount('connect') > 0) return;
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
-    const res = new http.ServerResponse(req);
+    const Response = (server as ActorServer)[RESPONSE_CLASS] ?? http.ServerResponse;
+    const res = new Response(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as unknown as import('node:net').Socket);
     res.once('finish', () => socket.end());

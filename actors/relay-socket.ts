@@ -11,6 +11,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { CREDIT_WINDOW, type ConnectionInfo } from '../source/wire.js';
 
 /** What a relay socket needs from the actor's side of the wire. */
@@ -42,14 +43,16 @@ export class RelaySocket extends Duplex {
   private remoteClosed = false;
   private idleTimeout = 0;
   /**
-   * The idle timer, kept while the timeout is switched off: Node's HTTP server calls `setTimeout(0)` when a
-   * request arrives and `setTimeout(keepAliveTimeout)` when its response is done, and clearing and creating a
-   * timer for each such pair was a good part of the heap the relay path allocates per request
-   * (`npm run bench:actor`).
+   * The idle timer, armed lazily: activity only stamps `lastActive`, and the timer, when it fires, re-arms
+   * itself for what is left of the timeout if there was activity meanwhile. A real socket refreshes its
+   * timer on every read and write; doing that here (a timer-list insertion per delivery, per write and per
+   * setTimeout pair Node's server makes per request) was a measurable part of the relay actor's cost.
    */
   private idleTimer: NodeJS.Timeout | null = null;
-  /** The duration `idleTimer` was created with. */
-  private idleTimerMs = 0;
+  /** When `idleTimer` fires (performance.now() ms: monotonic, unlike Date.now()). */
+  private idleDue = 0;
+  /** The last activity, or the last setTimeout() call (performance.now() ms). */
+  private lastActive = 0;
   private demandWaiter: (() => void) | null = null;
 
   constructor(
@@ -168,7 +171,6 @@ export class RelaySocket extends Duplex {
 
   setTimeout(ms: number, callback?: () => void): this {
     this.idleTimeout = ms;
-    if (ms !== 0 && ms !== this.idleTimerMs) this.clearIdleTimer();
     if (callback) {
       if (ms === 0) this.removeListener('timeout', callback);
       else this.once('timeout', callback);
@@ -214,21 +216,32 @@ export class RelaySocket extends Duplex {
     return this.idleTimeout;
   }
 
-  /** Activity restarts the idle timer, as it does on a real socket. */
+  /** Activity restarts the idle timeout, as it does on a real socket. */
   private touch(): void {
     if (this.idleTimeout === 0) return; // switched off: a kept timer that fires meanwhile does nothing
-    if (this.idleTimer) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.idleTimerMs = this.idleTimeout;
-    this.idleTimer = setTimeout(this.onIdle, this.idleTimeout);
+    const now = performance.now();
+    this.lastActive = now;
+    const due = now + this.idleTimeout;
+    // A timer due by then fires early and re-arms for the rest; one due later (the timeout got shorter) is replaced.
+    if (this.idleTimer && this.idleDue <= due) return;
+    this.armIdleTimer(due, now);
+  }
+
+  private armIdleTimer(due: number, now: number): void {
+    this.clearIdleTimer();
+    this.idleDue = due;
+    // Whole milliseconds: Node keeps one timer list per distinct duration.
+    this.idleTimer = setTimeout(this.onIdle, Math.max(1, Math.ceil(due - now)));
     this.idleTimer.unref();
   }
 
   private readonly onIdle = (): void => {
     this.idleTimer = null;
-    if (this.idleTimeout !== 0) this.emit('timeout');
+    if (this.idleTimeout === 0 || this.destroyed) return;
+    const now = performance.now();
+    const due = this.lastActive + this.idleTimeout;
+    if (due > now) this.armIdleTimer(due, now);
+    else this.emit('timeout');
   };
 
   private clearIdleTimer(): void {

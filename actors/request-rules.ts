@@ -13,6 +13,7 @@
  * `-` alike they would let a client forge a header the proxy set.
  */
 import type { IncomingMessage } from 'node:http';
+import { FORWARDING_HEADERS } from './forwarded.js';
 
 export interface HeadLimits {
   /** Longest request line, in bytes. 0 means no limit. */
@@ -37,10 +38,6 @@ export interface Rejection {
   reason: string;
 }
 
-/**
- * Header names checked on every request. This runs per request on the hot path, so names are compared by
- * length first and lower-cased only when the length matches one of these.
- */
 /** RFC 9110 §7.2: uri-host [":" port]; reg-name characters, or an IP literal in brackets. May be empty. */
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
 /** The last Host value found valid: a connection, often every client, sends the same one each request. */
@@ -51,10 +48,22 @@ function isValidHost(value: string): boolean {
   lastValidHost = value;
   return true;
 }
-const HOST = 1;
-const CONTENT_LENGTH = 2;
-const CONTENT_TYPE = 4;
-const TRANSFER_ENCODING = 8;
+/** Bits of HeadFacts.fields: which of the header fields that matter per request the head has. */
+export const HOST = 1;
+export const CONTENT_LENGTH = 2;
+export const CONTENT_TYPE = 4;
+export const TRANSFER_ENCODING = 8;
+/** Any of forwarded.ts's FORWARDING_HEADERS (X-Forwarded-For, Forwarded, ...). */
+export const FORWARDING = 16;
+/** The fields whose repetition is refused. */
+const SINGLE = HOST | CONTENT_LENGTH | CONTENT_TYPE;
+const FORWARDING_NAMES = new Set<string>(FORWARDING_HEADERS);
+const FORWARDING_LENGTHS = new Set<number>(FORWARDING_HEADERS.map((name) => name.length));
+
+/**
+ * Which watched field `name` is (0: none). This runs for every field of every request, so names are
+ * compared by length first and lower-cased only when the length matches one of the watched names.
+ */
 function watchedHeader(name: string): number {
   switch (name.length) {
     case 4:
@@ -63,11 +72,24 @@ function watchedHeader(name: string): number {
       return name.toLowerCase() === 'content-type' ? CONTENT_TYPE : 0;
     case 14:
       return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : 0;
-    case 17:
-      return name.toLowerCase() === 'transfer-encoding' ? TRANSFER_ENCODING : 0;
+    case 17: {
+      const lower = name.toLowerCase();
+      return lower === 'transfer-encoding' ? TRANSFER_ENCODING : FORWARDING_NAMES.has(lower) ? FORWARDING : 0;
+    }
     default:
-      return 0;
+      return FORWARDING_LENGTHS.has(name.length) && FORWARDING_NAMES.has(name.toLowerCase()) ? FORWARDING : 0;
   }
+}
+
+/**
+ * What the rules' one pass over the header fields learnt, for the rest of the request's wiring
+ * (http-server.ts), which would otherwise look each name up again in `req.headers`.
+ */
+export interface HeadFacts {
+  /** HOST | CONTENT_LENGTH | ... for the fields present. */
+  fields: number;
+  /** The Content-Length value, when there is one. */
+  contentLength: string | undefined;
 }
 
 function checkTarget(method: string, target: string): string | null {
@@ -85,8 +107,11 @@ function checkTarget(method: string, target: string): string | null {
   return 'invalid request target';
 }
 
-/** Checks the head and drops `_` header names in place. Returns why the request must be refused, or null. */
-export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, headerMap: HeaderMap = 'drop'): Rejection | null {
+/**
+ * Checks the head and drops `_` header names in place. Returns why the request must be refused, or null;
+ * `facts`, when given, is filled in as the fields are checked (all of them when null is returned).
+ */
+export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, headerMap: HeaderMap = 'drop', facts?: HeadFacts): Rejection | null {
   const method = req.method ?? '';
   const target = req.url ?? '';
   if (req.httpVersionMajor !== 1) return { status: 505, reason: `HTTP/${req.httpVersion} is not supported` };
@@ -99,6 +124,7 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
   const fieldSize = limits.fieldSize > 0 ? limits.fieldSize : DEFAULT_HEAD_LIMITS.fieldSize;
   let seen = 0;
   let dropped = false;
+  if (facts) facts.contentLength = undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     if (name.length + 2 + raw[i + 1].length + 2 > fieldSize) {
@@ -107,16 +133,18 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
     const watched = watchedHeader(name);
     if (watched === TRANSFER_ENCODING) {
       if (req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding on HTTP/1.0' };
-    } else if (watched !== 0) {
+    } else if (watched & SINGLE) {
       if (seen & watched) return { status: 400, reason: `more than one ${name} header` };
-      seen |= watched;
       if (watched === HOST && !isValidHost(raw[i + 1])) return { status: 400, reason: 'invalid Host header' };
+      if (watched === CONTENT_LENGTH && facts) facts.contentLength = raw[i + 1];
     }
+    seen |= watched;
     if (headerMap !== 'dangerous' && name.includes('_')) {
       if (headerMap === 'refuse') return { status: 400, reason: `header name with '_': ${name}` };
       dropped = true;
     }
   }
+  if (facts) facts.fields = seen;
   const targetProblem = checkTarget(method, target);
   if (targetProblem) return { status: 400, reason: targetProblem };
   if (dropped) {

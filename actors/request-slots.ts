@@ -20,8 +20,9 @@ type CountedSocket = Duplex & { [COUNTED_BY_MAIN]?: boolean };
 
 /** One request's place: counted from take() to release(), running from start() (maybe after a wait). */
 export interface SlotTicket {
-  running: boolean;
-  run?: () => void;
+  // Prefixed names: the ticket is the request's ServerResponse, where apps set properties of their own.
+  slotRunning: boolean;
+  slotRun?: () => void;
 }
 
 export class RequestSlots {
@@ -52,16 +53,19 @@ export class RequestSlots {
     socket.once('close', () => {
       if (!counted[COUNTED_BY_MAIN]) return;
       counted[COUNTED_BY_MAIN] = false;
-      this.release({ running: false });
+      this.release({ slotRunning: false });
     });
   }
 
-  /** A request's head arrived on `socket`. Each call is matched by one release() when its response is done. */
-  take(socket: Duplex): SlotTicket {
+  /**
+   * A request's head arrived on `socket`; `ticket` (the request's response, in the actor) is its place.
+   * Each call is matched by one release() when its response is done.
+   */
+  take(socket: Duplex, ticket: SlotTicket): void {
     const counted = socket as CountedSocket;
     if (counted[COUNTED_BY_MAIN]) counted[COUNTED_BY_MAIN] = false;
     else Atomics.add(this.inFlight, 0, 1);
-    return { running: false };
+    ticket.slotRunning = false;
   }
 
   /**
@@ -71,17 +75,17 @@ export class RequestSlots {
   start<Req, Res>(ticket: SlotTicket, listener: (req: Req, res: Res) => void, req: Req, res: Res): void {
     if (this.running < this.cap) {
       this.running++;
-      ticket.running = true;
+      ticket.slotRunning = true;
       listener(req, res);
       return;
     }
-    ticket.run = () => listener(req, res);
+    ticket.slotRun = () => listener(req, res);
     this.waiting.add(ticket);
   }
 
   /** The request's response is done (or its connection died while it waited). */
   release(ticket: SlotTicket): void {
-    if (ticket.running) this.running--;
+    if (ticket.slotRunning) this.running--;
     else this.waiting.delete(ticket);
     const before = Atomics.sub(this.inFlight, 0, 1);
     if (before >= this.cap) this.onFreedAtCap();
@@ -89,8 +93,8 @@ export class RequestSlots {
       if (this.running >= this.cap) break;
       this.waiting.delete(next);
       this.running++;
-      next.running = true;
-      next.run?.();
+      next.slotRunning = true;
+      next.slotRun?.();
     }
   }
 }

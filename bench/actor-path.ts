@@ -16,7 +16,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import type { RequestListener } from 'node:http';
-import { MessageChannel } from 'node:worker_threads';
+import http from 'node:http';
+import { Duplex } from 'node:stream';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { ROOT, freePort, runWrk } from './harness.js';
 
 const REQUESTS = 200_000;
@@ -47,6 +49,7 @@ function runChild(argv: string[]): Promise<{ stdout: string; trace: string }> {
 
 /** The measured loop, in the child: prints `RESULT <cpu µs per request>`. */
 async function actorPath(): Promise<void> {
+  const floor = process.argv.includes('floor');
   const { ConnectionHost } = await import('../actors/connection-host.js');
   const { RequestSlots } = await import('../actors/request-slots.js');
   const { createActorServer } = await import('../actors/http-server.js');
@@ -66,7 +69,8 @@ async function actorPath(): Promise<void> {
     actorId: 1,
   });
   const { port1: actorPort, port2: mainPort } = new MessageChannel();
-  new ConnectionHost(actorPort, server, slots, settings.headerTimeout * 1000, settings.compat);
+  if (floor) serveFloor(actorPort, app, FrameBatcher, decodeBatch, Frame);
+  else new ConnectionHost(actorPort, server, slots, settings.headerTimeout * 1000, settings.compat);
   const main = new FrameBatcher(mainPort);
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n');
   const unacknowledged = new Map<number, number>();
@@ -103,6 +107,49 @@ async function actorPath(): Promise<void> {
   process.exit(0);
 }
 
+/**
+ * The floor of the same path: plain node:http over a bare Duplex per connection, fed and answered through
+ * the same frames, with none of grainbows' actor code (no coroutine, credit window, slots, rules or timers).
+ */
+function serveFloor(
+  port: MessagePort,
+  app: RequestListener,
+  Batcher: typeof import('../source/wire.js').FrameBatcher,
+  decode: typeof import('../source/wire.js').decodeBatch,
+  frame: typeof import('../source/wire.js').Frame,
+): void {
+  const batcher = new Batcher(port);
+  const server = http.createServer({ keepAliveTimeout: 75_000, requestTimeout: 0 }, app);
+  class FrameSocket extends Duplex {
+    constructor(readonly id: number) {
+      super();
+    }
+    override _read(): void {}
+    override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+      batcher.push(frame.Data, this.id, chunk);
+      callback();
+    }
+    override _writev(chunks: Array<{ chunk: Buffer }>, callback: () => void): void {
+      const nonEmpty = chunks.filter(({ chunk }) => chunk.byteLength > 0);
+      if (nonEmpty.length > 0) batcher.push(frame.Data, this.id, nonEmpty.length === 1 ? nonEmpty[0].chunk : Buffer.concat(nonEmpty.map(({ chunk }) => chunk)));
+      callback();
+    }
+  }
+  const sockets = new Map<number, FrameSocket>();
+  port.on('message', (message: unknown) =>
+    decode(message as ArrayBuffer, (type, id, payload) => {
+      if (type === frame.Open) {
+        const socket = new FrameSocket(id);
+        sockets.set(id, socket);
+        server.emit('connection', socket);
+      } else if (type === frame.Data) {
+        const bytes = payload as Uint8Array;
+        sockets.get(id)?.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      }
+    }),
+  );
+}
+
 async function nodeHttpAllocation(): Promise<number> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(ROOT, 'bench/baselines/node-http.js'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -123,21 +170,30 @@ if (process.argv.includes('--child')) {
 } else {
   const runsArg = process.argv.indexOf('--runs');
   const runs = runsArg === -1 ? 5 : Number(process.argv[runsArg + 1]);
-  const cpu: number[] = [];
-  const allocation: number[] = [];
+  const variants = [
+    { name: 'relay actor path in one thread (actor + stand-in main)', argv: [SELF, '--child'] },
+    { name: 'its floor: plain node:http over a bare Duplex, same frames', argv: [SELF, '--child', 'floor'] },
+  ];
+  const cpu = variants.map((): number[] => []);
+  const allocation = variants.map((): number[] => []);
+  // Interleaved, so a noisy minute on the shared machine falls on both.
   for (let run = 0; run < runs; run++) {
-    const { stdout, trace } = await runChild([SELF, '--child']);
-    cpu.push(Number(stdout.split(' ')[1]));
-    allocation.push(allocatedBytes(trace) / REQUESTS);
-    process.stderr.write(`run ${run + 1}: ${cpu.at(-1)!.toFixed(2)} µs CPU/req, ${allocation.at(-1)!.toFixed(0)} bytes/req\n`);
+    for (const [index, variant] of variants.entries()) {
+      const { stdout, trace } = await runChild(variant.argv);
+      cpu[index].push(Number(stdout.split(' ')[1]));
+      allocation[index].push(allocatedBytes(trace) / REQUESTS);
+      process.stderr.write(`run ${run + 1} ${index === 0 ? 'actor' : 'floor'}: ${cpu[index].at(-1)!.toFixed(2)} µs CPU/req, ${allocation[index].at(-1)!.toFixed(0)} bytes/req\n`);
+    }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+  const pairedGap = median(cpu[0].map((value, run) => value - cpu[1][run]));
   const nodeHttp = await nodeHttpAllocation();
   process.stdout.write(
     [
       `| ${REQUESTS.toLocaleString('en')} hello requests, ${CONNECTIONS} connections, median of ${runs} runs | CPU µs/req | heap bytes allocated/req |`,
       '|---|---:|---:|',
-      `| relay actor path in one thread (actor + stand-in main) | ${median(cpu).toFixed(2)} (${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)}) | ${median(allocation).toFixed(0)} |`,
+      ...variants.map(({ name }, index) => `| ${name} | ${median(cpu[index]).toFixed(2)} (${Math.min(...cpu[index]).toFixed(2)}–${Math.max(...cpu[index]).toFixed(2)}) | ${median(allocation[index]).toFixed(0)} |`),
+      `| grainbows' own code (actor − floor; CPU: median of the paired differences) | ${pairedGap.toFixed(2)} | ${(median(allocation[0]) - median(allocation[1])).toFixed(0)} |`,
       `| node:http under wrk, 64 connections (whole process) | | ${nodeHttp.toFixed(0)} |`,
       '',
     ].join('\n'),
