@@ -156,7 +156,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
-      const connections = new ConnectionHost(task.dataPort, server, slots, task.settings.headerTimeout * 1000, task.settings.compat);
+      const connections = new ConnectionHost(task.dataPort, server, slots, { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 }, task.settings.compat);
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);

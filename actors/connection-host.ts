@@ -18,6 +18,8 @@ import {
 } from '../source/wire.js';
 import { HeadGate, type Arrival } from '../source/head-gate.js';
 import { Mailbox } from './mailbox.js';
+import { ArrivalDeadlines } from './arrival-deadlines.js';
+import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
@@ -53,16 +55,19 @@ export class ConnectionHost implements RelayOutlet {
    * the same strict request line, before Node's server sees the connection.
    */
   private readonly gate: HeadGate;
+  /** Header and body deadlines of relayed connections (transferred ones have Node's own). */
+  private readonly arrivals: ArrivalDeadlines;
 
   constructor(
     port: MessagePort,
     private readonly server: Server,
     private readonly slots: RequestSlots,
-    headerTimeoutMs: number,
+    { headerTimeoutMs, bodyTimeoutMs }: { headerTimeoutMs: number; bodyTimeoutMs: number },
     /** The parser-compatibility settings; null when Node's parser alone judges requests. */
     private readonly compat: ParserCompat | null = null,
   ) {
     this.batcher = new FrameBatcher(port);
+    this.arrivals = new ArrivalDeadlines(server, headerTimeoutMs, bodyTimeoutMs);
     this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null, releaseAfterRequestLine: true }, this.serveTransferred);
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
@@ -89,6 +94,7 @@ export class ConnectionHost implements RelayOutlet {
   /** Ends every connection at once (the actor is stopping and graceful draining is over). */
   destroyAll(): void {
     this.gate.close();
+    this.arrivals.stop();
     for (const { socket } of this.relayed.values()) socket.destroy();
     for (const socket of this.transferred.values()) socket.destroy();
     this.batcher.flush();
@@ -152,6 +158,7 @@ export class ConnectionHost implements RelayOutlet {
       this.relayed.delete(id);
     });
     this.slots.adopt(socket);
+    this.arrivals.watch(socket);
     void this.runInbound(connection);
     this.server.emit('connection', socket);
   }
@@ -186,6 +193,7 @@ export class ConnectionHost implements RelayOutlet {
    */
   private adopt({ id, socket: transferred, head, client, counted }: SocketHandoff): void {
     const socket = transferred as Socket;
+    startNodeDeadlines(this.server);
     socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
     if (client) {
       // The PROXY protocol named the real client: the app sees it where it looks for the peer.

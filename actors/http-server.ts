@@ -23,6 +23,7 @@ import { UploadRateGuard } from './upload-rate.js';
 import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
 import { restoreRequest, type ParserCompat } from './request-normalizer.js';
+import { RelaySocket } from './relay-socket.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -107,7 +108,16 @@ function actorResponseClass(onSettled: (res: ActorResponse) => void): ActorRespo
 
 /** The ActorResponse class a server of createActorServer answers with (routeConnectToApp builds one itself). */
 const RESPONSE_CLASS = Symbol('the ServerResponse class of this actor server');
-type ActorServer = http.Server & { [RESPONSE_CLASS]?: ActorResponseClass };
+const START_NODE_DEADLINES = Symbol('starts Node keeping headersTimeout and requestTimeout');
+type ActorServer = http.Server & { [RESPONSE_CLASS]?: ActorResponseClass; [START_NODE_DEADLINES]?: () => void };
+
+/**
+ * Has Node's server keep its own header and request deadlines (headersTimeout, requestTimeout) for the
+ * connections it is given from now on: transferred sockets, whose bytes it reads natively. Once per server.
+ */
+export function startNodeDeadlines(server: http.Server): void {
+  (server as ActorServer)[START_NODE_DEADLINES]?.();
+}
 
 const QUEUED = Symbol('pipelined responses waiting on this socket');
 type SocketWithQueue = Duplex & { [QUEUED]?: Set<ActorResponse> };
@@ -217,6 +227,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     }
     // The rules passed, so `facts` holds the fields they checked: no second lookup in req.headers for these.
     const hasBody = (facts.fields & TRANSFER_ENCODING) !== 0 || (facts.contentLength !== undefined && facts.contentLength !== '0');
+    if (req.socket instanceof RelaySocket) req.socket.headArrived(req, hasBody);
     if (hasBody) {
       capUnreadBody(req, res);
       uploadRate?.watch(req, res);
@@ -266,9 +277,14 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   );
   server[RESPONSE_CLASS] = ResponseClass;
   // Node starts enforcing headersTimeout and requestTimeout when the server emits 'listening', which a server
-  // fed by emit('connection') never does: without this, a client that trickles its head forever holds its
-  // connection forever. Emitted before the app's onServer hook, so the app's own listeners do not see it.
-  server.emit('listening');
+  // fed by emit('connection') never does. Relayed connections do not need it (arrival-deadlines.ts); the
+  // first transferred one starts it (startNodeDeadlines), with Node's own listener, so that the app's
+  // 'listening' listeners never hear of a server that does not listen.
+  const trackConnections = server.listeners('listening') as Array<(this: http.Server) => void>;
+  server[START_NODE_DEADLINES] = () => {
+    server[START_NODE_DEADLINES] = undefined;
+    for (const track of trackConnections) track.call(server);
+  };
   if (settings.limitRequestBody > 0) {
     // Answer an oversized upload that asks `Expect: 100-continue` with 413 instead of inviting the body.
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -10,6 +10,7 @@
  * backpressure (`write()` returning false, `pipe` pausing) reaches the app when the client reads slowly.
  */
 import { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { CREDIT_WINDOW, type ConnectionInfo } from '../source/wire.js';
@@ -23,7 +24,21 @@ export interface RelayOutlet {
 
 type WriteCallback = (error?: Error | null) => void;
 
+/** Where the request now arriving on a connection is (arrival-deadlines.ts reads it once a second). */
+export interface Arrival {
+  /** When its first byte came (performance.now() ms); 0 while no request is arriving. */
+  startedAt: number;
+  /** The request, once its head is whole and while its body is still coming; null before. */
+  body: IncomingMessage | null;
+}
+
 const EMPTY = Buffer.alloc(0);
+
+/** Do `bytes` end with CRLF CRLF, the end of a request head (and nothing of a next request after it)? */
+function endsWithBlankLine(bytes: Uint8Array): boolean {
+  const n = bytes.byteLength;
+  return n >= 4 && bytes[n - 1] === 0x0a && bytes[n - 2] === 0x0d && bytes[n - 3] === 0x0a && bytes[n - 4] === 0x0d;
+}
 
 export class RelaySocket extends Duplex {
   readonly remoteAddress?: string;
@@ -54,6 +69,10 @@ export class RelaySocket extends Duplex {
   /** The last activity, or the last setTimeout() call (performance.now() ms). */
   private lastActive = 0;
   private demandWaiter: (() => void) | null = null;
+  /** The request now arriving, for arrival-deadlines.ts. */
+  readonly arrival: Arrival = { startedAt: 0, body: null };
+  /** The bytes push() is handing to Node's parser now, if it is. */
+  private delivering: Uint8Array | null = null;
 
   constructor(
     readonly connectionId: number,
@@ -75,8 +94,27 @@ export class RelaySocket extends Duplex {
   /** Hands bytes from the client to the reader. Returns false when the reader wants no more for now. */
   deliver(bytes: Uint8Array): boolean {
     this.bytesRead += bytes.byteLength;
-    this.touch();
-    return this.push(bytes);
+    if (this.arrival.startedAt === 0 || this.idleTimeout !== 0) {
+      const now = performance.now();
+      if (this.arrival.startedAt === 0) this.arrival.startedAt = now;
+      this.touchAt(now);
+    }
+    this.delivering = bytes; // Node's parser reads them within push(), calling headArrived() per head
+    const wantsMore = this.push(bytes);
+    this.delivering = null;
+    return wantsMore;
+  }
+
+  /**
+   * Node's parser has a whole request head (http-server.ts): the request has arrived, or its body is what
+   * arrives now. If the bytes being parsed go on past this head, the next request began with them.
+   */
+  headArrived(req: IncomingMessage, hasBody: boolean): void {
+    const { arrival } = this;
+    arrival.body = hasBody ? req : null;
+    if (hasBody) return;
+    const bytes = this.delivering;
+    arrival.startedAt = bytes === null || endsWithBlankLine(bytes) ? 0 : performance.now();
   }
 
   /** Resolves when the reader asks for more (after `deliver` returned false). */
@@ -219,7 +257,11 @@ export class RelaySocket extends Duplex {
   /** Activity restarts the idle timeout, as it does on a real socket. */
   private touch(): void {
     if (this.idleTimeout === 0) return; // switched off: a kept timer that fires meanwhile does nothing
-    const now = performance.now();
+    this.touchAt(performance.now());
+  }
+
+  private touchAt(now: number): void {
+    if (this.idleTimeout === 0) return;
     this.lastActive = now;
     const due = now + this.idleTimeout;
     // A timer due by then fires early and re-arms for the rest; one due later (the timeout got shorter) is replaced.

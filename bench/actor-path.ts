@@ -70,7 +70,7 @@ async function actorPath(): Promise<void> {
   });
   const { port1: actorPort, port2: mainPort } = new MessageChannel();
   if (floor) serveFloor(actorPort, app, FrameBatcher, decodeBatch, Frame);
-  else new ConnectionHost(actorPort, server, slots, settings.headerTimeout * 1000, settings.compat);
+  else new ConnectionHost(actorPort, server, slots, { headerTimeoutMs: settings.headerTimeout * 1000, bodyTimeoutMs: settings.bodyTimeout * 1000 }, settings.compat);
   const main = new FrameBatcher(mainPort);
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n');
   const unacknowledged = new Map<number, number>();

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, strategies, withServer } from './helpers/servers.js';
+import WebSocket from 'ws';
+import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 
 /** Opens a connection, writes `bytes`, and reports what came back and when the server closed it. */
@@ -26,6 +27,31 @@ function trickle(port: number, bytes: string, timeoutMs: number): Promise<{ rece
       clearTimeout(timer);
       resolve({ received, closedAfterMs: Date.now() - started });
     });
+  });
+}
+
+/**
+ * Sends a complete GET, waits for its response, then writes `bytes` on the same connection; reports all
+ * that came back and when the server closed the connection (from the second write).
+ */
+function afterFirstResponse(port: number, bytes: string, timeoutMs: number): Promise<{ received: string; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    let started = 0;
+    let received = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n'));
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (started === 0 && /\r\n\r\n/.test(received)) {
+        started = Date.now();
+        if (bytes !== '') socket.write(bytes);
+        setTimeout(() => {
+          socket.destroy();
+          resolve({ received, closedAfterMs: null });
+        }, timeoutMs);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ received, closedAfterMs: started === 0 ? null : Date.now() - started }));
   });
 }
 
@@ -75,6 +101,46 @@ for (const strategy of await strategies()) {
         const { received, closedAfterMs } = await trickle(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc', 8000);
         assert.match(received, /^HTTP\/1\.1 408 /);
         assert.ok(closedAfterMs !== null && closedAfterMs >= 1900 && closedAfterMs < 4500, `closed after ${closedAfterMs} ms`);
+      }));
+
+    it('--header-timeout on a kept-alive connection: a later head that never ends gets 408 and a close, sent after a response or pipelined behind a request', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, headerTimeout: 1 }, async ({ port }) => {
+        const separate = afterFirstResponse(port, 'GET /b HTTP/1.1\r\nHost: x\r\nX-Slow: ', 8000);
+        const pipelined = trickle(port, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nX-Slow: ', 8000);
+        for (const { received, closedAfterMs } of [await separate, await pipelined]) {
+          assert.match(received, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 408 /, received);
+          assert.ok(closedAfterMs !== null && closedAfterMs >= 900 && closedAfterMs < 3500, `closed after ${closedAfterMs} ms`);
+        }
+      }));
+
+    it('--body-timeout on a kept-alive connection: a later body that stops arriving gets 408 and a close', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, headerTimeout: 1, bodyTimeout: 2 }, async ({ port }) => {
+        const { received, closedAfterMs } = await afterFirstResponse(port, 'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc', 8000);
+        assert.match(received, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 408 /, received);
+        assert.ok(closedAfterMs !== null && closedAfterMs >= 1900 && closedAfterMs < 4500, `closed after ${closedAfterMs} ms`);
+      }));
+
+    it('--header-timeout: a kept-alive connection idle between requests, and a WebSocket sending for longer, are not cut by it', () =>
+      withServer({ app: fixture('echo.js'), handoff: strategy, workers: 1, headerTimeout: 1 }, async ({ port }) => {
+        const idle = await afterFirstResponse(port, '', 2600);
+        assert.equal(idle.closedAfterMs, null, 'an idle keep-alive connection stays open past the header deadline');
+        assert.match(idle.received, /^HTTP\/1\.1 200 /);
+        const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--header-timeout', '1', '--graceful-timeout', '1', '--handoff', strategy, 'examples/websocket.js']);
+        try {
+          const ws = new WebSocket(`${cli.url.replace('http', 'ws')}/chat`);
+          await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+          let echoed = 0;
+          ws.on('message', () => echoed++);
+          for (let i = 0; i < 6; i++) {
+            ws.send(`message ${i}`);
+            await sleep(500);
+          }
+          assert.equal(ws.readyState, WebSocket.OPEN, 'the WebSocket outlived the header deadline');
+          assert.equal(echoed, 6);
+          ws.close();
+        } finally {
+          await cli.stop();
+        }
       }));
 
     it('--body-min-rate: uploads trickled below the rate get 408 and a close, 41 expiring at once too; a steady one and an app that reads late are not cut', () =>
