@@ -17,19 +17,23 @@ import {
   type SocketHandoff,
 } from '../source/wire.js';
 import { HeadGate, type Arrival } from '../source/head-gate.js';
-import { Mailbox } from './mailbox.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
 import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
 
+/**
+ * A relayed connection's coroutine: an async generator that main's frames resume with `next(bytes)`, the
+ * client's bytes in order, and `next(null)` at the client's FIN. The generator's own request queue is the
+ * connection's mailbox: while the coroutine waits for the reader (backpressure), later frames queue there
+ * in order and resume it one by one.
+ */
+type Inbound = AsyncGenerator<void, void, Uint8Array | null>;
+
 interface RelayedConnection {
   socket: RelaySocket;
-  /** Bytes from the client, in order; closed at the client's FIN. */
-  inbox: Mailbox<Uint8Array>;
-  /** Rewrites what Node's parser refuses and the compat settings accept (request-normalizer.ts). */
-  normalizer?: RequestNormalizer;
+  inbound: Inbound;
 }
 
 const noop = (): void => {};
@@ -129,15 +133,16 @@ export class ConnectionHost implements RelayOutlet {
     const connection = this.relayed.get(id);
     if (!connection) return; // already closed on this side; late frames are harmless
     switch (type) {
+      // The promises next() returns are not awaited: the coroutine never throws (runInbound).
       case Frame.Data:
-        connection.inbox.put(payload as Uint8Array);
+        void connection.inbound.next(payload as Uint8Array);
         break;
       case Frame.End:
-        connection.inbox.close();
+        void connection.inbound.next(null);
         break;
       case Frame.Close:
-        connection.inbox.discard();
         connection.socket.remoteClose();
+        void connection.inbound.return();
         break;
       case Frame.Ack:
         connection.socket.credit(payload as number);
@@ -147,43 +152,57 @@ export class ConnectionHost implements RelayOutlet {
 
   private open(id: number, info: ConnectionInfo): void {
     const socket = new RelaySocket(id, info, this);
-    const connection: RelayedConnection = { socket, inbox: new Mailbox() };
+    let normalizer: RequestNormalizer | undefined;
     if (this.compat) {
-      connection.normalizer = new RequestNormalizer(this.compat);
-      attachNormalizer(socket, connection.normalizer);
+      normalizer = new RequestNormalizer(this.compat);
+      attachNormalizer(socket, normalizer);
     }
+    const connection: RelayedConnection = { socket, inbound: this.runInbound(socket, normalizer) };
     this.relayed.set(id, connection);
     socket.once('close', () => {
-      connection.inbox.discard();
       this.relayed.delete(id);
+      void connection.inbound.return(); // frames still queued in it are dropped with the connection
     });
     this.slots.adopt(socket);
     this.arrivals.watch(socket);
-    void this.runInbound(connection);
     this.server.emit('connection', socket);
+    void connection.inbound.next(); // runs the coroutine to its first wait for bytes
   }
 
   /**
    * The coroutine of one relayed connection: feeds the client's bytes to the HTTP parser (or, after an
    * upgrade, to whoever owns the socket), waits while the reader is full, and returns credit to the
    * main thread as bytes are taken so it can keep reading from the client.
+   *
+   * Each `yield` waits for the next frame. A frame that finds the coroutine waiting there resumes it at
+   * once, within the frame's dispatch (an async generator runs synchronously from next() to its next
+   * await), so a request costs one step of the generator rather than a wake-up per item and an iterator
+   * result per step.
    */
-  private async runInbound({ socket, inbox, normalizer }: RelayedConnection): Promise<void> {
+  private async *runInbound(socket: RelaySocket, normalizer: RequestNormalizer | undefined): Inbound {
     let unacknowledged = 0;
-    for await (const bytes of inbox) {
-      if (socket.destroyed) return;
-      const parsed = normalizer ? normalizer.feed(bytes) : bytes;
-      if (parsed.byteLength > 0 && !socket.deliver(parsed)) await socket.demand();
-      unacknowledged += bytes.byteLength;
-      if (unacknowledged >= ACK_STEP) {
-        this.batcher.push(Frame.Ack, socket.connectionId, unacknowledged);
-        unacknowledged = 0;
+    try {
+      for (;;) {
+        const bytes = yield;
+        if (socket.destroyed) return;
+        if (bytes === null) break; // the client's FIN
+        const parsed = normalizer ? normalizer.feed(bytes) : bytes;
+        if (parsed.byteLength > 0 && !socket.deliver(parsed)) await socket.demand();
+        unacknowledged += bytes.byteLength;
+        if (unacknowledged >= ACK_STEP) {
+          this.batcher.push(Frame.Ack, socket.connectionId, unacknowledged);
+          unacknowledged = 0;
+        }
       }
+      if (socket.destroyed) return;
+      const rest = normalizer?.end();
+      if (rest && rest.byteLength > 0) socket.deliver(rest);
+      socket.push(null);
+    } catch (error) {
+      // The parser and the app's listeners run inside deliver(); whatever escapes them ends this
+      // connection, never the coroutine's unawaited next() promises as unhandled rejections.
+      socket.destroy(error as Error);
     }
-    if (socket.destroyed) return;
-    const rest = normalizer?.end();
-    if (rest && rest.byteLength > 0) socket.deliver(rest);
-    socket.push(null); // the client's FIN
   }
 
   /**
