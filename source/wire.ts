@@ -6,7 +6,7 @@
  * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (handoff.md,
  * pitfall 2), and one post per turn instead of one per frame is what made the relay affordable.
  */
-import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress } from './proxy-protocol.js';
 
@@ -71,30 +71,62 @@ const unpackr = new Unpackr({ useRecords: false });
 
 /**
  * Most data bytes in one batch. A turn that reads many uploads at once would otherwise build one batch of
- * many megabytes (200 trickled uploads: ~12 MB), and msgpackr's arena keeps the size it once grew to.
+ * many megabytes (200 trickled uploads: ~12 MB).
  */
 export const MAX_BATCH_BYTES = 512 * 1024;
+
+// The msgpack format bytes the batch encoder writes (msgpack spec: array 32, uint 32, bin 32, str 32, nil).
+const ARRAY32 = 0xdd;
+const UINT32 = 0xce;
+const BIN32 = 0xc6;
+const STR32 = 0xdb;
+const NIL = 0xc0;
+
+/** A payload that is neither bytes, a count, a string nor absent (an Open's ConnectionInfo): msgpackr's bytes for it. */
+class Packed {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/** Encoded size of one payload, in bytes. */
+function payloadSize(payload: unknown): number {
+  if (payload === null) return 1;
+  if (payload instanceof Uint8Array) return 5 + payload.byteLength;
+  if (typeof payload === 'number') return 5;
+  if (typeof payload === 'string') return 5 + Buffer.byteLength(payload);
+  return (payload as Packed).bytes.byteLength;
+}
 
 /**
  * Collects frames for one port and posts them as one batch at the end of the current event-loop turn.
  * `setImmediate` runs after the poll phase, so everything that I/O callbacks produced in this turn
  * leaves in one message (or in several of at most MAX_BATCH_BYTES of data).
+ *
+ * The batch is msgpack (decoded by msgpackr, decodeBatch), but written here rather than by msgpackr's
+ * pack(): a frame's shape is fixed, so its bytes go straight into the buffer that is transferred, in one
+ * copy, without the generic packer's per-value dispatch and the copy out of its arena (pack + decode
+ * 0.4–0.6 µs less per frame in bench-style batches of 1–16 responses). msgpackr still packs the rare
+ * payloads of other shapes.
  */
 export class FrameBatcher {
   private frames: unknown[] = [];
   private dataBytes = 0;
+  /** Encoded size of the frames' payloads so far. */
+  private payloadBytes = 0;
   private scheduled = false;
 
   constructor(private readonly port: MessagePort) {}
 
   push(type: FrameType, id: number, payload: unknown = null): void {
-    this.frames.push(type, id, payload);
     if (payload instanceof Uint8Array) {
       this.dataBytes += payload.byteLength;
-      if (this.dataBytes >= MAX_BATCH_BYTES) {
-        this.flush();
-        return;
-      }
+    } else if (payload !== null && typeof payload !== 'string' && !(typeof payload === 'number' && payload >= 0 && payload <= 0xffffffff && Number.isInteger(payload))) {
+      payload = new Packed(packr.pack(payload).slice()); // pack()'s result is a view into msgpackr's arena
+    }
+    this.frames.push(type, id, payload);
+    this.payloadBytes += payloadSize(payload);
+    if (this.dataBytes >= MAX_BATCH_BYTES) {
+      this.flush();
+      return;
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -105,18 +137,47 @@ export class FrameBatcher {
   /** Posts what is pending now. Also called directly before a port is handed something out of band. */
   readonly flush = (): void => {
     this.scheduled = false;
-    if (this.frames.length === 0) return;
-    // RESET_BUFFER_MODE: msgpackr reuses its arena from the start for every batch instead of packing after
-    // the previous one and allocating a 4x larger arena each time one fills (megabytes of churn per
-    // relayed response). The result is valid until the next pack, and we copy it out right away.
-    const packed = packr.pack(this.frames, RESET_BUFFER_MODE);
+    const { frames } = this;
+    if (frames.length === 0) return;
+    // 5 bytes of array header, then per frame a fixint type and a uint32 id (6 bytes) before its payload.
+    // allocUnsafeSlow: an ArrayBuffer of exactly this size, ours to transfer (not a slice of Node's pool).
+    const batch = Buffer.allocUnsafeSlow(5 + 6 * (frames.length / 3) + this.payloadBytes);
+    batch[0] = ARRAY32;
+    batch.writeUInt32BE(frames.length, 1);
+    let at = 5;
+    for (let i = 0; i < frames.length; i += 3) {
+      batch[at] = frames[i] as number; // frame types are positive fixints
+      batch[at + 1] = UINT32;
+      batch.writeUInt32BE(frames[i + 1] as number, at + 2);
+      at += 6;
+      const payload = frames[i + 2];
+      if (payload === null) {
+        batch[at++] = NIL;
+      } else if (payload instanceof Uint8Array) {
+        batch[at] = BIN32;
+        batch.writeUInt32BE(payload.byteLength, at + 1);
+        batch.set(payload, at + 5);
+        at += 5 + payload.byteLength;
+      } else if (typeof payload === 'number') {
+        batch[at] = UINT32;
+        batch.writeUInt32BE(payload, at + 1);
+        at += 5;
+      } else if (typeof payload === 'string') {
+        batch[at] = STR32;
+        const length = batch.write(payload, at + 5, 'utf8');
+        batch.writeUInt32BE(length, at + 1);
+        at += 5 + length;
+      } else {
+        const { bytes } = payload as Packed;
+        batch.set(bytes, at);
+        at += bytes.byteLength;
+      }
+    }
     this.frames = [];
     this.dataBytes = 0;
-    // `packed` is a view into msgpackr's arena: copy it out to a buffer we own and can transfer.
-    const owned = new Uint8Array(packed.length);
-    owned.set(packed);
+    this.payloadBytes = 0;
     try {
-      this.port.postMessage(owned.buffer, [owned.buffer]);
+      this.port.postMessage(batch.buffer, [batch.buffer]);
     } catch {
       // The port is closed: the other side is gone and its owner is already handling that.
     }

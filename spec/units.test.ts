@@ -1,5 +1,5 @@
 /**
- * Without servers: the app-spec split, bind parsing, and the arbiter's Windows signal table.
+ * Without servers: the app-spec split, bind parsing, the arbiter's Windows signal table, the wire's batches.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -8,6 +8,8 @@ import { parseBind } from '../source/bind.js';
 import { Arbiter } from '../source/arbiter.js';
 import { createLogger } from '../source/log.js';
 import type { GrainbowsServer } from '../source/server.js';
+import { MessageChannel } from 'node:worker_threads';
+import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../source/wire.js';
 
 describe('MODULE[:EXPORT]', () => {
   const cases: Array<[string, string, string]> = [
@@ -77,4 +79,57 @@ describe('the arbiter on Windows', () => {
       }
     });
   }
+});
+
+describe('the wire between main and actors', () => {
+  /** Frames pushed to a FrameBatcher, as the other end of its port decodes them, batch by batch. */
+  async function roundTrip(push: (batcher: FrameBatcher) => void): Promise<Array<Array<[number, number, unknown]>>> {
+    const { port1, port2 } = new MessageChannel();
+    const batches: Array<Array<[number, number, unknown]>> = [];
+    port2.on('message', (batch: ArrayBuffer) => {
+      const frames: Array<[number, number, unknown]> = [];
+      decodeBatch(batch, (type, id, payload) => frames.push([type, id, payload]));
+      batches.push(frames);
+    });
+    push(new FrameBatcher(port1));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    port1.close();
+    return batches;
+  }
+
+  it('carries every payload kind as msgpack that msgpackr decodes, in one batch per turn', async () => {
+    const info = { remoteAddress: '127.0.0.1', remotePort: 54321, remoteFamily: 'IPv4', localPort: 8000, encrypted: true };
+    const bytes = new Uint8Array([0, 1, 2, 255]);
+    const batches = await roundTrip((batcher) => {
+      batcher.push(Frame.Open, 1, info);
+      batcher.push(Frame.Data, 1, bytes);
+      batcher.push(Frame.Data, 0xfffffffe, new Uint8Array(0));
+      batcher.push(Frame.Ack, 1, 65536);
+      batcher.push(Frame.Ack, 2, 0xffffffff);
+      batcher.push(Frame.Ack, 3, -1); // not a uint32: msgpackr packs it
+      batcher.push(Frame.AccessLog, 0, '127.0.0.1 "GET /ünïcødé 😀" 200');
+      batcher.push(Frame.End, 1);
+      batcher.push(Frame.Close, 1);
+    });
+    assert.equal(batches.length, 1);
+    const [frames] = batches;
+    assert.deepEqual(frames.map(([type, id]) => [type, id]), [[1, 1], [2, 1], [2, 0xfffffffe], [5, 1], [5, 2], [5, 3], [7, 0], [3, 1], [4, 1]]);
+    assert.deepEqual(frames[0][2], info);
+    assert.deepEqual([...(frames[1][2] as Uint8Array)], [0, 1, 2, 255]);
+    assert.equal((frames[2][2] as Uint8Array).byteLength, 0);
+    assert.deepEqual(frames.slice(3, 6).map(([, , payload]) => payload), [65536, 0xffffffff, -1]);
+    assert.equal(frames[6][2], '127.0.0.1 "GET /ünïcødé 😀" 200');
+    assert.deepEqual(frames.slice(7).map(([, , payload]) => payload), [null, null]);
+  });
+
+  it('posts a batch early once it holds MAX_BATCH_BYTES of data, bytes intact', async () => {
+    const chunk = new Uint8Array(200 * 1024).map((_, i) => i % 251);
+    const batches = await roundTrip((batcher) => {
+      for (let id = 1; id <= 4; id++) batcher.push(Frame.Data, id, chunk);
+    });
+    // 3 × 200 KiB reach the 512 KiB cap: posted at once; the fourth goes at the end of the turn.
+    assert.deepEqual(batches.map((frames) => frames.length), [3, 1]);
+    assert.ok(MAX_BATCH_BYTES <= 3 * chunk.byteLength);
+    for (const frames of batches) for (const [, , payload] of frames) assert.deepEqual(payload, Buffer.from(chunk));
+  });
 });
