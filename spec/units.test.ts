@@ -9,6 +9,7 @@ import { Arbiter } from '../source/arbiter.js';
 import { createLogger } from '../source/log.js';
 import type { GrainbowsServer } from '../source/server.js';
 import { MessageChannel } from 'node:worker_threads';
+import { Unpackr } from 'msgpackr';
 import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../source/wire.js';
 
 describe('MODULE[:EXPORT]', () => {
@@ -120,6 +121,25 @@ describe('the wire between main and actors', () => {
     assert.deepEqual(frames.slice(3, 6).map(([, , payload]) => payload), [65536, 0xffffffff, -1]);
     assert.equal(frames[6][2], '127.0.0.1 "GET /ünïcødé 😀" 200');
     assert.deepEqual(frames.slice(7).map(([, , payload]) => payload), [null, null]);
+  });
+
+  it('writes bytes, counts, strings and empty payloads as plain msgpack', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const raw: ArrayBuffer[] = [];
+    port2.on('message', (batch: ArrayBuffer) => raw.push(batch.slice(0)));
+    const batcher = new FrameBatcher(port1);
+    batcher.push(Frame.Data, 7, new Uint8Array([104, 105]));
+    batcher.push(Frame.Ack, 7, 123456);
+    batcher.push(Frame.AccessLog, 0, 'a line: ünïcødé');
+    batcher.push(Frame.End, 7);
+    batcher.flush();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    port1.close();
+    assert.equal(raw.length, 1);
+    const inPlace: unknown[] = [];
+    decodeBatch(raw[0], (type, id, payload) => inPlace.push(type, id, payload));
+    assert.deepEqual(inPlace, new Unpackr({ useRecords: false }).unpack(Buffer.from(raw[0])));
+    assert.deepEqual(inPlace, [Frame.Data, 7, Buffer.from('hi'), Frame.Ack, 7, 123456, Frame.AccessLog, 0, 'a line: ünïcødé', Frame.End, 7, null]);
   });
 
   it('posts a batch early once it holds MAX_BATCH_BYTES of data, bytes intact', async () => {
