@@ -6,7 +6,7 @@
  * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (handoff.md,
  * pitfall 2), and one post per turn instead of one per frame is what made the relay affordable.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
 import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress } from './proxy-protocol.js';
 
@@ -120,7 +120,9 @@ export class FrameBatcher {
     if (payload instanceof Uint8Array) {
       this.dataBytes += payload.byteLength;
     } else if (payload !== null && typeof payload !== 'string' && !(typeof payload === 'number' && payload >= 0 && payload <= 0xffffffff && Number.isInteger(payload))) {
-      payload = new Packed(packr.pack(payload).slice()); // pack()'s result is a view into msgpackr's arena
+      // RESET_BUFFER_MODE: msgpackr reuses its arena from the start instead of packing after the last value
+      // (and growing it 4x each time it fills); its result is a view into that arena, so copy it out.
+      payload = new Packed(packr.pack(payload, RESET_BUFFER_MODE).slice());
     }
     this.frames.push(type, id, payload);
     this.payloadBytes += payloadSize(payload);
