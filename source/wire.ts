@@ -121,8 +121,9 @@ export class FrameBatcher {
       this.dataBytes += payload.byteLength;
     } else if (payload !== null && typeof payload !== 'string' && !(typeof payload === 'number' && payload >= 0 && payload <= 0xffffffff && Number.isInteger(payload))) {
       // RESET_BUFFER_MODE: msgpackr reuses its arena from the start instead of packing after the last value
-      // (and growing it 4x each time it fills); its result is a view into that arena, so copy it out.
-      payload = new Packed(packr.pack(payload, RESET_BUFFER_MODE).slice());
+      // (and growing it 4x each time it fills); its result is a Buffer viewing that arena, so copy it out
+      // (new Uint8Array copies; a Buffer's slice() would only view it).
+      payload = new Packed(new Uint8Array(packr.pack(payload, RESET_BUFFER_MODE)));
     }
     this.frames.push(type, id, payload);
     this.payloadBytes += payloadSize(payload);

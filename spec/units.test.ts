@@ -123,6 +123,15 @@ describe('the wire between main and actors', () => {
     assert.deepEqual(frames.slice(7).map(([, , payload]) => payload), [null, null]);
   });
 
+  it('keeps each structured payload of a batch intact (several connections open in one turn)', async () => {
+    const infos = [1, 2, 3].map((n) => ({ remoteAddress: `127.0.0.${n}`, remotePort: 40000 + n, localPort: 8000 }));
+    const batches = await roundTrip((batcher) => {
+      infos.forEach((info, i) => batcher.push(Frame.Open, i + 1, info));
+      batcher.push(Frame.Ack, 1, -5); // msgpackr packs this too, after the infos
+    });
+    assert.deepEqual(batches, [[[1, 1, infos[0]], [1, 2, infos[1]], [1, 3, infos[2]], [5, 1, -5]]]);
+  });
+
   it('writes bytes, counts, strings and empty payloads as plain msgpack', async () => {
     const { port1, port2 } = new MessageChannel();
     const raw: ArrayBuffer[] = [];
