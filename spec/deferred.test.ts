@@ -66,6 +66,31 @@ for (const strategy of await strategies()) {
         for (const socket of [...silent, ...halfSent]) socket.destroy();
       }));
 
+    // Relay only: a transferred socket is Node's own, and like node:http's it stops reading while the app reads
+    // nothing, so a reset shows only once the app reads again. On the relay main keeps reading under the window.
+    it('frees the slot and the connection of a client that resets while its upload waits for the app', { skip: strategy !== 'relay' && 'transfer: Node stops reading, as node:http does' }, () =>
+      withServer({ app: fixture('behaviours.js'), handoff: strategy, workers: 1, workerConnections: 1 }, async ({ server, port }) => {
+        // The app reads nothing for a minute. 160 KiB of body, under one credit window, so main keeps reading
+        // the socket; in the actor the parser stops taking bytes once the request's buffer is full, and on
+        // the relay the connection's coroutine waits for the reader with the rest of the frames queued.
+        const uploader = await connect(port);
+        uploader.write('POST /read-later?gap=60000 HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n');
+        for (let i = 0; i < 10; i++) uploader.write(Buffer.alloc(16 * 1024, 97));
+        await until(async () => (await server.stats()).actors[0].requestsInFlight === 1, 'the upload counted in flight');
+        await sleep(300);
+        // A reset, not a FIN: a FIN would be a half-close, whose request is still answered.
+        uploader.resetAndDestroy();
+        await until(async () => {
+          const { actors } = await server.stats();
+          return actors[0].requestsInFlight === 0 && actors[0].connections === 0;
+        }, 'the slot and the connection given back');
+        // With --worker-connections 1, a leaked slot would hold this request back.
+        const started = Date.now();
+        const response = await fetch(`http://127.0.0.1:${port}/`);
+        assert.equal(response.status, 200);
+        assert.ok(Date.now() - started < 1000, `served in ${Date.now() - started} ms`);
+      }));
+
     it('counts requests in flight, not idle keep-alive connections, against --worker-connections', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, workerConnections: 2 }, async ({ server, port }) => {
         const idle = await Promise.all(Array.from({ length: 12 }, () => connect(port)));
