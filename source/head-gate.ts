@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import { parseProxyHeader, type ClientAddress } from './proxy-protocol.js';
+import { SLICE_GAP_MS } from './shedding.js';
 
 /**
  * A head longer than this is handed on unfinished: the actor's parser answers 431 (Node's own limit is
@@ -28,11 +29,12 @@ const SWEEP_MS = 250;
 /** A refused connection's answer gets this long to reach the client before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /**
- * Most connections one sweep refuses before it yields to the event loop. A slow-header attack opens its
- * connections together, so their deadlines pass together: 4,000 of them made sweeps of 250 refusals at
- * once, 7-17 ms in which no other connection was accepted or read (measured with a 1 ms loop-lag probe).
+ * Most connections one slice of a sweep refuses (slices SLICE_GAP_MS apart, source/shedding.ts). A
+ * slow-header attack opens its connections together, so their deadlines pass together: 4,000 of them made
+ * sweeps of 250 refusals at once, 7-17 ms in which no other connection was accepted or read (measured
+ * with a 1 ms loop-lag probe).
  */
-const REFUSALS_PER_TURN = 32;
+const REFUSALS_PER_SLICE = 32;
 
 export interface GateSettings {
   /** Milliseconds a new connection gets to send its whole head. */
@@ -145,7 +147,7 @@ export class HeadGate {
   private readonly waiting = new Map<Socket, Waiting>();
   private readonly sweeper: NodeJS.Timeout;
   /** Set while a sweep that had more to refuse than one turn allows waits for the next turn. */
-  private sweepResumes: NodeJS.Immediate | null = null;
+  private sweepResumes: NodeJS.Timeout | null = null;
   private stopping = false;
 
   constructor(
@@ -188,7 +190,7 @@ export class HeadGate {
   /** Closes every connection still at the gate. */
   close(): void {
     clearInterval(this.sweeper);
-    if (this.sweepResumes) clearImmediate(this.sweepResumes);
+    if (this.sweepResumes) clearTimeout(this.sweepResumes);
     for (const socket of this.waiting.keys()) socket.destroy();
     this.waiting.clear();
   }
@@ -296,12 +298,12 @@ export class HeadGate {
     // Insertion order is arrival order: once one is within its deadline, all later ones are too.
     for (const [socket, entry] of this.waiting) {
       if (entry.since <= headDeadline) {
-        if (refused === REFUSALS_PER_TURN) {
-          // The rest after the next turn: accepted and readable connections go first.
-          this.sweepResumes = setImmediate(() => {
+        if (refused === REFUSALS_PER_SLICE) {
+          // The rest in the next slice (source/shedding.ts): accepted and readable connections go first.
+          this.sweepResumes = setTimeout(() => {
             this.sweepResumes = null;
             this.sweep();
-          });
+          }, SLICE_GAP_MS).unref();
           return;
         }
         refused++;

@@ -1,0 +1,14 @@
+/**
+ * Pacing for work that an attack makes due all at once: a slow-header or slow-body attack opens its
+ * connections together, so their deadlines pass together, and hundreds of refusals (a 408 written, a
+ * request and a socket torn down) come due in the same second. They are done a slice at a time, and the
+ * slices SLICE_GAP_MS apart, so that the threads doing them keep most of their time for ordinary requests.
+ *
+ * Why a gap and not just the next turn of the event loop (setImmediate): on 2 cores the three threads of
+ * a relayed request (main, an actor, main again) compete with each other, and a thread that sheds
+ * back to back keeps its core busy even when it yields between slices; the ordinary request then waits for
+ * a core, not for the slice. Measured (docs/performance.md, session 11, attacker at idle priority, 5
+ * alternating pairs): probe p99 10.7, 10.4, 8.2, 9.2, 24.9 ms with 10 ms gaps against 10.2, 12.3, 10.3,
+ * 19.8, 27.6 ms back to back.
+ */
+export const SLICE_GAP_MS = 10;
