@@ -7,8 +7,7 @@
  * Why a gap and not just the next turn of the event loop (setImmediate): on 2 cores the three threads of
  * a relayed request (main, an actor, main again) compete with each other, and a thread that sheds
  * back to back keeps its core busy even when it yields between slices; the ordinary request then waits for
- * a core, not for the slice. Measured (docs/performance.md, session 11, attacker at idle priority, 5
- * alternating pairs): probe p99 10.7, 10.4, 8.2, 9.2, 24.9 ms with 10 ms gaps against 10.2, 12.3, 10.3,
- * 19.8, 27.6 ms back to back.
+ * a core, not for the slice. Measured (docs/performance.md, session 11, attacker at idle priority, 8
+ * alternating pairs against back-to-back slices): probe p99 median 10.5 ms against 16.2, lower in 7 of 8.
  */
 export const SLICE_GAP_MS = 10;

@@ -151,7 +151,7 @@ for (const strategy of await strategies()) {
         assert.equal((await server.stats()).actors[0].requestsServed, 0);
       }));
 
-    it('answers 408 to every one of 200 unfinished heads whose deadline passes at once (refused a slice per turn)', () =>
+    it('answers 408 to every one of 200 unfinished heads whose deadline passes at once (refused in slices 10 ms apart)', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, headerTimeout: 1 }, async ({ server, port }) => {
         // An unfinished request line keeps each connection at the gate in both strategies.
         const started = Date.now();
