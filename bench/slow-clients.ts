@@ -106,12 +106,19 @@ interface AttackResult {
   attackerCores: number;
 }
 
-/** Probes before the attack, not counted: the first requests of a process are slow on both sides (JIT). */
-const WARM_UP_PROBES = 20;
+/**
+ * Before the attack, not counted: a server in service has its request path compiled, a fresh one compiles
+ * it during the attack (V8's background compiles then compete for the 2 cores: docs/performance.md, session
+ * 11; relay probe p99 8.4, 34.7, 33.3 ms after one warm-up probe against 13.7, 13.8, 10.3 after 100). So
+ * every server first gets the hello bench's unrecorded warm-up (2 s of wrk, keep-alive) and then this many
+ * probes on new connections, which also warm the prober.
+ */
+const WARM_UP_PROBES = 100;
 
 async function attack(server: Running, priority: AttackerPriority): Promise<AttackResult> {
   const port = Number(new URL(server.url).port);
   const pid = server.child.pid!;
+  await runWrk(`${server.url}/`, 16, 2);
   for (let i = 0; i < WARM_UP_PROBES; i++) await probe(`${server.url}/`);
   let peakMb = treeRssMb(pid);
   const sampler = setInterval(() => (peakMb = Math.max(peakMb, treeRssMb(pid))), 200);
@@ -218,7 +225,7 @@ for (const row of attacks) {
   lines.push(`| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms${runs} | ${row.heldOpen.toLocaleString('en')} / ${row.heldAtEnd.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`);
 }
 lines.push('');
-lines.push(`${REPEAT > 1 ? `Each attack ran ${REPEAT} times, a fresh server each time; a row is the run with the median p99 (probes answered: the fewest of any run). ` : ''}CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, which yields the CPU to any runnable thread of the server or the prober (though a woken thread can still wait a few ms behind another on one core while slowhttptest runs on the other: docs/performance.md). ${WARM_UP_PROBES} uncounted probes warm each server up first. grainbows answers the slow uploads 408 ten seconds in (\`--body-min-rate\`, default 100 bytes/s), halfway through the probes, after which slowhttptest's slow-body half ends ("no open connections left", hence half the attacker CPU), and the unfinished heads 408 from 20 s on (\`--header-timeout\`, default 20 s; node:http's headersTimeout is 60 s): hence fewer connections held after probing.`);
+lines.push(`${REPEAT > 1 ? `Each attack ran ${REPEAT} times, a fresh server each time; a row is the run with the median p99 (probes answered: the fewest of any run). ` : ''}CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, which yields the CPU to any runnable thread of the server or the prober (though a woken thread can still wait a few ms behind another on one core while slowhttptest runs on the other: docs/performance.md). Each server is warmed up first, uncounted: 2 s of wrk, then ${WARM_UP_PROBES} probes. grainbows answers the slow uploads 408 ten seconds in (\`--body-min-rate\`, default 100 bytes/s), halfway through the probes, after which slowhttptest's slow-body half ends ("no open connections left", hence half the attacker CPU), and the unfinished heads 408 from 20 s on (\`--header-timeout\`, default 20 s; node:http's headersTimeout is 60 s): hence fewer connections held after probing.`);
 lines.push('');
 lines.push(`| ${IDLE_KEEP_ALIVE.toLocaleString('en')} idle keep-alive connections | hello req/s alone | with the idle crowd | ratio | idle still open |`);
 lines.push('|---|---:|---:|---:|---:|');
