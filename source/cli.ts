@@ -140,6 +140,8 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
     log.info(`Reloading on code changes in ${watcher.describe()}`);
   }
   await callHook('whenReady', hooks.whenReady, [running], log);
+  // `-D` returns once the daemon serves: its log must say so by then (a file is written asynchronously).
+  await errorLog.flushed();
   reportToStarter({ kind: 'ready' });
 }
 

@@ -9,13 +9,20 @@ export interface LogDestination {
   write: (line: string) => void;
   /** Closes the file and opens the same path afresh (after logrotate moved it away). */
   reopen: () => void;
+  /** Resolves once every line written so far has reached the file (or the stream). */
+  flushed: () => Promise<void>;
   close: () => Promise<void>;
 }
 
 export function openLogDestination(destination: string, dash: 'stdout' | 'stderr'): LogDestination {
   if (destination === '-') {
     const stream = dash === 'stdout' ? process.stdout : process.stderr;
-    return { write: (line) => void stream.write(`${line}\n`), reopen: () => {}, close: async () => {} };
+    return {
+      write: (line) => void stream.write(`${line}\n`),
+      reopen: () => {},
+      flushed: () => new Promise((resolve) => stream.write('', () => resolve())),
+      close: async () => {},
+    };
   }
   const open = (): WriteStream => {
     const stream = createWriteStream(destination, { flags: 'a' });
@@ -29,6 +36,8 @@ export function openLogDestination(destination: string, dash: 'stdout' | 'stderr
       stream.end();
       stream = open();
     },
+    // A file stream writes in order, so an empty write's callback comes after every earlier line's.
+    flushed: () => new Promise((resolve) => stream.write('', () => resolve())),
     close: () => new Promise((resolve) => stream.end(resolve)),
   };
 }

@@ -11,6 +11,10 @@ import type { GrainbowsServer } from '../source/server.js';
 import { MessageChannel } from 'node:worker_threads';
 import { Unpackr } from 'msgpackr';
 import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../source/wire.js';
+import { openLogDestination } from '../source/log-destination.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 describe('MODULE[:EXPORT]', () => {
   const cases: Array<[string, string, string]> = [
@@ -160,5 +164,21 @@ describe('the wire between main and actors', () => {
     assert.deepEqual(batches.map((frames) => frames.length), [3, 1]);
     assert.ok(MAX_BATCH_BYTES <= 3 * chunk.byteLength);
     for (const frames of batches) for (const [, , payload] of frames) assert.deepEqual(payload, Buffer.from(chunk));
+  });
+});
+
+describe('log files', () => {
+  it('hold every line written so far once flushed() resolves (-D reports ready only then)', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'grainbows-log-')), 'error.log');
+    const destination = openLogDestination(file, 'stderr');
+    try {
+      for (let i = 0; i < 2000; i++) destination.write(`line ${i} ${'x'.repeat(40)}`);
+      await destination.flushed();
+      const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      assert.equal(lines.length, 2000);
+      assert.equal(lines[1999].slice(0, 9), 'line 1999');
+    } finally {
+      await destination.close();
+    }
   });
 });
