@@ -17,6 +17,8 @@ export const node26 = process.env.NODE26 ?? [path.join(ROOT, '.ci/cache/node26/b
 export interface Contender {
   name: string;
   command: (port: number) => { exe: string; argv: string[] };
+  /** For grainbows: node flags given before the CLI, kept when the bench varies its settings. */
+  nodeFlags?: string[];
 }
 
 export const CLI = path.join(ROOT, 'dist/source/cli.js');

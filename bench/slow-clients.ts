@@ -50,18 +50,21 @@ const ATTACK_SECONDS = 40;
  * 1,000 slow uploads are requests in flight, and with 100 in the idle test, where it must not bind.
  */
 /**
- * Plus the relay with main's young generation capped (`node --max-semi-space-size=2`, which Node also
- * takes in NODE_OPTIONS): an operator's tuning for the relay on a small machine (docs/performance.md,
- * session 12: shorter scavenges in main, which holds every connection).
+ * Plus the relay with operators' tunings for a small machine, node flags before the CLI
+ * (docs/performance.md, session 12): main's young generation capped (shorter scavenges in main, which
+ * holds every connection; Node also takes it in NODE_OPTIONS), and V8's memory reducer off (after a burst
+ * of traffic it compacts main's heap in 28-36 ms pauses; Node refuses this one in NODE_OPTIONS).
  */
-const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=2'];
-const TUNED_RELAY: Contender = { name: 'grainbows relay (2 actors), node --max-semi-space-size=2', command: grainbows(process.execPath, 'relay', { nodeFlags: SMALL_YOUNG_GENERATION }) };
-const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, TUNED_RELAY] : [c])).filter((c) => !only || c.name.includes(only));
+const TUNED_RELAYS: Contender[] = [['--max-semi-space-size=2'], ['--no-memory-reducer']].map((nodeFlags) => ({
+  name: `grainbows relay (2 actors), node ${nodeFlags.join(' ')}`,
+  command: grainbows(process.execPath, 'relay', { nodeFlags }),
+  nodeFlags,
+}));
+const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, ...TUNED_RELAYS] : [c])).filter((c) => !only || c.name.includes(only));
 function withWorkerConnections(contender: Contender, workerConnections: number): Contender {
   if (!contender.name.startsWith('grainbows')) return contender;
   const onNode26 = contender.name.includes('Node 26');
-  const nodeFlags = contender === TUNED_RELAY ? SMALL_YOUNG_GENERATION : [];
-  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections, nodeFlags }) };
+  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections, nodeFlags: contender.nodeFlags }) };
 }
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */
