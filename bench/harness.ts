@@ -19,6 +19,8 @@ export interface Contender {
   command: (port: number) => { exe: string; argv: string[] };
   /** For grainbows: node flags given before the CLI, kept when the bench varies its settings. */
   nodeFlags?: string[];
+  /** For grainbows: extra CLI options, kept likewise. */
+  args?: string[];
 }
 
 export const CLI = path.join(ROOT, 'dist/source/cli.js');
@@ -28,10 +30,10 @@ export const APP = path.join(ROOT, 'bench/app.js');
  * `nodeFlags` go to node before the CLI (an operator's tuning, such as V8's young generation size).
  */
 export const grainbows =
-  (exe: string, handoff: string, { workerConnections = 20_000, nodeFlags = [] as string[] } = {}) =>
+  (exe: string, handoff: string, { workerConnections = 20_000, nodeFlags = [] as string[], args = [] as string[] } = {}) =>
   (port: number) => ({
     exe,
-    argv: [...nodeFlags, CLI, '-b', `127.0.0.1:${port}`, '-w', '2', '--handoff', handoff, '--backlog', '4096', '--worker-connections', String(workerConnections), APP],
+    argv: [...nodeFlags, CLI, '-b', `127.0.0.1:${port}`, '-w', '2', '--handoff', handoff, '--backlog', '4096', '--worker-connections', String(workerConnections), ...args, APP],
   });
 export const ALL_CONTENDERS: Contender[] = [
   { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },

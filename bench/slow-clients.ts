@@ -55,16 +55,21 @@ const ATTACK_SECONDS = 40;
  * holds every connection; Node also takes it in NODE_OPTIONS), and V8's memory reducer off (after a burst
  * of traffic it compacts main's heap in 28-36 ms pauses; Node refuses this one in NODE_OPTIONS).
  */
-const TUNED_RELAYS: Contender[] = [['--max-semi-space-size=2'], ['--no-memory-reducer']].map((nodeFlags) => ({
-  name: `grainbows relay (2 actors), node ${nodeFlags.join(' ')}`,
-  command: grainbows(process.execPath, 'relay', { nodeFlags }),
+/** The relay as an operator may tune it: main's young generation held small; V8's memory reducer back on. */
+const TUNED_RELAYS: Contender[] = [
+  { nodeFlags: ['--max-semi-space-size=2'], args: [], label: 'node --max-semi-space-size=2' },
+  { nodeFlags: [], args: ['--memory-reducer'], label: '--memory-reducer' },
+].map(({ nodeFlags, args, label }) => ({
+  name: `grainbows relay (2 actors), ${label}`,
+  command: grainbows(process.execPath, 'relay', { nodeFlags, args }),
   nodeFlags,
+  args,
 }));
 const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, ...TUNED_RELAYS] : [c])).filter((c) => !only || c.name.includes(only));
 function withWorkerConnections(contender: Contender, workerConnections: number): Contender {
   if (!contender.name.startsWith('grainbows')) return contender;
   const onNode26 = contender.name.includes('Node 26');
-  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections, nodeFlags: contender.nodeFlags }) };
+  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections, nodeFlags: contender.nodeFlags, args: contender.args }) };
 }
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */

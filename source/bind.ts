@@ -51,6 +51,18 @@ export function parseBind(spec: string): BindAddress {
 }
 
 /** How a bound listener is shown to people: `http://127.0.0.1:8000`, `unix:/run/app.sock`. */
+/** The descriptor numbers of the `fd://N` binds (a malformed bind is left for the server to report). */
+export function inheritedDescriptors(binds: readonly string[]): number[] {
+  return binds.flatMap((spec) => {
+    try {
+      const bind = parseBind(spec);
+      return bind.kind === 'fd' ? [bind.fd] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export function describeListener(server: net.Server, bind: BindAddress, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address();
   if (typeof address === 'string') return `unix:${address}`;

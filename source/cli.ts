@@ -7,7 +7,9 @@
 import { ExitStatus, GrainbowsError } from './errors.js';
 import { formatConfig, resolveConfig, type ResolvedConfig } from './config.js';
 import { GrainbowsServer } from './server.js';
+import { inheritedDescriptors } from './bind.js';
 import { checkApp } from './check.js';
+import { claimLauncher, needsRelaunch, relaunch, watchLauncher } from './relaunch.js';
 import { createLogger, describeError } from './log.js';
 import { Arbiter } from './arbiter.js';
 import { ControlServer, defaultControlPath } from './control.js';
@@ -48,7 +50,7 @@ async function watchCode(config: ResolvedConfig, app: string, onChange: (files: 
   return CodeWatcher.start({ roots: [appDirectory], extraFiles, onChange });
 }
 
-async function serve(config: ResolvedConfig, app: string): Promise<void> {
+async function serve(config: ResolvedConfig, app: string, launched: boolean): Promise<void> {
   const { settings, sources } = config;
   // --log-file is the original grainbows spelling ('-' = stdout); --error-logfile is gunicorn's ('-' = stderr).
   const errorLog = settings.logFile ? openLogDestination(settings.logFile, 'stdout') : openLogDestination(settings.errorLogfile, 'stderr');
@@ -96,6 +98,11 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
     },
   });
   arbiter.listen();
+  // Started by a launcher (relaunch.ts) that is now gone: nobody can signal this process any more.
+  watchLauncher(launched, () => {
+    log.warning('The launching process is gone; stopping gracefully');
+    arbiter.enqueue('stop').catch(() => {});
+  });
   let running: GrainbowsServer;
   try {
     server = running = await GrainbowsServer.start({
@@ -146,6 +153,7 @@ async function serve(config: ResolvedConfig, app: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const launched = claimLauncher();
   if (process.argv[2] === 'ctl') process.exit(await runCtl(process.argv.slice(3), import.meta));
   const verbose = process.argv.includes('--log-level=debug') || process.argv.join(' ').includes('--log-level debug');
   let config: ResolvedConfig;
@@ -174,6 +182,8 @@ async function main(): Promise<void> {
       process.exit(ExitStatus.failure);
     }
   }
+  // Before --daemon, so that the daemon is started with them too.
+  if (!config.settings.memoryReducer && needsRelaunch()) process.exit(await relaunch(inheritedDescriptors(config.settings.bind)));
   if (config.settings.daemon && !isDaemonChild()) {
     try {
       refuseUnsupported(config.sources);
@@ -182,7 +192,7 @@ async function main(): Promise<void> {
     }
     process.exit(await daemonize(process.argv.slice(1)));
   }
-  await serve(config, config.app);
+  await serve(config, config.app, launched);
 }
 
 await main();

@@ -72,6 +72,12 @@ export interface ServeOptions {
    * Not set by default for library users, since it is process-wide; the CLI sets 20 (docs/settings.md).
    */
   heapGrowingPercent?: number;
+  /**
+   * `false` starts the actors without V8's memory reducer (`--no-memory-reducer`, process-wide, for isolates
+   * created from then on). The main thread's own reducer can only be turned off on node's command line
+   * (relaunch.ts). Left alone by default for library users; the CLI passes `false` (docs/settings.md).
+   */
+  memoryReducer?: boolean;
   /** Access log: a file to append to, or `-` for stdout. Off when not given. */
   accessLogfile?: string;
   /** gunicorn's access log format (atoms like `%(h)s`), or `json` for one JSON object per line. */
@@ -312,6 +318,8 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       // Read by V8 at every major GC, so setting it at start-up, before any actor exists, takes effect everywhere.
       v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
     }
+    // Read when an isolate's heap is set up: this reaches every actor started from now on, not this thread.
+    if (options.memoryReducer === false) v8.setFlagsFromString('--no-memory-reducer');
     const generation = generationFrom(options, Boolean(options.accessLogfile));
     const secure = loadTlsMaterial(options, options.cwd);
     const handoff = await chooseHandoff(options.handoff ?? 'auto');

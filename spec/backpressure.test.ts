@@ -47,7 +47,7 @@ for (const strategy of await strategies()) {
     before(async () => {
       cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--handoff', strategy, fixture('behaviours.js')]);
       port = Number(new URL(cli.url).port);
-      pid = cli.child.pid as number;
+      pid = cli.pid;
       // Warm up: the paths below, small, so their code is compiled and their buffers allocated once.
       await exchange(port, 'GET /big?mb=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 5000 });
       await exchange(port, `POST /read-later?gap=10 HTTP/1.1\r\nHost: x\r\nContent-Length: ${MiB}\r\nConnection: close\r\n\r\n${'x'.repeat(MiB)}`, { timeoutMs: 5000, responses: 1 });

@@ -65,7 +65,7 @@ describe('operator surface (CLI)', () => {
     const cli = await startCli(['-b', '127.0.0.1:0', '-p', pidfile, fixture('identify.js')]);
     try {
       await until(() => existsSync(pidfile), 'the pidfile');
-      assert.equal(readFileSync(pidfile, 'utf8').trim(), String(cli.child.pid));
+      assert.equal(readFileSync(pidfile, 'utf8').trim(), String(cli.pid));
       const second = await runCli(['-b', '127.0.0.1:0', '-p', pidfile, fixture('identify.js')]);
       assert.equal(second.status, 2);
       assert.match(second.stderr, /^grainbows: pidfile .* names pid \d+, which is running/m);
@@ -83,7 +83,7 @@ describe('operator surface (CLI)', () => {
       assert.equal(info.cwd, path.join(ROOT, 'spec/fixtures'));
       assert.equal(info.umask, 0o027);
       if (process.platform === 'linux') {
-        const cmdline = readFileSync(`/proc/${cli.child.pid}/cmdline`, 'utf8');
+        const cmdline = readFileSync(`/proc/${cli.pid}/cmdline`, 'utf8');
         assert.match(cmdline, /^grainbows: shop-api/);
       }
     } finally {
@@ -119,7 +119,7 @@ describe('operator surface (CLI)', () => {
       const info = (await (await fetch(cli.url)).json()) as { uid: number; gid: number };
       assert.notEqual(info.uid, 0);
       assert.notEqual(info.gid, 0);
-      assert.equal(readFileSync(`/proc/${cli.child.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
+      assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
     } finally {
       await cli.stop('SIGTERM');
     }
@@ -159,7 +159,7 @@ describe('operator surface (CLI)', () => {
       const status = await ctl('--json', 'status');
       assert.equal(status.status, 0, status.stderr);
       const report = JSON.parse(status.stdout).result as { pid: number; generation: number; actors: Array<{ requestsServed: number; state: string; generation: number }> };
-      assert.equal(report.pid, cli.child.pid);
+      assert.equal(report.pid, cli.pid);
       assert.equal(report.actors.length, 2);
       assert.equal(report.actors.reduce((sum, actor) => sum + actor.requestsServed, 0), 1);
       const table = await ctl('status');

@@ -49,7 +49,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
     const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '-p', pidfile, '--graceful-timeout', '10', app]);
     try {
       const oldPid = await slowly(() => pidIn(pidfile), 'the pidfile');
-      assert.equal(oldPid, cli.child.pid);
+      assert.equal(oldPid, cli.pid);
       const load = startLoad(cli.url, { concurrency: 16 });
       await load.reach(4000);
       setVersion('v2');

@@ -79,7 +79,10 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
 }
 
 export interface RunningCli {
+  /** The process started: the server itself, or on Node 20 its launcher (source/relaunch.ts). */
   child: ChildProcess;
+  /** The serving process's pid, from its `Listening at: URL (PID)` line. */
+  pid: number;
   url: string;
   output: () => string;
   /** Resolves once stderr matches (lines may arrive after the first `Listening at`). */
@@ -128,11 +131,12 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
       if (options.logFile) {
         if (chunk !== '') return;
       } else stderr += chunk;
-      const match = /Listening at: (\S+)/.exec(stderr);
+      const match = /Listening at: (\S+) \((\d+)\)/.exec(stderr);
       if (match && timer) {
         clearTimeout(timer);
         resolve({
           child,
+          pid: Number(match[2]),
           url: match[1],
           output: () => stderr,
           waitFor: async (pattern, timeoutMs = 10_000) => {

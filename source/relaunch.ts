@@ -1,0 +1,90 @@
+/**
+ * Starting node again with the V8 flags the main thread needs.
+ *
+ * The main thread holds every connection, so a pause there stalls all of them. V8's memory reducer is the
+ * pause that matters: once a burst of traffic is over it runs compacting collections (20-36 ms measured
+ * here, docs/performance.md, sessions 12-13) in the middle of whatever comes next. V8 reads
+ * `--no-memory-reducer` when an isolate's heap is set up: `NODE_OPTIONS` refuses it, and
+ * `v8.setFlagsFromString` reaches only isolates created later (the actors, see server.ts), never the main
+ * thread's own. So the CLI starts node again with it on the command line:
+ *
+ * - where Node has `process.execve` (22.15+, POSIX), in place: same pid, nothing else changes;
+ * - elsewhere (Node 20, Windows) as a child in the foreground: this process forwards the signals the arbiter
+ *   understands, and exits with the child's status. If this process dies, the child stops gracefully (it
+ *   sees its IPC channel close), so a `kill -9` of the launcher never leaves a server behind.
+ */
+import { spawn } from 'node:child_process';
+
+/** What the main thread is started with, unless `--memory-reducer` is on. */
+export const MAIN_V8_FLAGS = ['--no-memory-reducer'] as const;
+
+/** Set in the child's environment by the launcher; read once and removed, so descendants do not see it. */
+const LAUNCHED = 'GRAINBOWS_LAUNCHED';
+
+/**
+ * The signals the arbiter handles (arbiter.ts). On POSIX the child has its own process group, so a Ctrl+C
+ * reaches it once, through this process (a second INT would turn a stop quick).
+ */
+const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2'];
+/** Windows: Ctrl+C, Ctrl+Break and a console close reach every process of the console; the child gets its own. */
+const IGNORED_ON_WINDOWS: NodeJS.Signals[] = ['SIGINT', 'SIGBREAK', 'SIGHUP'];
+
+/** `process.execve` (Node 22.15+ and 23.11+, POSIX), not yet in the Node 20 types this project builds with. */
+type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
+
+/** Whether this process lacks a flag the main thread should have. */
+export function needsRelaunch(execArgv: readonly string[] = process.execArgv): boolean {
+  return MAIN_V8_FLAGS.some((flag) => !execArgv.includes(flag));
+}
+
+/**
+ * Starts this same command again with MAIN_V8_FLAGS. Returns only on the platforms without execve, with a
+ * promise of the exit status the child ended with (a signal that killed it is re-raised here first).
+ * `inheritedFds`: descriptors beyond stdio the child needs at the same numbers (the `fd://N` binds).
+ */
+export function relaunch(inheritedFds: readonly number[] = [], argv: readonly string[] = process.argv.slice(1)): Promise<number> {
+  const nodeArgs = [...process.execArgv, ...MAIN_V8_FLAGS.filter((flag) => !process.execArgv.includes(flag)), ...argv];
+  const { execve } = process as NodeJS.Process & { execve?: Execve };
+  if (typeof execve === 'function') execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
+  return new Promise((resolve) => {
+    const windows = process.platform === 'win32';
+    const highest = Math.max(2, ...inheritedFds);
+    const passed = Array.from({ length: highest - 2 }, (_, index) => (inheritedFds.includes(index + 3) ? index + 3 : 'ignore'));
+    const child = spawn(process.execPath, nodeArgs, {
+      stdio: ['inherit', 'inherit', 'inherit', ...passed, 'ipc'], // the channel after them, never on an fd:// number
+      env: { ...process.env, [LAUNCHED]: '1' },
+      detached: !windows, // POSIX: its own process group (on Windows this would mean its own console)
+    });
+    const handlers = new Map<NodeJS.Signals, () => void>(
+      windows ? IGNORED_ON_WINDOWS.map((signal) => [signal, () => {}]) : FORWARDED.map((signal) => [signal, () => child.kill(signal)]),
+    );
+    for (const [signal, handler] of handlers) process.on(signal, handler);
+    child.on('error', (error) => {
+      process.stderr.write(`grainbows: cannot start ${process.execPath}: ${error.message}\n`);
+      resolve(1);
+    });
+    child.on('exit', (status, signal) => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+      if (signal) process.kill(process.pid, signal); // die of the same signal, as a shell would report it
+      resolve(status ?? 1);
+    });
+  });
+}
+
+/**
+ * Whether a launcher started this process. Call it first: it removes the mark from the environment, so that
+ * a process this one starts (a daemon, an upgrade's successor) does not take itself for a launcher's child.
+ */
+export function claimLauncher(): boolean {
+  const launched = process.env[LAUNCHED] === '1';
+  delete process.env[LAUNCHED];
+  return launched;
+}
+
+/** In the child of a launcher: calls `onOrphaned` once the launcher is gone (its IPC channel closed). */
+export function watchLauncher(launched: boolean, onOrphaned: () => void): boolean {
+  if (!launched || !process.channel) return false;
+  process.channel.unref(); // the channel alone must not keep the server alive
+  process.once('disconnect', onOrphaned);
+  return true;
+}

@@ -1,0 +1,90 @@
+/**
+ * The CLI starts node again with `--no-memory-reducer` for the main thread (source/relaunch.ts): in place
+ * where Node has process.execve, else as a child that the launcher signals for and whose status it returns.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './helpers/wait.js';
+import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
+import { needsRelaunch } from '../source/relaunch.js';
+
+const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
+const linux = process.platform === 'linux';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+
+/** The process title hides the arguments; environ and the execArgv the app reports do not. */
+async function execArgvOf(cli: RunningCli): Promise<string[]> {
+  const info = (await (await fetch(`${cli.url}/`)).json()) as { execArgv?: string[] };
+  return info.execArgv ?? [];
+}
+
+describe('main thread started without V8 memory reducer', () => {
+  it('needsRelaunch: only when a flag is missing', () => {
+    assert.equal(needsRelaunch([]), true);
+    assert.equal(needsRelaunch(['--max-semi-space-size=2']), true);
+    assert.equal(needsRelaunch(['--no-memory-reducer']), false);
+  });
+
+  it(`serves with --no-memory-reducer in main (${hasExecve ? 'in place, same pid' : 'as the launcher\'s child'}); signals to the started process reach it`, async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
+    let stopped = false;
+    try {
+      assert.ok((await execArgvOf(cli)).includes('--no-memory-reducer'), 'the serving process has the flag');
+      if (hasExecve) assert.equal(cli.pid, cli.child.pid, 'execve keeps the pid');
+      else {
+        assert.notEqual(cli.pid, cli.child.pid);
+        if (linux) assert.equal(parentOf(cli.pid), cli.child.pid, 'the server is the launcher\'s child');
+      }
+      cli.child.kill('SIGHUP');
+      await cli.waitFor(/Reloaded: generation 2 serving/);
+      cli.child.kill('SIGTTIN');
+      await cli.waitFor(/Booted actor 3 \(generation 2/);
+      const exit = await cli.stop('SIGTERM');
+      stopped = true;
+      assert.equal(exit.status, 0, 'the status of the server, through the launcher');
+      assert.match(exit.stderr, /Handling signal: term/);
+      await until(() => !alive(cli.pid), 'the server to be gone');
+    } finally {
+      if (!stopped) await cli.stop('SIGKILL');
+    }
+  });
+
+  it('--memory-reducer: no relaunch, the started process serves', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', fixture('process-info.js')]);
+    try {
+      assert.equal(cli.pid, cli.child.pid);
+      assert.equal((await execArgvOf(cli)).includes('--no-memory-reducer'), false);
+    } finally {
+      await cli.stop('SIGTERM');
+    }
+  });
+
+  it('a failure to start keeps its status and its one line through the launcher', async () => {
+    const result = await runCli(['-b', '127.0.0.1:0', fixture('does-not-exist.js')]);
+    assert.equal(result.status, 4);
+    const errors = result.stderr.split('\n').filter((line) => line.startsWith('grainbows:'));
+    assert.equal(errors.length, 1, result.stderr);
+    assert.match(errors[0], /^grainbows: app module not found/);
+  });
+
+  it('a launcher killed with SIGKILL leaves no server behind: it stops gracefully', { skip: hasExecve ? 'no launcher where Node has execve' : process.platform === 'win32' && 'POSIX signals' }, async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
+    const port = new URL(cli.url).port;
+    cli.child.kill('SIGKILL');
+    await until(() => !alive(cli.pid), 'the orphaned server to stop');
+    assert.match(cli.output(), /The launching process is gone; stopping gracefully/);
+    await sleep(50);
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'nothing listens any more');
+  });
+});
