@@ -9,7 +9,7 @@
  * thread's own. So the CLI starts node again with it on the command line:
  *
  * - where Node has `process.execve` (22.15+, POSIX), in place: same pid, nothing else changes;
- * - elsewhere (Node 20, Windows) as a child in the foreground: this process forwards the signals the arbiter
+ * - elsewhere (Node 20, Windows, or when an `fd://N` bind must be passed on) as a child in the foreground: this process forwards the signals the arbiter
  *   understands, and exits with the child's status. If this process dies, the child stops gracefully (it
  *   sees its IPC channel close), so a `kill -9` of the launcher never leaves a server behind.
  */
@@ -29,7 +29,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', '
 /** Windows: Ctrl+C, Ctrl+Break and a console close reach every process of the console; the child gets its own. */
 const IGNORED_ON_WINDOWS: NodeJS.Signals[] = ['SIGINT', 'SIGBREAK', 'SIGHUP'];
 
-/** `process.execve` (Node 22.15+ and 23.11+, POSIX), not yet in the Node 20 types this project builds with. */
+/** `process.execve` (Node 22.15+ and 23.11+, POSIX only), not yet in the Node 20 types this project builds with. */
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
 /** Whether this process lacks a flag the main thread should have. */
@@ -45,7 +45,9 @@ export function needsRelaunch(execArgv: readonly string[] = process.execArgv): b
 export function relaunch(inheritedFds: readonly number[] = [], argv: readonly string[] = process.argv.slice(1)): Promise<number> {
   const nodeArgs = [...process.execArgv, ...MAIN_V8_FLAGS.filter((flag) => !process.execArgv.includes(flag)), ...argv];
   const { execve } = process as NodeJS.Process & { execve?: Execve };
-  if (typeof execve === 'function') execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
+  // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
+  // socket would not survive an execve: with one, the child below gets it at its number instead.
+  if (process.platform !== 'win32' && inheritedFds.length === 0 && typeof execve === 'function') execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
   return new Promise((resolve) => {
     const windows = process.platform === 'win32';
     const highest = Math.max(2, ...inheritedFds);

@@ -102,7 +102,7 @@ describe('grainbows CLI', () => {
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'Hello, World!');
     } finally {
       child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('close', resolve));
+      if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('close', resolve));
     }
   });
 
