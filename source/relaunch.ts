@@ -22,8 +22,10 @@ export const MAIN_V8_FLAGS = ['--no-memory-reducer'] as const;
 const LAUNCHED = 'GRAINBOWS_LAUNCHED';
 
 /**
- * The signals the arbiter handles (arbiter.ts). On POSIX the child has its own process group, so a Ctrl+C
- * reaches it once, through this process (a second INT would turn a stop quick).
+ * The signals the arbiter handles (arbiter.ts). The child stays in this process's session and group, so a
+ * Ctrl+C from the terminal reaches it directly as well as through this process: harmless, INT and QUIT
+ * already mean a quick stop. (A session of its own would also be an autogroup of its own on Linux, which
+ * changes how the kernel shares the CPU between the server and everything else: measured, session 13.)
  */
 const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2'];
 /** Windows: Ctrl+C, Ctrl+Break and a console close reach every process of the console; the child gets its own. */
@@ -55,7 +57,6 @@ export function relaunch(inheritedFds: readonly number[] = [], argv: readonly st
     const child = spawn(process.execPath, nodeArgs, {
       stdio: ['inherit', 'inherit', 'inherit', ...passed, 'ipc'], // the channel after them, never on an fd:// number
       env: { ...process.env, [LAUNCHED]: '1' },
-      detached: !windows, // POSIX: its own process group (on Windows this would mean its own console)
     });
     const handlers = new Map<NodeJS.Signals, () => void>(
       windows ? IGNORED_ON_WINDOWS.map((signal) => [signal, () => {}]) : FORWARDED.map((signal) => [signal, () => child.kill(signal)]),
