@@ -50,15 +50,12 @@ const ATTACK_SECONDS = 40;
  * 1,000 slow uploads are requests in flight, and with 100 in the idle test, where it must not bind.
  */
 /**
- * Plus the relay with operators' tunings for a small machine, node flags before the CLI
- * (docs/performance.md, session 12): main's young generation capped (shorter scavenges in main, which
- * holds every connection; Node also takes it in NODE_OPTIONS), and V8's memory reducer off (after a burst
- * of traffic it compacts main's heap in 28-36 ms pauses; Node refuses this one in NODE_OPTIONS).
+ * Plus the relay with main's start-up flags taken back (source/relaunch.ts; docs/performance.md, sessions
+ * 12-13): first its small young generation, then also V8's memory reducer, so each one's worth shows.
  */
-/** The relay as an operator may tune it: main's young generation held small; V8's memory reducer back on. */
 const TUNED_RELAYS: Contender[] = [
-  { nodeFlags: ['--max-semi-space-size=2'], args: [], label: 'node --max-semi-space-size=2' },
-  { nodeFlags: [], args: ['--memory-reducer'], label: '--memory-reducer' },
+  { nodeFlags: [], args: ['--main-semi-space-size', '0'], label: '--main-semi-space-size 0' },
+  { nodeFlags: [], args: ['--memory-reducer', '--main-semi-space-size', '0'], label: "V8's defaults (--memory-reducer --main-semi-space-size 0)" },
 ].map(({ nodeFlags, args, label }) => ({
   name: `grainbows relay (2 actors), ${label}`,
   command: grainbows(process.execPath, 'relay', { nodeFlags, args }),

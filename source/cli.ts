@@ -9,7 +9,7 @@ import { formatConfig, resolveConfig, type ResolvedConfig } from './config.js';
 import { GrainbowsServer } from './server.js';
 import { inheritedDescriptors } from './bind.js';
 import { checkApp } from './check.js';
-import { claimLauncher, needsRelaunch, relaunch, watchLauncher } from './relaunch.js';
+import { claimLauncher, missingMainFlags, relaunch, watchLauncher } from './relaunch.js';
 import { createLogger, describeError } from './log.js';
 import { Arbiter } from './arbiter.js';
 import { ControlServer, defaultControlPath } from './control.js';
@@ -183,7 +183,8 @@ async function main(): Promise<void> {
     }
   }
   // Before --daemon, so that the daemon is started with them too.
-  if (!config.settings.memoryReducer && needsRelaunch()) process.exit(await relaunch(inheritedDescriptors(config.settings.bind)));
+  const mainFlags = missingMainFlags(config.settings);
+  if (mainFlags.length > 0) process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind)));
   if (config.settings.daemon && !isDaemonChild()) {
     try {
       refuseUnsupported(config.sources);

@@ -6,7 +6,10 @@
  * here, docs/performance.md, sessions 12-13) in the middle of whatever comes next. V8 reads
  * `--no-memory-reducer` when an isolate's heap is set up: `NODE_OPTIONS` refuses it, and
  * `v8.setFlagsFromString` reaches only isolates created later (the actors, see server.ts), never the main
- * thread's own. So the CLI starts node again with it on the command line:
+ * thread's own. Main's young generation is the same: its 16 MB semi-spaces make for long scavenges with
+ * thousands of connections, and V8 sizes them once, at start-up. So the CLI starts node again with
+ * `--no-memory-reducer --max-semi-space-size=2` on the command line (settings `memory-reducer` and
+ * `main-semi-space-size`):
  *
  * - where Node has `process.execve` (22.15+, POSIX), in place: same pid, nothing else changes;
  * - elsewhere (Node 20, Windows, or when an `fd://N` bind must be passed on) as a child in the foreground: this process forwards the signals the arbiter
@@ -15,8 +18,23 @@
  */
 import { spawn } from 'node:child_process';
 
-/** What the main thread is started with, unless `--memory-reducer` is on. */
-export const MAIN_V8_FLAGS = ['--no-memory-reducer'] as const;
+/** The settings that decide the main thread's node flags. */
+export interface MainThreadSettings {
+  memoryReducer: boolean;
+  mainSemiSpaceSize: number;
+}
+
+/**
+ * The node flags the main thread should have and this process lacks; none means no relaunch. An operator's
+ * own `--max-semi-space-size` on node's command line wins over `--main-semi-space-size`.
+ */
+export function missingMainFlags(settings: MainThreadSettings, execArgv: readonly string[] = process.execArgv): string[] {
+  const missing: string[] = [];
+  if (!settings.memoryReducer && !execArgv.includes('--no-memory-reducer')) missing.push('--no-memory-reducer');
+  const ownSemiSpace = execArgv.some((flag) => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(flag));
+  if (settings.mainSemiSpaceSize > 0 && !ownSemiSpace) missing.push(`--max-semi-space-size=${settings.mainSemiSpaceSize}`);
+  return missing;
+}
 
 /** Set in the child's environment by the launcher; read once and removed, so descendants do not see it. */
 const LAUNCHED = 'GRAINBOWS_LAUNCHED';
@@ -34,18 +52,13 @@ const IGNORED_ON_WINDOWS: NodeJS.Signals[] = ['SIGINT', 'SIGBREAK', 'SIGHUP'];
 /** `process.execve` (Node 22.15+ and 23.11+, POSIX only), not yet in the Node 20 types this project builds with. */
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 
-/** Whether this process lacks a flag the main thread should have. */
-export function needsRelaunch(execArgv: readonly string[] = process.execArgv): boolean {
-  return MAIN_V8_FLAGS.some((flag) => !execArgv.includes(flag));
-}
-
 /**
- * Starts this same command again with MAIN_V8_FLAGS. Returns only on the platforms without execve, with a
- * promise of the exit status the child ended with (a signal that killed it is re-raised here first).
+ * Starts this same command again with node `flags` added. Returns only on the platforms without execve,
+ * with a promise of the exit status the child ended with (a signal that killed it is re-raised here first).
  * `inheritedFds`: descriptors beyond stdio the child needs at the same numbers (the `fd://N` binds).
  */
-export function relaunch(inheritedFds: readonly number[] = [], argv: readonly string[] = process.argv.slice(1)): Promise<number> {
-  const nodeArgs = [...process.execArgv, ...MAIN_V8_FLAGS.filter((flag) => !process.execArgv.includes(flag)), ...argv];
+export function relaunch(flags: readonly string[], inheritedFds: readonly number[] = [], argv: readonly string[] = process.argv.slice(1)): Promise<number> {
+  const nodeArgs = [...process.execArgv, ...flags, ...argv];
   const { execve } = process as NodeJS.Process & { execve?: Execve };
   // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
   // socket would not survive an execve: with one, the child below gets it at its number instead.

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
-import { needsRelaunch } from '../source/relaunch.js';
+import { missingMainFlags } from '../source/relaunch.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';
@@ -29,18 +29,23 @@ async function execArgvOf(cli: RunningCli): Promise<string[]> {
   return info.execArgv ?? [];
 }
 
-describe('main thread started without V8 memory reducer', () => {
-  it('needsRelaunch: only when a flag is missing', () => {
-    assert.equal(needsRelaunch([]), true);
-    assert.equal(needsRelaunch(['--max-semi-space-size=2']), true);
-    assert.equal(needsRelaunch(['--no-memory-reducer']), false);
+describe('main thread started without V8 memory reducer, with a small young generation', () => {
+  it('missingMainFlags: what the settings ask for and node lacks; node\'s own young-generation size wins', () => {
+    const defaults = { memoryReducer: false, mainSemiSpaceSize: 2 };
+    assert.deepEqual(missingMainFlags(defaults, []), ['--no-memory-reducer', '--max-semi-space-size=2']);
+    assert.deepEqual(missingMainFlags(defaults, ['--max-semi-space-size=8']), ['--no-memory-reducer']);
+    assert.deepEqual(missingMainFlags(defaults, ['--no-memory-reducer', '--max_semi_space_size=1']), []);
+    assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 0 }, []), [], 'nothing to add: no relaunch');
+    assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 4 }, []), ['--max-semi-space-size=4']);
   });
 
-  it(`serves with --no-memory-reducer in main (${hasExecve ? 'in place, same pid' : 'as the launcher\'s child'}); signals to the started process reach it`, async () => {
+  it(`serves with --no-memory-reducer --max-semi-space-size=2 in main (${hasExecve ? 'in place, same pid' : 'as the launcher\'s child'}); signals to the started process reach it`, async () => {
     const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
     let stopped = false;
     try {
-      assert.ok((await execArgvOf(cli)).includes('--no-memory-reducer'), 'the serving process has the flag');
+      const execArgv = await execArgvOf(cli);
+      assert.ok(execArgv.includes('--no-memory-reducer'), 'the serving process has the flags');
+      assert.ok(execArgv.includes('--max-semi-space-size=2'), execArgv.join(' '));
       if (hasExecve) assert.equal(cli.pid, cli.child.pid, 'execve keeps the pid');
       else {
         assert.notEqual(cli.pid, cli.child.pid);
@@ -60,8 +65,8 @@ describe('main thread started without V8 memory reducer', () => {
     }
   });
 
-  it('--memory-reducer: no relaunch, the started process serves', async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', fixture('process-info.js')]);
+  it('--memory-reducer --main-semi-space-size 0: no relaunch, the started process serves', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', '--main-semi-space-size', '0', fixture('process-info.js')]);
     try {
       assert.equal(cli.pid, cli.child.pid);
       assert.equal((await execArgvOf(cli)).includes('--no-memory-reducer'), false);
