@@ -99,8 +99,9 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
   });
   arbiter.listen();
   // Started by a launcher (relaunch.ts) that is now gone: nobody can signal this process any more.
-  watchLauncher(launched, () => {
-    log.warning('The launching process is gone; stopping gracefully');
+  watchLauncher(launched, (why) => {
+    if (why === 'orphaned') log.warning('The launching process is gone; stopping gracefully');
+    else log.info(`Handling signal: ${why.replace(/^SIG/, '').toLowerCase()} (through the launching process)`);
     arbiter.enqueue('stop').catch(() => {});
   });
   let running: GrainbowsServer;

@@ -46,8 +46,18 @@ const LAUNCHED = 'GRAINBOWS_LAUNCHED';
  * changes how the kernel shares the CPU between the server and everything else: measured, session 13.)
  */
 const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2'];
-/** Windows: Ctrl+C, Ctrl+Break and a console close reach every process of the console; the child gets its own. */
-const IGNORED_ON_WINDOWS: NodeJS.Signals[] = ['SIGINT', 'SIGBREAK', 'SIGHUP'];
+/**
+ * Windows: what Node reports as these signals means "stop gracefully" there (arbiter.ts), and `child.kill`
+ * would terminate the child outright, so the launcher asks over the IPC channel. A console's Ctrl+C also
+ * reaches the child itself: the second request is a no-op.
+ */
+const STOP_ON_WINDOWS: NodeJS.Signals[] = ['SIGINT', 'SIGBREAK', 'SIGHUP', 'SIGTERM'];
+/** The one message a launcher sends its child: the signal it received, meaning stop. */
+const STOP_KIND = 'grainbows-launcher-stop';
+interface StopMessage {
+  kind: typeof STOP_KIND;
+  signal: NodeJS.Signals;
+}
 
 /** `process.execve` (Node 22.15+ and 23.11+, POSIX only), not yet in the Node 20 types this project builds with. */
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
@@ -72,7 +82,9 @@ export function relaunch(flags: readonly string[], inheritedFds: readonly number
       env: { ...process.env, [LAUNCHED]: '1' },
     });
     const handlers = new Map<NodeJS.Signals, () => void>(
-      windows ? IGNORED_ON_WINDOWS.map((signal) => [signal, () => {}]) : FORWARDED.map((signal) => [signal, () => child.kill(signal)]),
+      windows
+        ? STOP_ON_WINDOWS.map((signal) => [signal, () => child.connected && child.send({ kind: STOP_KIND, signal } satisfies StopMessage)])
+        : FORWARDED.map((signal) => [signal, () => child.kill(signal)]),
     );
     for (const [signal, handler] of handlers) process.on(signal, handler);
     child.on('error', (error) => {
@@ -97,10 +109,16 @@ export function claimLauncher(): boolean {
   return launched;
 }
 
-/** In the child of a launcher: calls `onOrphaned` once the launcher is gone (its IPC channel closed). */
-export function watchLauncher(launched: boolean, onOrphaned: () => void): boolean {
+/**
+ * In the child of a launcher: calls `stop` once the launcher is gone (its IPC channel closed) or asks for it
+ * (Windows, where it cannot signal).
+ */
+export function watchLauncher(launched: boolean, stop: (why: 'orphaned' | NodeJS.Signals) => void): boolean {
   if (!launched || !process.channel) return false;
   process.channel.unref(); // the channel alone must not keep the server alive
-  process.once('disconnect', onOrphaned);
+  process.once('disconnect', () => stop('orphaned'));
+  process.on('message', (message: Partial<StopMessage> | null) => {
+    if (message?.kind === STOP_KIND && message.signal) stop(message.signal);
+  });
   return true;
 }
