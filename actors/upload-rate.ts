@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../source/log.js';
 import { silence } from './request-deadline.js';
 import { answerAndClose, failRequest } from './answer.js';
-import { SLICE_GAP_MS } from '../source/shedding.js';
+import { SLICE_GAP_MS, SliceBudget } from '../source/shedding.js';
 
 export const RATE_WINDOW_MS = 10_000;
 const CHECK_MS = 1000;
@@ -94,22 +94,29 @@ export class UploadRateGuard {
   }
 
   /**
-   * Answers the slow uploads EXPIRE_SLICE at a time, slices SLICE_GAP_MS apart (source/shedding.ts), so
+   * Answers the slow uploads EXPIRE_SLICE at a time (fewer if they take over SLICE_BUDGET_MS), slices
+   * SLICE_GAP_MS apart (source/shedding.ts), so
    * that ordinary requests arriving meanwhile are not held up behind hundreds of 408s (measured: 500 in one
    * turn delayed other requests by 40-100 ms).
    */
   private expireInSlices(slow: Array<{ req: IncomingMessage; res: ServerResponse }>, from: number): void {
-    const to = Math.min(slow.length, from + EXPIRE_SLICE);
+    const most = Math.min(slow.length, from + EXPIRE_SLICE);
+    const budget = new SliceBudget();
+    let next = from;
     // No stack traces for the errors this makes (ours and Node's, as each request and socket is torn
     // down): nobody reads them, and capturing them was a fifth of an expiry's cost.
     const stackTraceLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-      for (let i = from; i < to; i++) this.expire(slow[i].req, slow[i].res);
+      while (next < most) {
+        this.expire(slow[next].req, slow[next].res);
+        next++;
+        if (budget.spent()) break;
+      }
     } finally {
       Error.stackTraceLimit = stackTraceLimit;
     }
-    if (to < slow.length) setTimeout(() => this.expireInSlices(slow, to), SLICE_GAP_MS).unref();
+    if (next < slow.length) setTimeout(() => this.expireInSlices(slow, next), SLICE_GAP_MS).unref();
   }
 
   private expire(req: IncomingMessage, res: ServerResponse): void {

@@ -15,7 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import { parseProxyHeader, type ClientAddress } from './proxy-protocol.js';
-import { SLICE_GAP_MS } from './shedding.js';
+import { SLICE_GAP_MS, SliceBudget } from './shedding.js';
 
 /**
  * A head longer than this is handed on unfinished: the actor's parser answers 431 (Node's own limit is
@@ -29,7 +29,8 @@ const SWEEP_MS = 250;
 /** A refused connection's answer gets this long to reach the client before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /**
- * Most connections one slice of a sweep refuses (slices SLICE_GAP_MS apart, source/shedding.ts). A
+ * Most connections one slice of a sweep refuses (slices SLICE_GAP_MS apart and at most SLICE_BUDGET_MS
+ * long, source/shedding.ts). A
  * slow-header attack opens its connections together, so their deadlines pass together: 4,000 of them made
  * sweeps of 250 refusals at once, 7-17 ms in which no other connection was accepted or read (measured
  * with a 1 ms loop-lag probe).
@@ -295,10 +296,11 @@ export class HeadGate {
     const headDeadline = now - this.settings.headerTimeoutMs;
     const silentDeadline = now - SILENT_GRACE_WHEN_STOPPING_MS;
     let refused = 0;
+    const budget = new SliceBudget();
     // Insertion order is arrival order: once one is within its deadline, all later ones are too.
     for (const [socket, entry] of this.waiting) {
       if (entry.since <= headDeadline) {
-        if (refused === REFUSALS_PER_SLICE) {
+        if (refused === REFUSALS_PER_SLICE || (refused > 0 && budget.spent())) {
           // The rest in the next slice (source/shedding.ts): accepted and readable connections go first.
           this.sweepResumes = setTimeout(() => {
             this.sweepResumes = null;

@@ -10,4 +10,23 @@
  * a core, not for the slice. Measured (docs/performance.md, session 11, attacker at idle priority, 8
  * alternating pairs against back-to-back slices): probe p99 median 10.5 ms against 16.2, lower in 7 of 8.
  */
+import { performance } from 'node:perf_hooks';
+
 export const SLICE_GAP_MS = 10;
+
+/**
+ * Most time one slice takes before the rest waits for the next, on top of its count limit. A refusal's
+ * cost varies: 8 slow-upload 408s took 1.3 ms on average but up to 5.8 ms under the attack (both actors
+ * shed at once, so both cores were busy and every relayed request waited; docs/performance.md, session
+ * 14). Wall time, not CPU time: a slice that loses its core to another thread also ends sooner.
+ */
+export const SLICE_BUDGET_MS = 1;
+
+/** The clock of one slice: `spent()` is true once SLICE_BUDGET_MS have passed since it was made. */
+export class SliceBudget {
+  private readonly endsAt = performance.now() + SLICE_BUDGET_MS;
+
+  spent(): boolean {
+    return performance.now() >= this.endsAt;
+  }
+}

@@ -1,5 +1,6 @@
 /**
- * Without servers: the app-spec split, bind parsing, the arbiter's Windows signal table, the wire's batches.
+ * Without servers: the app-spec split, bind parsing, the arbiter's Windows signal table, the wire's batches,
+ * the shedding slices' clock.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -15,6 +16,8 @@ import { openLogDestination } from '../source/log-destination.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SLICE_BUDGET_MS, SliceBudget } from '../source/shedding.js';
 
 describe('MODULE[:EXPORT]', () => {
   const cases: Array<[string, string, string]> = [
@@ -180,5 +183,17 @@ describe('log files', () => {
     } finally {
       await destination.close();
     }
+  });
+});
+
+describe('shedding slices', () => {
+  it('a slice budget is not spent when it starts, and is once SLICE_BUDGET_MS have passed', () => {
+    const budget = new SliceBudget();
+    assert.equal(budget.spent(), false);
+    const started = performance.now();
+    while (performance.now() - started < SLICE_BUDGET_MS) {
+      // a refusal that takes the whole budget
+    }
+    assert.equal(budget.spent(), true);
   });
 });
