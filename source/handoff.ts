@@ -1,6 +1,6 @@
 /**
  * Which hand-off strategy this runtime can do. `transfer` needs a runtime that can move an accepted
- * `net.Socket` to another thread (Node 26 on Linux can; Node 20 throws "Found invalid object in
+ * `net.Socket` to another thread (Node 24 and 26 on Linux can, 22 cannot; Node 20 throws "Found invalid object in
  * transferList"). We find out by trying once on a loopback connection, not by reading version numbers.
  */
 import net from 'node:net';
@@ -50,7 +50,7 @@ export async function chooseHandoff(requested: HandoffStrategy | 'auto'): Promis
   if (requested === 'transfer' && !possible) {
     throw new GrainbowsError(
       'E_HANDOFF_UNAVAILABLE',
-      `--handoff transfer is not possible on Node ${process.versions.node}: this runtime cannot move a socket to a worker thread (use relay, or Node 26+)`,
+      `--handoff transfer is not possible on Node ${process.versions.node}: this runtime cannot move a socket to a worker thread (use relay, or Node 24+)`,
     );
   }
   return possible ? 'transfer' : 'relay';

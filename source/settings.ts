@@ -136,7 +136,7 @@ export const SETTINGS = [
   },
   {
     name: 'handoff', flag: 'handoff', type: 'string', default: 'auto', section: 'Actors',
-    doc: 'How connections reach actors: transfer (move the socket; Node 26+), relay (main relays bytes), auto.',
+    doc: 'How connections reach actors: transfer (move the socket; Node 24+), relay (main relays bytes), auto.',
     parse: oneOf('handoff', ['auto', 'relay', 'transfer'] as const),
   },
   {
