@@ -18,6 +18,7 @@
  *   npm run bench:slow                              # prints a Markdown table
  *   npm run bench:slow -- --write docs/performance.md
  *   npm run bench:slow -- --repeat 3                # each attack 3 times, fresh server each time
+ *   npm run bench:slow -- --only 'grainbows relay (2 actors)$'   # one contender ('relay' alone: every relay row)
  *
  * Needs slowhttptest and wrk (apt-get install slowhttptest wrk), and chrt (util-linux). Bounded: ~75 s per server, plus ~70 s per extra --repeat.
  */
@@ -30,7 +31,10 @@ import { ALL_CONTENDERS, grainbows, node26, runWrk, start, treeCpuSeconds, treeR
 
 const args = process.argv.slice(2);
 const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
+/** `--only TEXT`: the contenders whose name contains TEXT; with a trailing `$`, the one named exactly so. */
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const onlyExactly = only?.endsWith('$') ? only.slice(0, -1) : undefined;
+const chosen = (name: string): boolean => only === undefined || (onlyExactly !== undefined ? name === onlyExactly : name.includes(only));
 /**
  * Runs of each attack (a fresh server each): a p99 of 200 probes is their second slowest, and on a shared
  * 2-core machine one run of it ranges over 2x (docs/performance.md), so a row reports the run with the
@@ -62,7 +66,7 @@ const TUNED_RELAYS: Contender[] = [
   nodeFlags,
   args,
 }));
-const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, ...TUNED_RELAYS] : [c])).filter((c) => !only || c.name.includes(only));
+const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, ...TUNED_RELAYS] : [c])).filter((c) => chosen(c.name));
 function withWorkerConnections(contender: Contender, workerConnections: number): Contender {
   if (!contender.name.startsWith('grainbows')) return contender;
   const onNode26 = contender.name.includes('Node 26');
