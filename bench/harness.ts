@@ -26,14 +26,15 @@ export interface Contender {
 export const CLI = path.join(ROOT, 'dist/source/cli.js');
 export const APP = path.join(ROOT, 'bench/app.js');
 /**
- * grainbows on `exe` with `handoff`, 2 actors; `workerConnections` high by default so the cap never binds;
- * `nodeFlags` go to node before the CLI (an operator's tuning, such as V8's young generation size).
+ * grainbows on `exe` with `handoff`, 2 actors unless `workers` says otherwise; `workerConnections` high by
+ * default so the cap never binds; `nodeFlags` go to node before the CLI (an operator's tuning, such as V8's
+ * young generation size).
  */
 export const grainbows =
-  (exe: string, handoff: string, { workerConnections = 20_000, nodeFlags = [] as string[], args = [] as string[] } = {}) =>
+  (exe: string, handoff: string, { workers = 2, workerConnections = 20_000, nodeFlags = [] as string[], args = [] as string[] } = {}) =>
   (port: number) => ({
     exe,
-    argv: [...nodeFlags, CLI, '-b', `127.0.0.1:${port}`, '-w', '2', '--handoff', handoff, '--backlog', '4096', '--worker-connections', String(workerConnections), ...args, APP],
+    argv: [...nodeFlags, CLI, '-b', `127.0.0.1:${port}`, '-w', String(workers), '--handoff', handoff, '--backlog', '4096', '--worker-connections', String(workerConnections), ...args, APP],
   });
 export const ALL_CONTENDERS: Contender[] = [
   { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },

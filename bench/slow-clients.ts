@@ -18,7 +18,7 @@
  *   npm run bench:slow                              # prints a Markdown table
  *   npm run bench:slow -- --write docs/performance.md
  *   npm run bench:slow -- --repeat 3                # each attack 3 times, fresh server each time
- *   npm run bench:slow -- --only 'grainbows relay (2 actors)$'   # one contender ('relay' alone: every relay row)
+ *   npm run bench:slow -- --only 'grainbows relay (1 actor, the default)$'   # one contender ('relay' alone: every relay row)
  *
  * Needs slowhttptest and wrk (apt-get install slowhttptest wrk), and chrt (util-linux). Bounded: ~75 s per server, plus ~70 s per extra --repeat.
  */
@@ -50,28 +50,44 @@ const IDLE_KEEP_ALIVE = 10_000;
 const ATTACK_SECONDS = 40;
 
 /**
- * The contenders; grainbows runs with its default `--worker-connections` (1000) under attack, where the
+ * The contenders. grainbows runs with its default `--worker-connections` (1000) under attack, where the
  * 1,000 slow uploads are requests in flight, and with 100 in the idle test, where it must not bind.
+ *
+ * Each hand-off runs with its default one actor and with two. On 2 cores one actor is the faster under this
+ * attack (docs/performance.md, session 15): main and the actor each have a core, where three threads on two
+ * cores wait for each other. The relay with one actor also runs with main's start-up flags taken back
+ * (source/relaunch.ts; sessions 12-13): first its small young generation, then also V8's memory reducer, so
+ * each one's worth shows.
  */
-/**
- * Plus the relay with main's start-up flags taken back (source/relaunch.ts; docs/performance.md, sessions
- * 12-13): first its small young generation, then also V8's memory reducer, so each one's worth shows.
- */
-const TUNED_RELAYS: Contender[] = [
-  { nodeFlags: [], args: ['--main-semi-space-size', '0'], label: '--main-semi-space-size 0' },
-  { nodeFlags: [], args: ['--memory-reducer', '--main-semi-space-size', '0'], label: "V8's defaults (--memory-reducer --main-semi-space-size 0)" },
-].map(({ nodeFlags, args, label }) => ({
-  name: `grainbows relay (2 actors), ${label}`,
-  command: grainbows(process.execPath, 'relay', { nodeFlags, args }),
-  nodeFlags,
-  args,
-}));
-const CONTENDERS: Contender[] = ALL_CONTENDERS.flatMap((c) => (c.name.startsWith('grainbows relay') ? [c, ...TUNED_RELAYS] : [c])).filter((c) => chosen(c.name));
-function withWorkerConnections(contender: Contender, workerConnections: number): Contender {
-  if (!contender.name.startsWith('grainbows')) return contender;
-  const onNode26 = contender.name.includes('Node 26');
-  return { name: `${contender.name}, --worker-connections ${workerConnections}`, command: grainbows(onNode26 ? node26! : process.execPath, onNode26 ? 'transfer' : 'relay', { workerConnections, nodeFlags: contender.nodeFlags, args: contender.args }) };
+interface GrainbowsRow {
+  name: string;
+  exe: string;
+  handoff: 'relay' | 'transfer';
+  workers: number;
+  args?: string[];
 }
+const actors = (workers: number) => (workers === 1 ? '1 actor, the default' : `${workers} actors`);
+const GRAINBOWS_ROWS: GrainbowsRow[] = [
+  ...[
+    { workers: 1, args: [], label: '' },
+    { workers: 1, args: ['--main-semi-space-size', '0'], label: ', --main-semi-space-size 0' },
+    { workers: 1, args: ['--memory-reducer', '--main-semi-space-size', '0'], label: ", V8's defaults (--memory-reducer --main-semi-space-size 0)" },
+    { workers: 2, args: [], label: '' },
+  ].map(({ workers, args, label }): GrainbowsRow => ({ name: `grainbows relay (${actors(workers)})${label}`, exe: process.execPath, handoff: 'relay', workers, args })),
+  ...(node26 ? [1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer on Node 26 (${actors(workers)})`, exe: node26!, handoff: 'transfer', workers })) : []),
+];
+function grainbowsContender(row: GrainbowsRow, workerConnections: number): Contender {
+  const { exe, handoff, workers, args } = row;
+  return { name: `${row.name}, --worker-connections ${workerConnections}`, command: grainbows(exe, handoff, { workers, workerConnections, args }) };
+}
+/** The baselines, then each grainbows row after the baselines of its Node version; `--only` filters them. */
+const BASELINES = ALL_CONTENDERS.filter((c) => !c.name.startsWith('grainbows'));
+const ROWS: Array<{ name: string; contender: (workerConnections: number) => Contender }> = [
+  ...BASELINES.filter((c) => !c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
+  ...GRAINBOWS_ROWS.filter((r) => r.handoff === 'relay').map((r) => ({ name: r.name, contender: (wc: number) => grainbowsContender(r, wc) })),
+  ...BASELINES.filter((c) => c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
+  ...GRAINBOWS_ROWS.filter((r) => r.handoff === 'transfer').map((r) => ({ name: r.name, contender: (wc: number) => grainbowsContender(r, wc) })),
+].filter((row) => chosen(row.name));
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */
 type AttackerPriority = 'normal' | 'idle';
@@ -198,8 +214,8 @@ async function idleKeepAlive(server: Running): Promise<IdleResult> {
 
 const attacks: Array<{ contender: string; p99Runs: number[] } & AttackResult> = [];
 const idles: Array<{ contender: string } & IdleResult> = [];
-for (const each of CONTENDERS) {
-  let contender = withWorkerConnections(each, 1000);
+for (const row of ROWS) {
+  let contender = row.contender(1000);
   let server: Running;
   for (const priority of PRIORITIES) {
     const runs: AttackResult[] = [];
@@ -219,7 +235,7 @@ for (const each of CONTENDERS) {
     const median = { ...byP99[Math.floor((byP99.length - 1) / 2)], probesOk: Math.min(...runs.map((r) => r.probesOk)) };
     attacks.push({ contender: contender.name, ...median, p99Runs: runs.map((r) => r.p99Ms) });
   }
-  contender = withWorkerConnections(each, 100);
+  contender = row.contender(100);
   server = await start(contender);
   try {
     const result = await idleKeepAlive(server);
