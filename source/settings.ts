@@ -128,7 +128,7 @@ export const SETTINGS = [
   },
   {
     name: 'workers', flag: 'workers', short: 'w', env: 'WEB_CONCURRENCY', type: 'number', default: DEFAULTS.workers, section: 'Actors',
-    doc: 'Number of actors (worker threads), each serving many connections. An actor multiplexes sleeping requests, so more actors help CPU-bound apps; with the relay hand-off the main thread also needs a core, so leave it one (on 2 cores, 1 actor answers faster under a slow-client attack than 2).', parse: wholeNumber('workers', 1),
+    doc: 'Number of actors (worker threads), each serving many connections. An actor multiplexes sleeping requests, so more actors help CPU-bound apps and spread slow clients. With the relay hand-off the main thread needs a core too: one actor fewer than cores (on 2 cores, 1 actor answered probes faster than 2 under a slow-client attack); with transfer main only accepts: one actor per core.', parse: wholeNumber('workers', 1),
   },
   {
     name: 'workerConnections', flag: 'worker-connections', type: 'number', default: DEFAULTS.workerConnections, section: 'Actors',
