@@ -19,6 +19,8 @@
  *   npm run bench:slow -- --write docs/performance.md
  *   npm run bench:slow -- --repeat 3                # each attack 3 times, fresh server each time
  *   npm run bench:slow -- --only 'grainbows relay (1 actor, the default)$'   # one contender ('relay' alone: every relay row)
+ *   npm run bench:slow -- --priority idle --no-idle-crowd --args '--header-timeout 60'   # an A/B variant:
+ *       the attack at one priority only, no idle keep-alive test, these options added to every grainbows row
  *
  * Needs slowhttptest and wrk (apt-get install slowhttptest wrk), and chrt (util-linux). Bounded: ~75 s per server, plus ~70 s per extra --repeat.
  */
@@ -42,6 +44,13 @@ const chosen = (name: string): boolean => only === undefined || (onlyExactly !==
  */
 const REPEAT = args.includes('--repeat') ? Number(args[args.indexOf('--repeat') + 1]) : 1;
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error('--repeat takes a whole number of runs, at least 1');
+/** `--priority idle|normal`: meet the attack at that priority only (both by default). */
+const onlyPriority = args.includes('--priority') ? args[args.indexOf('--priority') + 1] : undefined;
+if (onlyPriority !== undefined && onlyPriority !== 'idle' && onlyPriority !== 'normal') throw new Error('--priority takes idle or normal');
+/** `--no-idle-crowd`: skip the idle keep-alive test (an A/B of the attack alone). */
+const idleCrowdTest = !args.includes('--no-idle-crowd');
+/** `--args 'OPTIONS'`: added to every grainbows row's command line and name, to compare a setting. */
+const extraArgs = args.includes('--args') ? args[args.indexOf('--args') + 1].split(/\s+/).filter(Boolean) : [];
 
 const SLOW_HEADERS = 4000;
 const SLOW_BODIES = 1000;
@@ -80,9 +89,11 @@ const GRAINBOWS_ROWS: GrainbowsRow[] = [
 ];
 const ATTACK_CAPACITY = 2000;
 function grainbowsContender(row: GrainbowsRow, test: 'attack' | 'idle'): Contender {
-  const { exe, handoff, workers, args } = row;
+  const { exe, handoff, workers } = row;
+  const args = [...(row.args ?? []), ...extraArgs];
   const workerConnections = test === 'attack' ? ATTACK_CAPACITY / workers : 100;
-  return { name: `${row.name}, --worker-connections ${workerConnections}`, command: grainbows(exe, handoff, { workers, workerConnections, args }) };
+  const extra = extraArgs.length ? `, ${extraArgs.join(' ')}` : '';
+  return { name: `${row.name}${extra}, --worker-connections ${workerConnections}`, command: grainbows(exe, handoff, { workers, workerConnections, args }) };
 }
 /** The baselines, then each grainbows row after the baselines of its Node version; `--only` filters them. */
 const BASELINES = ALL_CONTENDERS.filter((c) => !c.name.startsWith('grainbows'));
@@ -95,7 +106,7 @@ const ROWS: Array<{ name: string; contender: (test: 'attack' | 'idle') => Conten
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */
 type AttackerPriority = 'normal' | 'idle';
-const PRIORITIES: AttackerPriority[] = ['normal', 'idle'];
+const PRIORITIES: AttackerPriority[] = (['normal', 'idle'] as const).filter((p) => onlyPriority === undefined || p === onlyPriority);
 
 function slowhttptest(mode: '-H' | '-B', url: string, connections: number, rate: number, priority: AttackerPriority): ChildProcess {
   const argv = [mode, '-c', String(connections), '-r', String(rate), '-i', '5', '-l', String(ATTACK_SECONDS), '-s', '1000000', '-x', '24', '-p', '3', '-u', url];
@@ -239,6 +250,7 @@ for (const row of ROWS) {
     const median = { ...byP99[Math.floor((byP99.length - 1) / 2)], probesOk: Math.min(...runs.map((r) => r.probesOk)) };
     attacks.push({ contender: contender.name, ...median, p99Runs: runs.map((r) => r.p99Ms) });
   }
+  if (!idleCrowdTest) continue;
   contender = row.contender('idle');
   server = await start(contender);
   try {
