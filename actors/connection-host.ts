@@ -4,7 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   ACK_STEP,
@@ -210,8 +210,10 @@ export class ConnectionHost implements RelayOutlet {
    * nothing from it; where it read the head (a PROXY header came first), those bytes are fed to the parser
    * before anything the socket reads.
    */
-  private adopt({ id, socket: transferred, head, client, counted }: SocketHandoff): void {
-    const socket = transferred as Socket;
+  private adopt({ id, socket: moved, fd, head, client, counted }: SocketHandoff): void {
+    // Moved whole (Node 24+), or a descriptor of our own that main copied for us (source/descriptor-copy.ts).
+    // allowHalfOpen as main's listener had it: a client's FIN must not end our side before the answer is out.
+    const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     startNodeDeadlines(this.server);
     socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
     if (client) {

@@ -40,6 +40,7 @@ export const ALL_CONTENDERS: Contender[] = [
   { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
   { name: 'node:cluster (2 processes)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
   { name: 'grainbows relay (2 actors)', command: grainbows(process.execPath, 'relay') },
+  { name: 'grainbows transfer (2 actors)', command: grainbows(process.execPath, 'transfer') },
   ...(node26
     ? [
         { name: 'node:http on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },

@@ -18,7 +18,7 @@
  *   npm run bench:slow                              # prints a Markdown table
  *   npm run bench:slow -- --write docs/performance.md
  *   npm run bench:slow -- --repeat 3                # each attack 3 times, fresh server each time
- *   npm run bench:slow -- --only 'grainbows relay (1 actor, the default)$'   # one contender ('relay' alone: every relay row)
+ *   npm run bench:slow -- --only 'grainbows transfer (1 actor, the default)$'   # one contender ('relay' alone: every relay row)
  *   npm run bench:slow -- --priority idle --no-idle-crowd --args '--header-timeout 60'   # an A/B variant:
  *       the attack at one priority only, no idle keep-alive test, these options added to every grainbows row
  *
@@ -79,12 +79,13 @@ interface GrainbowsRow {
 }
 const actors = (workers: number) => (workers === 1 ? '1 actor, the default' : `${workers} actors`);
 const GRAINBOWS_ROWS: GrainbowsRow[] = [
+  // Node 20's transfer: main dup(2)s each socket's descriptor for its actor (source/descriptor-copy.ts).
+  ...[1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer (${actors(workers)})`, exe: process.execPath, handoff: 'transfer', workers })),
   ...[
     { workers: 1, args: [], label: '' },
-    { workers: 1, args: ['--main-semi-space-size', '0'], label: ', --main-semi-space-size 0' },
     { workers: 1, args: ['--memory-reducer', '--main-semi-space-size', '0'], label: ", V8's defaults (--memory-reducer --main-semi-space-size 0)" },
     { workers: 2, args: [], label: '' },
-  ].map(({ workers, args, label }): GrainbowsRow => ({ name: `grainbows relay (${actors(workers)})${label}`, exe: process.execPath, handoff: 'relay', workers, args })),
+  ].map(({ workers, args, label }): GrainbowsRow => ({ name: `grainbows relay (${workers === 1 ? '1 actor' : `${workers} actors`})${label}`, exe: process.execPath, handoff: 'relay', workers, args })),
   ...(node26 ? [1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer on Node 26 (${actors(workers)})`, exe: node26!, handoff: 'transfer', workers })) : []),
 ];
 const ATTACK_CAPACITY = 2000;
@@ -99,9 +100,9 @@ function grainbowsContender(row: GrainbowsRow, test: 'attack' | 'idle'): Contend
 const BASELINES = ALL_CONTENDERS.filter((c) => !c.name.startsWith('grainbows'));
 const ROWS: Array<{ name: string; contender: (test: 'attack' | 'idle') => Contender }> = [
   ...BASELINES.filter((c) => !c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
-  ...GRAINBOWS_ROWS.filter((r) => r.handoff === 'relay').map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
+  ...GRAINBOWS_ROWS.filter((r) => r.exe === process.execPath).map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
   ...BASELINES.filter((c) => c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
-  ...GRAINBOWS_ROWS.filter((r) => r.handoff === 'transfer').map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
+  ...GRAINBOWS_ROWS.filter((r) => r.exe !== process.execPath).map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
 ].filter((row) => chosen(row.name));
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */

@@ -2,10 +2,11 @@
  * The main thread's end of one actor's data port: hands connections over by either strategy, routes the
  * actor's frames to the right relayed connection, and counts the connections the actor holds.
  */
-import type { MessagePort, TransferListItem } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
+import { postSocket } from './handoff.js';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
 import type { Arrival } from './head-gate.js';
-import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage, type SocketHandoff } from './wire.js';
+import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from './wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
 
@@ -86,12 +87,7 @@ export class ActorLink {
   private transfer(id: number, { socket, head, client }: Arrival, counted: boolean): boolean {
     // A copy of just these bytes, transferred: posting the Buffer would clone its whole pool slab (pitfall 2).
     const owned = new Uint8Array(head);
-    const message: SocketHandoff = { kind: 'socket', id, socket, head: owned, counted, ...(client ? { client } : {}) };
-    try {
-      this.port.postMessage(message, [socket as unknown as TransferListItem, owned.buffer]);
-    } catch {
-      return false;
-    }
+    if (!postSocket(this.port, { kind: 'socket', id, head: owned, counted, ...(client ? { client } : {}) }, socket)) return false;
     this.transferred.add(id);
     return true;
   }

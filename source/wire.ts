@@ -54,7 +54,10 @@ export type FrameHandler = (type: FrameType, id: number, payload: unknown) => vo
 export interface SocketHandoff {
   kind: 'socket';
   id: number;
-  socket: unknown;
+  /** The `net.Socket` itself, moved (Node 24+)... */
+  socket?: unknown;
+  /** ...or a descriptor main dup(2)ed for this actor, to open a `net.Socket` on (source/descriptor-copy.ts). */
+  fd?: number;
   /** What main read from the socket before handing it over (the request head, perhaps more): read it first. */
   head: Uint8Array;
   /** The client's real address, from a PROXY protocol header. */
