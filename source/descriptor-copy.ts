@@ -8,6 +8,10 @@
  * Node has no dup(), so the call goes through koffi, a maintained FFI library with prebuilt binaries for
  * Linux, macOS and the BSDs (an optional dependency: where it is missing or fails to load, grainbows relays).
  * Not on Windows, where a socket is a handle and `_handle.fd` is -1.
+ *
+ * One leak is accepted: a copy posted to an actor whose thread dies before it reads the message stays open
+ * (a number in a dropped message; main cannot close it, since the actor may have opened and closed it
+ * already and the number may be someone else's by now). The window is one message's flight.
  */
 import type { Socket } from 'node:net';
 

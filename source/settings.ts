@@ -136,7 +136,7 @@ export const SETTINGS = [
   },
   {
     name: 'handoff', flag: 'handoff', type: 'string', default: 'auto', section: 'Actors',
-    doc: 'How connections reach actors: transfer (move the socket; Node 24+), relay (main relays bytes), auto.',
+    doc: 'How connections reach actors: transfer (the actor owns the socket: moved on Node 24+, a dup(2)ed descriptor on Node 20 and 22 on Unix, through the optional koffi package), relay (main keeps the socket and relays its bytes; the only way on Windows before Node 24, and for TLS), auto (transfer where possible).',
     parse: oneOf('handoff', ['auto', 'relay', 'transfer'] as const),
   },
   {
