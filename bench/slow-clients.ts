@@ -64,11 +64,12 @@ const ATTACK_SECONDS = 40;
  * at the default 1000 they fill it, so the probes wait for `--body-min-rate` to shed them (170 of 200
  * answered within 5 s). In the idle test it runs with 100, which must not bind on idle connections.
  *
- * Each hand-off runs with its default one actor and with two. On 2 cores one actor is the faster under this
- * attack (docs/performance.md, session 15): main and the actor each have a core, where three threads on two
- * cores wait for each other. The relay with one actor also runs with main's start-up flags taken back
- * (source/relaunch.ts; sessions 12-13): first its small young generation, then also V8's memory reducer, so
- * each one's worth shows.
+ * Each hand-off runs with the default one actor and with two: transfer on this Node (a dup(2)ed descriptor
+ * on Node 20 and 22, the default there since session 17), the relay, and transfer on Node 26 (the socket
+ * moved). On 2 cores one actor was the faster relay under this attack (docs/performance.md, session 15):
+ * main and the actor each have a core, where three threads on two cores wait for each other. The relay
+ * with one actor also runs with V8's defaults for main (source/relaunch.ts; sessions 12-13: main's small
+ * young generation and no memory reducer), so their worth in memory shows.
  */
 interface GrainbowsRow {
   name: string;
