@@ -12,7 +12,7 @@ import type { HandoffStrategy } from './actor-link.js';
 import { parseBind, type BindAddress } from './bind.js';
 import { Dispatcher } from './dispatcher.js';
 import { GrainbowsError } from './errors.js';
-import { chooseHandoff } from './handoff.js';
+import { chooseHandoff, transferMechanism } from './handoff.js';
 import { closeListeners, openListeners, renewCertificates, type Listener } from './listeners.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import type { ResourceLimits } from 'node:worker_threads';
@@ -324,7 +324,8 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const secure = loadTlsMaterial(options, options.cwd);
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
     const accessLog = options.accessLogfile ? openLogDestination(options.accessLogfile, 'stdout') : undefined;
-    log.info(`Using hand-off: ${handoff}, concurrency: ${options.use ?? 'coroutine'}`);
+    const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? "dup()ed descriptors" : 'sockets moved'})` : '';
+    log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
       ...generation,

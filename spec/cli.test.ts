@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
-import { canTransferSockets } from '../source/handoff.js';
+import { canTransferSockets, transferMechanism } from '../source/handoff.js';
 import { exchange } from './helpers/wire.js';
 
 function requestOverUnixSocket(socketPath: string): Promise<string> {
@@ -133,7 +133,8 @@ describe('grainbows CLI', () => {
   it('refuses --handoff transfer where the runtime cannot transfer sockets, and uses it where it can', async () => {
     if (await canTransferSockets()) {
       const cli = await startCli(['-b', '127.0.0.1:0', '--handoff', 'transfer', 'examples/hello.js']);
-      assert.match(cli.output(), /Using hand-off: transfer/);
+      const how = (await transferMechanism()) === 'copy' ? "dup\\(\\)ed descriptors" : 'sockets moved';
+      assert.match(cli.output(), new RegExp(`Using hand-off: transfer \\(${how}\\)`));
       assert.equal(await (await fetch(cli.url)).text(), 'Hello, World!');
       await cli.stop();
     } else {
