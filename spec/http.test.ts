@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, strategies, withServer } from './helpers/servers.js';
 import { exchange, parseResponses } from './helpers/wire.js';
+import { until } from './helpers/wait.js';
 
 /** A raw connection that collects what arrives, for step-by-step conversations. */
 function open(port: number) {
@@ -202,13 +203,17 @@ for (const strategy of await strategies()) {
 
     it('hands new connections to the least-loaded actor', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 2 }, async ({ server, port }) => {
-        const sockets = Array.from({ length: 6 }, () => {
+        // One at a time, each counted before the next: a socket transferred unread weighs only its
+        // connection until the actor has parsed its request, so six sent at once can split 2/4 on a busy
+        // machine (each placement was right for what main knew at that moment).
+        const sockets: net.Socket[] = [];
+        for (let n = 1; n <= 6; n++) {
           const socket = net.connect(port, '127.0.0.1');
           socket.on('error', () => {});
-          socket.write('GET /?sleep=1500 HTTP/1.1\r\nHost: x\r\n\r\n');
-          return socket;
-        });
-        await sleep(400);
+          socket.write('GET /?sleep=3000 HTTP/1.1\r\nHost: x\r\n\r\n');
+          sockets.push(socket);
+          await until(async () => (await server.stats()).actors.reduce((sum, a) => sum + a.requestsInFlight, 0) === n, `${n} requests in flight`, 2500, 10);
+        }
         const stats = await server.stats();
         assert.deepEqual(stats.actors.map((a) => a.connections).sort(), [3, 3]);
         for (const socket of sockets) socket.destroy();
