@@ -12,11 +12,13 @@ import * as Comlink from 'comlink';
 import type { AppSpec } from '../source/app-spec.js';
 import { createForwardingLogger, describeError, type LogLevel } from '../source/log.js';
 import type { ActorNotice, LogMessage } from '../source/wire.js';
-import { AppLoadFailure, loadApp, type AppKind } from './app-loader.js';
+import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
+import { forwardServerEvents } from './app-server.js';
+import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from './hooks.js';
 
 export interface ActorSettings extends HttpSettings {
@@ -75,6 +77,8 @@ export interface ActorControl {
    * `Connection: close` and idle connections are closed. Connections handed over later are still served.
    */
   drain(): void;
+  /** Main's listeners are open at these addresses (and were before this actor started, for later actors). */
+  listening(addresses: ListeningAddress[]): Promise<void>;
   /** Close every connection now and end the task. */
   stop(): void;
 }
@@ -111,6 +115,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   });
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
+  let app: LoadedApp | undefined;
   let hooks: ActorHooks = {};
   let hookActor: HookActor | undefined;
   let stop!: () => void;
@@ -141,26 +146,35 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     drain: () => {
       if (host) drain.start(host);
     },
+    listening: async (addresses) => {
+      try {
+        await app?.onListening?.(addresses);
+      } catch (error) {
+        log.error(`app: start-up hooks failed: ${describeError(error, true)}`);
+      }
+    },
     stop: () => stop(),
   };
   Comlink.expose(control, task.controlPort as unknown as Comlink.Endpoint);
 
   async function boot(): Promise<BootResult> {
     try {
-      const app = await loadApp(task.app);
+      const loaded = await loadApp(task.app);
+      app = loaded;
       hooks = await loadActorHooks(task.settings.hooksFile);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      const server = createActorServer(app, task.settings, { log, counters: requests, slots, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
-      await app.onServer?.(server, { actorId: task.actorId });
+      const server = createActorServer(loaded, task.settings, { log, counters: requests, slots, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
+      if (loaded.ownServer) forwardServerEvents(loaded.ownServer, server);
+      await loaded.onServer?.(server, { actorId: task.actorId });
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
       const connections = new ConnectionHost(task.dataPort, server, slots, { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 }, task.settings.compat);
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
-      log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${app.kind} app`);
-      return { ok: true, kind: app.kind };
+      log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${loaded.kind} app`);
+      return { ok: true, kind: loaded.kind };
     } catch (error) {
       const failure = error instanceof AppLoadFailure ? error : new AppLoadFailure('E_APP_LOAD', `failed to start ${task.app.display}`, { cause: error });
       const cause = failure.cause === undefined ? '' : `: ${describeError(failure.cause)}`;
@@ -171,6 +185,11 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   }
 
   await stopped;
+  try {
+    await app?.close?.();
+  } catch (error) {
+    log.error(`app: close hooks failed: ${describeError(error, true)}`);
+  }
   if (hookActor) await callHook('actorExit', hooks.actorExit, [hookActor], log);
   clearInterval(heartbeat);
   drain.stop();

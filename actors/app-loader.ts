@@ -4,12 +4,14 @@
  * Kinds are detected in this order (handoff.md, pitfall 8): an object with `fetch` (Hono, itty-router, a
  * `{ fetch }` literal); a Koa app (`callback()`); a Fastify instance (`routing` after `ready()`); an
  * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
- * (a `(req, res)` listener: plain, Express, Connect).
+ * (a `(req, res)` listener: plain, Express, Connect). A Fastify instance and an exported `http.Server` also
+ * bring a server of their own, whose 'upgrade' and 'connect' listeners hear those events (app-server.ts).
  */
 import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../source/app-spec.js';
 import { locateSyntaxError } from '../source/syntax-error.js';
+import { announceListening, type FastifyInstanceLike, type ListeningAddress } from './fastify-lifecycle.js';
 
 export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';
 
@@ -20,6 +22,12 @@ export interface LoadedApp {
   kind: AppKind;
   listener: RequestListener;
   onServer?: ServerHook;
+  /** The app's own http.Server, when it built one: it hears the actor server's upgrades (app-server.ts). */
+  ownServer?: Server;
+  /** Main's listeners are open (Fastify's onListen hooks run here). */
+  onListening?: (addresses: ListeningAddress[]) => Promise<void>;
+  /** The actor is stopping, its requests done (Fastify's onClose hooks run here). */
+  close?: () => Promise<void>;
 }
 
 /** Why an app could not be loaded; crosses the thread boundary as plain data. */
@@ -40,10 +48,9 @@ interface KoaLike {
   use: unknown;
   middleware: unknown;
 }
-interface FastifyLike {
+interface FastifyLike extends FastifyInstanceLike {
   ready(): Promise<unknown>;
   routing(req: IncomingMessage, res: ServerResponse): void;
-  server: unknown;
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -71,11 +78,19 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
   if (isFastify(exported)) {
     await exported.ready();
     const app = exported;
-    return { kind: 'fastify', listener: (req, res) => app.routing(req, res) };
+    return {
+      kind: 'fastify',
+      listener: (req, res) => app.routing(req, res),
+      ownServer: app.server instanceof Server ? app.server : undefined,
+      onListening: (addresses) => announceListening(app, addresses),
+      close: async () => {
+        await app.close();
+      },
+    };
   }
   if (exported instanceof Server) {
     const server = exported;
-    return { kind: 'http-server', listener: (req, res) => server.emit('request', req, res) };
+    return { kind: 'http-server', listener: (req, res) => server.emit('request', req, res), ownServer: server };
   }
   if (typeof exported === 'function') {
     if (exported.length === 1) return { kind: 'fetch', listener: fetchListener(exported as FetchHandler) };

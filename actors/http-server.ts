@@ -74,42 +74,25 @@ interface SocketWithMessage extends Duplex {
 }
 
 /**
- * The responses of the actor's server (its `ServerResponse` option): each one is its request's slot ticket
- * (request-slots.ts) and settles its request's counts when it emits 'close', whether the response was sent
- * or its connection died. A class rather than a 'close' listener and two symbol properties per response:
- * this is on every request's path.
+ * The responses of the actor's server (its `ServerResponse` option). Each one is its request's slot ticket
+ * (request-slots.ts) and carries whether the actor counted it. Only fields live here: frameworks replace a
+ * response's prototype (Express: `Object.setPrototypeOf(res, app.response)`), which drops any method a
+ * subclass defines but keeps own fields. The counts are settled by a 'close' listener attached before the
+ * app sees the response (createActorServer), which no framework removes.
  */
 export interface ActorResponse extends http.ServerResponse, SlotTicket {
   /** Counted by handle(): only those are settled (Node answers some requests itself, a 417 for one). */
   countedByActor: boolean;
-  /** Gives back the request's counts now, once: at 'close', or when its connection died first. */
-  settleCounts(): void;
-}
-type ActorResponseClass = new (req: http.IncomingMessage) => ActorResponse;
-
-function actorResponseClass(onSettled: (res: ActorResponse) => void): ActorResponseClass {
-  const emit = http.ServerResponse.prototype.emit;
-  return class extends http.ServerResponse implements ActorResponse {
-    slotRunning = false;
-    slotRun?: () => void = undefined;
-    countedByActor = false;
-    settleCounts(): void {
-      if (!this.countedByActor) return;
-      this.countedByActor = false;
-      onSettled(this);
-    }
-    override emit(event: string | symbol): boolean {
-      if (event === 'close') this.settleCounts();
-      // eslint-disable-next-line prefer-rest-params
-      return Reflect.apply(emit, this, arguments) as boolean; // as they are: no rest array per emit
-    }
-  };
 }
 
-/** The ActorResponse class a server of createActorServer answers with (routeConnectToApp builds one itself). */
-const RESPONSE_CLASS = Symbol('the ServerResponse class of this actor server');
+class CountedResponse extends http.ServerResponse implements ActorResponse {
+  slotRunning = false;
+  slotRun?: () => void = undefined;
+  countedByActor = false;
+}
+
 const START_NODE_DEADLINES = Symbol('starts Node keeping headersTimeout and requestTimeout');
-type ActorServer = http.Server & { [RESPONSE_CLASS]?: ActorResponseClass; [START_NODE_DEADLINES]?: () => void };
+type ActorServer = http.Server & { [START_NODE_DEADLINES]?: () => void };
 
 /**
  * Has Node's server keep its own header and request deadlines (headersTimeout, requestTimeout) for the
@@ -123,13 +106,13 @@ const QUEUED = Symbol('pipelined responses waiting on this socket');
 type SocketWithQueue = Duplex & { [QUEUED]?: Set<ActorResponse> };
 
 /** Settles `res` when its socket closes, if it has not emitted 'close' by then. */
-function settleWithSocket(socket: SocketWithQueue, res: ActorResponse): void {
+function settleWithSocket(socket: SocketWithQueue, res: ActorResponse, settle: (res: ActorResponse) => void): void {
   let queued = socket[QUEUED];
   if (!queued) {
     const waiting = new Set<ActorResponse>();
     queued = socket[QUEUED] = waiting;
     socket.once('close', () => {
-      for (const response of waiting) response.settleCounts();
+      for (const response of waiting) settle(response);
       waiting.clear();
     });
   }
@@ -183,7 +166,10 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
 export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
+  // Gives back a request's counts, once: when its response closes, or when its connection died first.
   const settle = (res: ActorResponse): void => {
+    if (!res.countedByActor) return;
+    res.countedByActor = false;
     counters.inFlight--;
     slots.release(res);
     counters.served++;
@@ -207,17 +193,22 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       }
     });
   };
+  // One function for every response (no closure per request); `this` is the response.
+  function settleOnClose(this: ActorResponse): void {
+    settle(this);
+  }
   const handle: http.RequestListener = (req, res) => {
     const response = res as ActorResponse;
     counters.inFlight++;
     response.countedByActor = true;
+    response.on('close', settleOnClose);
     slots.take(req.socket, response);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
     const fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
     // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
     // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
-    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response);
+    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response, settle);
     logAccess(req, res);
     const rejection = fixup?.reject ?? checkRequestHead(req, settings.headLimits, settings.headerMap, facts);
     if (rejection) {
@@ -262,11 +253,10 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     }
     slots.start(response, guarded, req, res);
   };
-  const ResponseClass = actorResponseClass(settle);
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
   const server: ActorServer = http.createServer(
     {
-      ServerResponse: ResponseClass as unknown as typeof http.ServerResponse,
+      ServerResponse: CountedResponse as unknown as typeof http.ServerResponse,
       requireHostHeader: false,
       headersTimeout: settings.headerTimeout * 1000,
       requestTimeout: settings.bodyTimeout * 1000,
@@ -275,7 +265,6 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     },
     handle,
   );
-  server[RESPONSE_CLASS] = ResponseClass;
   // Node starts enforcing headersTimeout and requestTimeout when the server emits 'listening', which a server
   // fed by emit('connection') never does. Relayed connections do not need it (arrival-deadlines.ts); the
   // first transferred one starts it (startNodeDeadlines), with Node's own listener, so that the app's
@@ -316,17 +305,18 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
 }
 
 /**
- * After the app's onServer hook: a CONNECT request goes to the app like any method unless the app listens
- * for 'connect' itself (Node would otherwise drop the connection without an answer).
+ * A CONNECT request goes to the app like any method unless the app listens for 'connect' itself, on the
+ * actor's server (onServer) or on its own (app-server.ts); Node would otherwise drop the connection
+ * without an answer. Decided per request, since an app may add its listener at any time.
  */
 export function routeConnectToApp(server: http.Server): void {
-  if (server.listenerCount('connect') > 0) return;
-  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
-    const Response = (server as ActorServer)[RESPONSE_CLASS] ?? http.ServerResponse;
-    const res = new Response(req);
+  const routeToApp = (req: http.IncomingMessage, socket: Duplex) => {
+    if (server.listenerCount('connect') > 1) return;
+    const res = new CountedResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as unknown as import('node:net').Socket);
     res.once('finish', () => socket.end());
     server.emit('request', req, res);
-  });
+  };
+  server.on('connect', routeToApp);
 }

@@ -19,6 +19,7 @@ import { Piscina } from 'piscina';
 import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, BootResult } from '../actors/actor.js';
 import type { AppSpec } from './app-spec.js';
 import type { AppKind } from '../actors/app-loader.js';
+import type { ListeningAddress } from '../actors/fastify-lifecycle.js';
 import { ActorLink } from './actor-link.js';
 import { GrainbowsError } from './errors.js';
 import type { Logger } from './log.js';
@@ -137,6 +138,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   private closing = false;
   private consecutiveBootFailures = 0;
   private rotation = 0;
+  /** Where main listens, once it does: told to each actor (Fastify's onListen hooks run then). */
+  private listeningAddresses: ListeningAddress[] | undefined;
   private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PoolOptions) {
@@ -144,6 +147,12 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     this.size = options.size;
     this.generationOptions = { app: options.app, settings: options.settings, resourceLimits: options.resourceLimits, maxRequestsJitter: options.maxRequestsJitter, env: options.env };
     if (options.timeout > 0) this.watchdog = setInterval(() => this.checkHeartbeats(), WATCHDOG_INTERVAL_MS).unref();
+  }
+
+  /** Main's listeners are open: every actor is told, now and as it starts. */
+  announceListening(addresses: ListeningAddress[]): void {
+    this.listeningAddresses = addresses;
+    for (const actor of this.actors) if (actor.state === 'ready') void actor.control.listening(addresses).catch(() => {});
   }
 
   /** Boots every actor; rejects with the app's load error if they cannot start. */
@@ -374,6 +383,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     actor.state = 'ready';
     actor.appKind = boot.kind;
     this.options.log.info(`Booted actor ${id} (generation ${generation}, ${boot.kind} app)`);
+    if (this.listeningAddresses) void actor.control.listening(this.listeningAddresses).catch(() => {});
     this.emit('actor-start', actor);
     this.emit('slot-freed');
     return actor;

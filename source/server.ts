@@ -357,6 +357,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       throw error;
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
+    pool.announceListening(listeners.flatMap((listener) => listener.server.address() ?? []));
     return new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
   }
 

