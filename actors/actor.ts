@@ -18,6 +18,7 @@ import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCo
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
 import { forwardServerEvents } from './app-server.js';
+import { ACTOR_ID_KEY } from '../source/affinity.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from './hooks.js';
 
@@ -89,6 +90,7 @@ export interface ActorExit {
 }
 
 export default async function runActor(task: ActorTask): Promise<ActorExit> {
+  (globalThis as Record<symbol, unknown>)[ACTOR_ID_KEY] = task.actorId;
   const log = createForwardingLogger(task.settings.logLevel, (level, message) => {
     const line: LogMessage = { kind: 'log', level, message };
     task.dataPort.postMessage(line);

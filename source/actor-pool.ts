@@ -203,6 +203,19 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return best;
   }
 
+  /**
+   * The actor with this id, if it is open (ready, or draining when `takeDraining`): undefined when it is
+   * gone. `full` when it is open but at `cap` requests in flight.
+   */
+  pickById(id: number, cap: number, { takeDraining = false } = {}): Actor | 'full' | undefined {
+    for (const actor of this.actors) {
+      if (actor.id !== id) continue;
+      if (!(actor.state === 'ready' || (takeDraining && actor.state === 'draining'))) return undefined;
+      return actor.requestsInFlight >= cap ? 'full' : actor;
+    }
+    return undefined;
+  }
+
   /** The app kinds the ready actors detected. */
   kinds(): AppKind[] {
     return [...this.actors].flatMap((actor) => (actor.appKind ? [actor.appKind] : []));

@@ -14,6 +14,7 @@ import { TLSSocket } from 'node:tls';
 import type { HandoffStrategy } from './actor-link.js';
 import type { ActorPool } from './actor-pool.js';
 import { HeadGate, type Arrival, type GateSettings } from './head-gate.js';
+import { actorOfSession } from './affinity.js';
 
 const UNREAD = Buffer.alloc(0);
 
@@ -42,9 +43,11 @@ export class Dispatcher {
     private readonly strategy: HandoffStrategy,
     private readonly requestsPerActor: number,
     gateSettings: GateSettings,
+    /** `--sticky-sessions`: read each new connection's first head and follow the session it names (affinity.ts). */
+    private readonly sticky = false,
   ) {
     this.gate = new HeadGate(gateSettings, this.dispatch);
-    this.transfersUnread = strategy === 'transfer' && !gateSettings.proxyFrom;
+    this.transfersUnread = strategy === 'transfer' && !gateSettings.proxyFrom && !sticky;
     pool.on('slot-freed', () => this.serveWaiting());
   }
 
@@ -101,7 +104,12 @@ export class Dispatcher {
   };
 
   private handOff(arrival: Arrival): boolean {
-    const actor = this.pool.pick(this.requestsPerActor, { takeDraining: this.phase === 'stopping' });
+    const takeDraining = this.phase === 'stopping';
+    const sessionOwner = this.sticky ? actorOfSession(arrival.head) : undefined;
+    const owner = sessionOwner === undefined ? undefined : this.pool.pickById(sessionOwner, this.requestsPerActor, { takeDraining });
+    if (owner === 'full') return false;
+    // A session whose actor is gone goes anywhere: that actor's answer (socket.io: 400) starts a new one.
+    const actor = owner ?? this.pool.pick(this.requestsPerActor, { takeDraining });
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
     const strategy = arrival.socket instanceof TLSSocket ? 'relay' : this.strategy;
@@ -115,7 +123,11 @@ export class Dispatcher {
         this.waiting.delete(socket);
         continue;
       }
-      if (!this.handOff(arrival)) return;
+      if (!this.handOff(arrival)) {
+        // Only a connection that must wait for its session's actor lets the ones behind it pass.
+        if (this.sticky && actorOfSession(arrival.head) !== undefined) continue;
+        return;
+      }
       this.waiting.delete(socket);
     }
   }

@@ -138,6 +138,12 @@ export interface ServeOptions {
    * give the app the client it names. Connections without one are served as they are. Default false.
    */
   proxyProtocol?: boolean;
+  /**
+   * Main reads each new connection's first request head and hands a connection whose request names an
+   * actor's session (socket.io long-polling's `?sid=`, made by `grainbows/socket.io`) to that actor.
+   * Connections read in main cannot move unread, so with the transfer hand-off they carry their head along.
+   */
+  stickySessions?: boolean;
   /** Peers allowed to send a PROXY header (IPs, CIDR networks, `*`); others get 403. Default `127.0.0.1,::1`. */
   proxyAllowFrom?: string;
   /** Listen backlog. Default 2048. */
@@ -213,6 +219,7 @@ export const DEFAULTS = {
   maxRequestsJitter: 0,
   forwardedAllowIps: '127.0.0.1,::1',
   proxyProtocol: false,
+  stickySessions: false,
   proxyAllowFrom: '127.0.0.1,::1',
   requestTimeout: 0,
   headerTimeout: 20,
@@ -338,7 +345,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const dispatcher = new Dispatcher(pool, handoff, generation.settings.requestsPerActor, {
       headerTimeoutMs: generation.settings.headerTimeout * 1000,
       proxyFrom: options.proxyProtocol ? createAddressMatcher(checkedAllowIps(options.proxyAllowFrom ?? DEFAULTS.proxyAllowFrom, 'proxy allow from')) : null,
-    });
+    }, options.stickySessions ?? DEFAULTS.stickySessions);
     const listen = async () => openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
     let listeners: Listener[] = [];
     try {

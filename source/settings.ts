@@ -54,6 +54,7 @@ export interface SettingsValues {
   logFile: string;
   forwardedAllowIps: string;
   proxyProtocol: boolean;
+  stickySessions: boolean;
   proxyAllowFrom: string;
   certfile: string;
   keyfile: string;
@@ -139,6 +140,7 @@ export const SETTINGS = [
     doc: 'How connections reach actors: transfer (the actor owns the socket: moved on Node 24+, a dup(2)ed descriptor on Node 20 and 22 on Unix, through the optional koffi package), relay (main keeps the socket and relays its bytes; the only way on Windows before Node 24, and for TLS), auto (transfer where possible).',
     parse: oneOf('handoff', ['auto', 'relay', 'transfer'] as const),
   },
+  switchRow('stickySessions', 'sticky-sessions', DEFAULTS.stickySessions, 'Actors', "Send every connection whose first request names a session made by an actor (socket.io long-polling with grainbows/socket.io's adapter) to that actor, as node:cluster's sticky sessions do. Main reads each new connection's first request head to decide."),
   {
     name: 'keepAlive', flag: 'keep-alive', type: 'number', default: DEFAULTS.keepAlive, section: 'Actors',
     doc: 'Seconds an idle keep-alive connection stays open (above load balancers\' 60 s).', parse: wholeNumber('keep-alive', 0),

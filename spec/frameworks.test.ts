@@ -19,11 +19,39 @@ import { until } from './helpers/wait.js';
 const CAP = 6;
 const STREAM_LINES = 20;
 
+/** Where a fixture serves each kind of request of the volume scenario, and what it answers. */
+interface Routes {
+  hello: string;
+  echo: (n: number) => { path: string; body: unknown; answer: unknown };
+  /** A handler that throws, and the status the framework answers it with. */
+  boom: { path: string; status: number };
+  stream: { path: string; headers?: Record<string, string>; parts: (body: string) => number };
+  /** Answers a first part at once and the rest later. */
+  slow: string;
+}
+
+const lines = (body: string) => body.split('\n').filter(Boolean).length;
+const ROUTES: Routes = {
+  hello: '/hello',
+  echo: (n) => ({ path: '/echo', body: { n }, answer: { n } }),
+  boom: { path: '/boom', status: 500 },
+  stream: { path: '/stream', parts: lines },
+  slow: '/slow',
+};
+const graphql = (query: string) => `/graphql?query=${encodeURIComponent(query)}`;
+const YOGA_ROUTES: Routes = {
+  hello: graphql('{ hello }'),
+  echo: (n) => ({ path: '/graphql', body: { query: 'query ($n: Int!) { echo(n: $n) }', variables: { n } }, answer: { data: { echo: n } } }),
+  // GraphQL answers a failing resolver 200, with the (masked) error in the body.
+  boom: { path: graphql('{ boom }'), status: 200 },
+  stream: { path: graphql(`subscription { countdown(from: ${STREAM_LINES - 1}) }`), headers: { accept: 'text/event-stream' }, parts: (body) => body.split('event: next').length - 1 },
+  slow: graphql('subscription { countdown(from: 1000) }'),
+};
+
 interface FrameworkApp {
   name: string;
   file: string;
-  /** The status the framework answers a handler that throws with. */
-  boomStatus?: number;
+  routes?: Routes;
 }
 
 const APPS: FrameworkApp[] = [
@@ -35,6 +63,9 @@ const APPS: FrameworkApp[] = [
   { name: 'itty-router', file: 'itty.js' },
   { name: 'h3', file: 'h3.js' },
   { name: 'an exported http.Server with ws', file: 'http-server-ws.js' },
+  { name: 'NestJS (Express)', file: 'nest.js' },
+  { name: 'graphql-yoga', file: 'yoga.js', routes: YOGA_ROUTES },
+  { name: 'socket.io on an exported http.Server', file: 'socket-io.js' },
 ];
 
 const app = (file: string) => fixture(`frameworks/${file}`);
@@ -60,27 +91,27 @@ async function assertSettled(server: GrainbowsServer, sent: number): Promise<voi
   assert.deepEqual(await totals(server), { served: sent, inFlight: 0 });
 }
 
-/** Sends raw bytes on a fresh connection; resolves with the first bytes answered, then resets the connection. */
-async function abortAfterFirstBytes(port: number, path: string): Promise<string> {
+/** Sends a request on a fresh connection; resolves with the first bytes answered, then resets the connection. */
+async function abortAfterFirstBytes(port: number, path: string, accept = '*/*'): Promise<string> {
   const socket = net.connect(port, '127.0.0.1');
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAccept: ${accept}\r\n\r\n`);
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   socket.resetAndDestroy();
   return chunk.toString('latin1');
 }
 
 /** Three pipelined requests in one write (a slow one first), the connection reset 200 ms later. */
-async function pipelineThenReset(port: number): Promise<void> {
+async function pipelineThenReset(port: number, routes: Routes): Promise<void> {
   const socket = net.connect(port, '127.0.0.1');
   socket.on('error', () => {});
   const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
-  socket.write(get('/slow') + get('/hello') + get('/hello'));
+  socket.write(get(routes.slow) + get(routes.hello) + get(routes.hello));
   await new Promise((resolve) => setTimeout(resolve, 200));
   socket.resetAndDestroy();
 }
 
 /** Every kind of traffic, returning how many requests it sent. */
-async function driveVolume(url: string, port: number, { boomStatus = 500, cap }: { boomStatus?: number; cap: number }): Promise<number> {
+async function driveVolume(url: string, port: number, routes: Routes, cap: number): Promise<number> {
   let sent = 0;
   const many = 3 * cap + 2;
   const agent = new Agent({ connections: 4, keepAliveTimeout: 30_000 });
@@ -88,7 +119,7 @@ async function driveVolume(url: string, port: number, { boomStatus = 500, cap }:
     // Keep-alive: more requests at once than the cap, over four connections.
     const keptAlive = await Promise.all(
       Array.from({ length: many }, async () => {
-        const response = await request(`${url}/hello`, { dispatcher: agent });
+        const response = await request(`${url}${routes.hello}`, { dispatcher: agent });
         return [response.statusCode, await response.body.text()] as const;
       }),
     );
@@ -97,43 +128,44 @@ async function driveVolume(url: string, port: number, { boomStatus = 500, cap }:
       assert.equal(status, 200);
       assert.match(body, /hello/);
     }
-    // Fresh connections, all at once.
+    // Fresh connections, all at once, each with a JSON body.
     const fresh = await Promise.all(
       Array.from({ length: many }, async (_, i) => {
-        const response = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ n: i }) });
+        const { path, body } = routes.echo(i);
+        const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify(body) });
         return [response.status, await response.json()] as const;
       }),
     );
     sent += many;
     fresh.forEach(([status, body], i) => {
       assert.equal(status, 200);
-      assert.deepEqual(body, { n: i });
+      assert.deepEqual(body, routes.echo(i).answer);
     });
     // A thrown error, twice on one keep-alive connection.
     for (let i = 0; i < 2; i++) {
-      const response = await request(`${url}/boom`, { dispatcher: agent });
+      const response = await request(`${url}${routes.boom.path}`, { dispatcher: agent });
       await response.body.text();
       sent++;
-      assert.equal(response.statusCode, boomStatus);
+      assert.equal(response.statusCode, routes.boom.status);
     }
     // Streamed responses.
     for (let i = 0; i < 2; i++) {
-      const response = await request(`${url}/stream`, { dispatcher: agent });
+      const response = await request(`${url}${routes.stream.path}`, { dispatcher: agent, headers: routes.stream.headers });
       const body = await response.body.text();
       sent++;
       assert.equal(response.statusCode, 200);
-      assert.equal(body.split('\n').filter(Boolean).length, STREAM_LINES);
+      assert.equal(routes.stream.parts(body), STREAM_LINES);
     }
   } finally {
     await agent.close();
   }
   // Clients that go away mid-response.
   for (let i = 0; i < 2; i++) {
-    assert.match(await abortAfterFirstBytes(port, '/slow'), /^HTTP\/1\.1 200/);
+    assert.match(await abortAfterFirstBytes(port, routes.slow, routes.stream.headers?.accept), /^HTTP\/1\.1 200/);
     sent++;
   }
   // Pipelined requests, the connection reset while the first is still being answered.
-  await pipelineThenReset(port);
+  await pipelineThenReset(port, routes);
   sent += 3;
   return sent;
 }
@@ -146,10 +178,11 @@ for (const handoff of await strategies()) {
         it(`${framework.name}, --use ${use}: past 3x the cap every request is counted once and settled`, { timeout: 60_000 }, async () => {
           await withServer({ app: app(framework.file), handoff, workers: 1, workerConnections: CAP, use }, async ({ server, url, port }) => {
             const ended = watchActors(server);
-            const sent = await driveVolume(url, port, { boomStatus: framework.boomStatus, cap });
+            const routes = framework.routes ?? ROUTES;
+            const sent = await driveVolume(url, port, routes, cap);
             await assertSettled(server, sent);
             // The actor still answers, and counts on.
-            const response = await fetch(`${url}/hello`);
+            const response = await fetch(`${url}${routes.hello}`);
             assert.equal(response.status, 200);
             await response.text();
             await assertSettled(server, sent + 1);
