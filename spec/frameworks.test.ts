@@ -7,8 +7,12 @@
  * static files with Range and ETag, compression, sessions, WebSockets on the app's own server).
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
@@ -191,5 +195,129 @@ for (const handoff of await strategies()) {
         });
       }
     }
+  });
+}
+
+const STATIC_FILE = readFileSync(fixture('frameworks/static/file.txt'));
+
+/** A multipart upload of `size` bytes as field `file`; resolves with the app's JSON answer. */
+async function upload(url: string, size: number): Promise<{ status: number; body: unknown }> {
+  const form = new FormData();
+  form.append('file', new Blob([Buffer.alloc(size, 'u')]), 'photo.bin');
+  const response = await fetch(`${url}/upload`, { method: 'POST', body: form });
+  return { status: response.status, body: await response.json() };
+}
+
+/** Range and conditional requests against /static/file.txt. */
+async function assertStaticFile(url: string): Promise<void> {
+  const whole = await fetch(`${url}/static/file.txt`);
+  assert.equal(whole.status, 200);
+  assert.deepEqual(Buffer.from(await whole.arrayBuffer()), STATIC_FILE);
+  const etag = whole.headers.get('etag');
+  assert.ok(etag, 'an ETag');
+  const partial = await fetch(`${url}/static/file.txt`, { headers: { range: 'bytes=0-9' } });
+  assert.equal(partial.status, 206);
+  assert.equal(partial.headers.get('content-range'), `bytes 0-9/${STATIC_FILE.length}`);
+  assert.equal(await partial.text(), STATIC_FILE.subarray(0, 10).toString());
+  const unchanged = await request(`${url}/static/file.txt`, { headers: { 'if-none-match': etag } });
+  await unchanged.body.dump();
+  assert.equal(unchanged.statusCode, 304);
+}
+
+/** A compressed answer, as a client asking only for gzip gets it. */
+async function assertGzipped(url: string, path: string, expected: Buffer): Promise<void> {
+  const response = await request(`${url}${path}`, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(response.headers['content-encoding'], 'gzip');
+  assert.deepEqual(gunzipSync(Buffer.from(await response.body.arrayBuffer())), expected);
+}
+
+/** Opens a WebSocket, sends one message and resolves with the answer. */
+async function websocketEcho(url: string): Promise<string> {
+  const socket = new WebSocket(url.replace(/^http/, 'ws'));
+  await once(socket, 'open');
+  socket.send('ping');
+  const [answer] = (await once(socket, 'message')) as [Buffer];
+  socket.close();
+  return answer.toString();
+}
+
+for (const handoff of await strategies()) {
+  describe(`framework features (${handoff})`, () => {
+    it('Express: multer uploads, express.static Range and ETag, compression, express-session', async () => {
+      await withServer({ app: app('express.js'), handoff, workers: 1 }, async ({ url }) => {
+        assert.deepEqual(await upload(url, 200_000), { status: 200, body: { name: 'photo.bin', size: 200_000 } });
+        await assertStaticFile(url);
+        await assertGzipped(url, '/static/file.txt', STATIC_FILE);
+        const first = await fetch(`${url}/visits`);
+        const cookie = first.headers.get('set-cookie')?.split(';')[0];
+        assert.ok(cookie, 'a session cookie');
+        assert.deepEqual(await first.json(), { visits: 1 });
+        const second = await fetch(`${url}/visits`, { headers: { cookie } });
+        assert.deepEqual(await second.json(), { visits: 2 });
+      });
+    });
+
+    it('Koa: koa-body multipart uploads, @koa/router 405 for a method it does not route', async () => {
+      await withServer({ app: app('koa.js'), handoff, workers: 1 }, async ({ url }) => {
+        assert.deepEqual(await upload(url, 200_000), { status: 200, body: { name: 'photo.bin', size: 200_000 } });
+        const refused = await fetch(`${url}/hello`, { method: 'DELETE' });
+        assert.equal(refused.status, 405);
+        assert.match(refused.headers.get('allow') ?? '', /GET/);
+      });
+    });
+
+    it('Fastify: multipart, static Range and ETag, compress, @fastify/websocket, onListen and onClose hooks', async () => {
+      const closeLog = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-fastify-')), 'closed.txt');
+      process.env.FASTIFY_CLOSE_LOG = closeLog;
+      try {
+        await withServer({ app: app('fastify.js'), handoff, workers: 2 }, async ({ url, port }) => {
+          assert.deepEqual(await upload(url, 200_000), { status: 200, body: { name: 'photo.bin', size: 200_000 } });
+          await assertStaticFile(url);
+          await assertGzipped(url, '/static/file.txt', STATIC_FILE);
+          assert.equal(await websocketEcho(`${url}/ws`), 'echo: ping');
+          // Each actor's onListen hook saw the address clients use.
+          const heard = await until(async () => {
+            const body = (await (await fetch(`${url}/lifecycle`)).json()) as { onListen: { port: number } | null };
+            return body.onListen;
+          }, 'the onListen hook');
+          assert.equal(heard.port, port);
+          assert.equal(existsSync(closeLog), false);
+        });
+        // server.close() stopped both actors: each ran Fastify's onClose hooks.
+        assert.equal(readFileSync(closeLog, 'utf8'), 'onClose\nonClose\n');
+      } finally {
+        delete process.env.FASTIFY_CLOSE_LOG;
+      }
+    });
+
+    it('Hono: serveStatic', async () => {
+      await withServer({ app: app('hono.js'), handoff, workers: 1, cwd: fixture('frameworks') }, async ({ url }) => {
+        const response = await fetch(`${url}/static/file.txt`);
+        assert.equal(response.status, 200);
+        assert.deepEqual(Buffer.from(await response.arrayBuffer()), STATIC_FILE);
+      });
+    });
+
+    it("an exported http.Server: ws's WebSocketServer({ server }) answers upgrades on every actor", async () => {
+      await withServer({ app: app('http-server-ws.js'), handoff, workers: 2 }, async ({ url }) => {
+        const answers = await Promise.all(Array.from({ length: 8 }, () => websocketEcho(url)));
+        assert.deepEqual(answers, Array(8).fill('echo: ping'));
+        const plain = await fetch(`${url}/hello`);
+        assert.equal(await plain.text(), 'hello from http.Server');
+      });
+    });
+
+    it('graphql-yoga: a subscription streams as server-sent events', async () => {
+      await withServer({ app: app('yoga.js'), handoff, workers: 1 }, async ({ url }) => {
+        const response = await fetch(`${url}${graphql('subscription { countdown(from: 3) }')}`, { headers: { accept: 'text/event-stream' } });
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
+        const events = (await response.text()).split('\n').filter((line) => line.startsWith('data: {'));
+        assert.deepEqual(
+          events.map((line) => JSON.parse(line.slice(6))),
+          [3, 2, 1, 0].map((countdown) => ({ data: { countdown } })),
+        );
+      });
+    });
   });
 }
