@@ -24,6 +24,7 @@ import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
 import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 import { RelaySocket } from './relay-socket.js';
+import { isSessionProtocolRequest } from '../source/affinity.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -31,6 +32,12 @@ export interface HttpSettings {
   headerMap: HeaderMap;
   /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
   closeAfterResponse: boolean;
+  /**
+   * `--sticky-sessions`: an engine.io request is answered with `Connection: close`, so that the client's
+   * next one arrives on a new connection, which main routes by the session it names (source/affinity.ts).
+   * A kept-alive connection would carry it to whichever actor the connection went to.
+   */
+  stickySessions: boolean;
   /** The access log format, or null when no access log is kept. */
   accessLogFormat: string | null;
   /** Peers whose X-Forwarded-* and Forwarded headers reach the app (forwarded.ts). */
@@ -241,7 +248,7 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       return;
     }
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
-    if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
+    if (settings.closeAfterResponse || drain.active || (settings.stickySessions && isSessionProtocolRequest(req.url))) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {
       const actor = { actorId, server };
       callRequestHook('preRequest', preRequest, req, res, actor, log);

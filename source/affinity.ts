@@ -4,7 +4,9 @@
  * to reach that actor, as node:cluster needs sticky sessions for the same reason. The actor that creates a
  * session names it after itself (`g<actor id>-<random>`: the socket.io adapter sets engine.io's
  * generateId); main reads the first request head of each new connection and hands a connection whose
- * request names such a session to that actor.
+ * request names such a session to that actor. Affinity is per connection, so the actor closes the
+ * connection after each engine.io request: a kept-alive one could carry another client's request (an
+ * HTTP client pools its connections) to the wrong actor.
  */
 
 /** Where an actor thread keeps its id for code loaded by the app (the socket.io adapter). */
@@ -29,4 +31,9 @@ export function actorOfSession(head: Buffer): number | undefined {
 export function currentActorId(): number | undefined {
   const id = (globalThis as Record<symbol, unknown>)[ACTOR_ID_KEY];
   return typeof id === 'number' ? id : undefined;
+}
+
+/** An engine.io request (socket.io's transport: `?EIO=4&transport=...`), handshake or session. */
+export function isSessionProtocolRequest(url: string | undefined): boolean {
+  return url !== undefined && url.includes('EIO=');
 }

@@ -278,6 +278,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       },
       headerMap: options.headerMap ?? DEFAULTS.headerMap,
       closeAfterResponse: options.use === 'sync',
+      stickySessions: options.stickySessions ?? DEFAULTS.stickySessions,
       accessLogFormat: accessLogOn ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
       logLevel: options.logLevel ?? 'info',
       maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),

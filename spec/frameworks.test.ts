@@ -16,9 +16,11 @@ import { gunzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
+import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import type { GrainbowsServer } from '../source/index.js';
-import { fixture, strategies, withServer } from './helpers/servers.js';
+import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
+import { browserSkipReason, launchBrowser } from './helpers/browser.js';
 
 const CAP = 6;
 const STREAM_LINES = 20;
@@ -321,3 +323,90 @@ for (const handoff of await strategies()) {
     });
   });
 }
+
+/** The next `event` a socket.io client emits, with its arguments. */
+function nextEvent(client: ClientSocket, event: string): Promise<unknown[]> {
+  return new Promise((resolve) => client.once(event, (...args: unknown[]) => resolve(args)));
+}
+
+/** socket.io clients of spec/fixtures/frameworks/socket-io.js, each with the actor its session lives on. */
+async function connectClients(url: string, count: number, transports: string[]): Promise<Array<{ client: ClientSocket; actor: string }>> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const client = ioClient(url, { transports, forceNew: true, reconnection: false });
+      await nextEvent(client, 'connect');
+      const { sid } = (await client.timeout(5000).emitWithAck('whoami')) as { sid: string };
+      return { client, actor: /^g(\d+)-/.exec(sid)?.[1] ?? `no actor in ${sid}` };
+    }),
+  );
+}
+
+/** One client shouts; resolves with how many clients heard it. */
+async function broadcastReach(clients: ClientSocket[]): Promise<number> {
+  const heard = clients.map((client) => nextEvent(client, 'heard').then(([text]) => text as string));
+  clients[0].emit('shout', 'to everyone');
+  const texts = await Promise.all(heard);
+  return texts.filter((text) => text === 'to everyone').length;
+}
+
+for (const handoff of await strategies()) {
+  describe(`socket.io across actors (${handoff})`, () => {
+    it('websocket transport: io.emit reaches the clients of every actor', async () => {
+      await withServer({ app: app('socket-io.js'), handoff, workers: 2 }, async ({ url }) => {
+        const clients = await connectClients(url, 20, ['websocket']);
+        try {
+          assert.deepEqual(new Set(clients.map(({ actor }) => actor)).size, 2, 'clients on both actors');
+          assert.equal(await broadcastReach(clients.map(({ client }) => client)), 20);
+        } finally {
+          for (const { client } of clients) client.disconnect();
+        }
+      });
+    });
+
+    it('long-polling and the default transports with --sticky-sessions: every request reaches its session', async () => {
+      await withServer({ app: app('socket-io.js'), handoff, workers: 2, stickySessions: true }, async ({ url }) => {
+        const clients = [...(await connectClients(url, 10, ['polling'])), ...(await connectClients(url, 10, ['polling', 'websocket']))];
+        try {
+          assert.deepEqual(new Set(clients.map(({ actor }) => actor)).size, 2, 'clients on both actors');
+          // Several rounds, each needing polls and posts on fresh connections to find their session.
+          for (let round = 0; round < 3; round++) assert.equal(await broadcastReach(clients.map(({ client }) => client)), 20);
+        } finally {
+          for (const { client } of clients) client.disconnect();
+        }
+      });
+    });
+  });
+}
+
+describe('socket.io long-polling without --sticky-sessions', () => {
+  it('is refused by socket.io on the wrong actor, and the server says which setting fixes it', async () => {
+    const server = await startCli(['-b', '127.0.0.1:0', '-w', '2', app('socket-io.js')]);
+    try {
+      const clients = Array.from({ length: 6 }, () => ioClient(server.url, { transports: ['polling'], forceNew: true, reconnection: false }));
+      await server.waitFor(/grainbows\/socket\.io: a request for a session of actor \d+ reached actor \d+ and was refused \(400\): run grainbows with --sticky-sessions/);
+      for (const client of clients) client.disconnect();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('socket.io long-polling from a browser with --sticky-sessions', { skip: browserSkipReason() }, () => {
+  for (const handoff of ['relay', 'transfer'] as const) {
+    it(`clients whose requests share the browser's keep-alive connections each reach their session (${handoff})`, async (t) => {
+      if (!(await strategies()).includes(handoff)) return t.skip(`no ${handoff} hand-off on this runtime`);
+      await withServer({ app: app('socket-io.js'), handoff, workers: 2, stickySessions: true }, async ({ url }) => {
+        const browser = await launchBrowser();
+        try {
+          const page = await browser.newPage();
+          await page.goto(url);
+          const { actors, heard } = (await page.evaluate('run(4)')) as { actors: string[]; heard: number };
+          assert.equal(new Set(actors).size, 2, `sessions on both actors: ${actors.join(' ')}`);
+          assert.equal(heard, 3 * 4);
+        } finally {
+          await browser.close();
+        }
+      });
+    });
+  }
+});
