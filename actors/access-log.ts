@@ -38,6 +38,12 @@ function sentHeader(res: ServerResponse, name: string): string | undefined {
 
 export interface AccessRecord {
   req: IncomingMessage;
+  /**
+   * The request's method and target as they arrived: frameworks rewrite `req.url` while routing (Connect
+   * and Express strip a mount path) and may rewrite `req.method` (method-override).
+   */
+  method: string | undefined;
+  url: string;
   res: ServerResponse;
   startedAt: bigint;
   finishedAt: bigint;
@@ -45,8 +51,7 @@ export interface AccessRecord {
   bytes: number | undefined;
 }
 
-export function formatAccessLine(format: string, { req, res, startedAt, finishedAt, bytes }: AccessRecord): string {
-  const url = req.url ?? '';
+export function formatAccessLine(format: string, { req, method, url, res, startedAt, finishedAt, bytes }: AccessRecord): string {
   const query = url.indexOf('?');
   const micros = Number((finishedAt - startedAt) / 1000n);
   const atoms: Record<string, () => string> = {
@@ -54,8 +59,8 @@ export function formatAccessLine(format: string, { req, res, startedAt, finished
     l: () => '-',
     u: () => basicAuthUser(req.headers.authorization) ?? '-',
     t: () => clf(new Date()),
-    r: () => `${req.method} ${url} HTTP/${req.httpVersion}`,
-    m: () => req.method ?? '-',
+    r: () => `${method} ${url} HTTP/${req.httpVersion}`,
+    m: () => method ?? '-',
     U: () => (query < 0 ? url : url.slice(0, query)),
     q: () => (query < 0 ? '' : url.slice(query + 1)),
     H: () => `HTTP/${req.httpVersion}`,
@@ -74,7 +79,7 @@ export function formatAccessLine(format: string, { req, res, startedAt, finished
       remote: atoms.h(),
       user: basicAuthUser(req.headers.authorization) ?? null,
       time: new Date().toISOString(),
-      method: req.method,
+      method,
       url,
       protocol: atoms.H(),
       status: res.statusCode,

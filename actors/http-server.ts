@@ -191,10 +191,11 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
   const logAccess = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (accessLogFormat === null) return;
     const startedAt = process.hrtime.bigint();
+    const { method, url = '' } = req;
     const bytes = countBodyBytes(res);
     res.once('close', () => {
       try {
-        emitAccessLine(formatAccessLine(accessLogFormat, { req, res, startedAt, finishedAt: process.hrtime.bigint(), bytes: req.method === 'HEAD' ? 0 : bytes() }));
+        emitAccessLine(formatAccessLine(accessLogFormat, { req, method, url, res, startedAt, finishedAt: process.hrtime.bigint(), bytes: method === 'HEAD' ? 0 : bytes() }));
       } catch (error) {
         log.error(`access log: ${String(error)}`);
       }

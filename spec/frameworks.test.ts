@@ -18,7 +18,7 @@ import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import type { GrainbowsServer } from '../source/index.js';
-import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
+import { example, fixture, runCli, startCli, strategies, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
 import { browserSkipReason, launchBrowser } from './helpers/browser.js';
 
@@ -196,6 +196,35 @@ for (const handoff of await strategies()) {
           });
         });
       }
+    }
+  });
+}
+
+for (const handoff of await strategies()) {
+  describe(`frameworks past --max-requests, with an access log (${handoff})`, () => {
+    for (const framework of APPS) {
+      it(`${framework.name}: the actor is recycled every 15 responses and each request gets its access log line`, { timeout: 60_000 }, async () => {
+        const routes = framework.routes ?? ROUTES;
+        const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-frameworks-')), 'access.log');
+        await withServer({ app: app(framework.file), handoff, workers: 1, maxRequests: 15, accessLogfile: file, accessLogformat: 'json' }, async ({ server, url }) => {
+          let started = 0;
+          server.on('actor-start', () => started++);
+          const total = 50;
+          for (let n = 0; n < total; n++) {
+            const response = await fetch(`${url}${routes.hello}`, { headers: n % 5 === 0 ? { connection: 'close' } : {} });
+            assert.equal(response.status, 200);
+            await response.text();
+          }
+          await until(() => started >= 3, 'three recycles');
+          const lines = await until(() => {
+            const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+            const parsed = text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { status: number; url: string });
+            return parsed.length >= total && parsed;
+          }, `${total} access log lines`);
+          assert.equal(lines.length, total);
+          assert.ok(lines.every((line) => line.status === 200 && line.url === routes.hello));
+        });
+      });
     }
   });
 }
@@ -409,4 +438,50 @@ describe('socket.io long-polling from a browser with --sticky-sessions', { skip:
       });
     });
   }
+});
+
+describe('examples/express-app.js from the CLI, -w 1 and default settings', () => {
+  it('serves 10,000 requests and ctl status counts each one, with nothing left in flight', { timeout: 120_000 }, async () => {
+    const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-express-')), 'express.pid');
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '-p', pidfile, example('express-app.js')]);
+    const ctl = (...args: string[]) => runCli(['ctl', '--pid', pidfile, ...args]);
+    const total = 10_000;
+    try {
+      await until(() => existsSync(pidfile), 'the pidfile');
+      const agent = new Agent({ connections: 32, keepAliveTimeout: 30_000 });
+      let next = 0;
+      let ok = 0;
+      // 32 clients back to back; every 20th request on a fresh connection, every 10th a POST with a body.
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < total) {
+            const n = next++;
+            const post = n % 10 === 0;
+            const response = await request(`${cli.url}/notes`, {
+              dispatcher: agent,
+              method: post ? 'POST' : 'GET',
+              headers: { ...(post ? { 'content-type': 'application/json' } : {}), ...(n % 20 === 0 ? { connection: 'close' } : {}) },
+              body: post ? JSON.stringify({ text: `note ${n}` }) : undefined,
+            });
+            await response.body.dump();
+            if (response.statusCode === (post ? 201 : 200)) ok++;
+          }
+        }),
+      );
+      await agent.close();
+      assert.equal(ok, total);
+      const read = async () => {
+        const status = await ctl('--json', 'status');
+        assert.equal(status.status, 0, status.stderr);
+        const { actors } = JSON.parse(status.stdout).result as { actors: Array<{ requestsServed: number; requestsInFlight: number }> };
+        return { served: actors.reduce((sum, a) => sum + a.requestsServed, 0), inFlight: actors.reduce((sum, a) => sum + a.requestsInFlight, 0), actors: actors.length };
+      };
+      await until(async () => (await read()).served === total, `${total} served`).catch(() => {});
+      assert.deepEqual(await read(), { served: total, inFlight: 0, actors: 1 });
+      const stopped = await cli.stop('SIGTERM');
+      assert.equal(stopped.status, 0);
+    } finally {
+      await cli.stop('SIGKILL');
+    }
+  });
 });
