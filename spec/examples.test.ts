@@ -118,6 +118,50 @@ for (const strategy of await strategies()) {
         assert.equal(download.split('\n').length, 10_001);
       }));
 
+    it('koa-app routes and parses JSON bodies', () =>
+      withExample('koa-app.js', strategy, async (url) => {
+        const created = await fetch(`${url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'write tests' }) });
+        assert.equal(created.status, 201);
+        assert.deepEqual(await created.json(), { id: 1, title: 'write tests' });
+        assert.deepEqual(await (await fetch(`${url}/slow?ms=50`)).json(), { slept: 50 });
+      }));
+
+    it('fastify-app answers JSON and a WebSocket route of @fastify/websocket', () =>
+      withExample('fastify-app.js', strategy, async (url) => {
+        assert.deepEqual(await (await fetch(`${url}/hello`)).json(), { hello: 'world' });
+        const ws = await connect(`${url.replace('http', 'ws')}/shout`);
+        const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+        ws.send('quiet please');
+        assert.equal(await answer, 'QUIET PLEASE');
+        ws.close();
+      }));
+
+    it('nest-app serves its controller through Express', () =>
+      withExample('nest-app.js', strategy, async (url) => {
+        assert.deepEqual(await (await fetch(`${url}/cats`)).json(), [{ name: 'Tom' }, { name: 'Ginger' }]);
+        assert.deepEqual(await (await fetch(`${url}/cats/Tom`)).json(), { name: 'Tom', found: true });
+      }));
+
+    it('socket-io page: two browser tabs on different actors chat over long-polling and WebSockets', { skip: browserSkipReason() }, async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--sticky-sessions', '--handoff', strategy, 'examples/socket-io.js']);
+      const browser = await launchBrowser();
+      try {
+        // Two contexts: two browsers' worth of connections, so the tabs land on the two actors in turn.
+        const tabs = await Promise.all([0, 1].map(async () => (await browser.newContext()).newPage()));
+        for (const tab of tabs) {
+          await tab.goto(cli.url);
+          await tab.waitForFunction("document.getElementById('status').textContent === 'connected'");
+        }
+        await tabs[0].fill('#text', 'hello from tab one');
+        await tabs[0].click('button');
+        for (const tab of tabs) await tab.waitForFunction("document.getElementById('log').textContent.includes('hello from tab one')");
+      } finally {
+        await browser.close();
+        const result = await cli.stop();
+        assert.equal(result.status, 0, result.stderr);
+      }
+    });
+
     it('hono-app routes, echoes JSON and streams', () =>
       withExample('hono-app.js', strategy, async (url) => {
         assert.deepEqual(await (await fetch(`${url}/greet/ada`)).json(), { hello: 'ada' });
