@@ -24,7 +24,7 @@ import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
 import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 import { RelaySocket } from './relay-socket.js';
-import { isSessionProtocolRequest } from '../source/affinity.js';
+import { sessionOwner } from '../source/affinity.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -33,9 +33,9 @@ export interface HttpSettings {
   /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
   closeAfterResponse: boolean;
   /**
-   * `--sticky-sessions`: an engine.io request is answered with `Connection: close`, so that the client's
-   * next one arrives on a new connection, which main routes by the session it names (source/affinity.ts).
-   * A kept-alive connection would carry it to whichever actor the connection went to.
+   * `--sticky-sessions`: a request naming another actor's session, arriving on a connection an earlier
+   * request brought here, is sent back (307 to itself, connection closed) to come again on a new
+   * connection, which main routes by its session (source/affinity.ts).
    */
   stickySessions: boolean;
   /** The access log format, or null when no access log is kept. */
@@ -59,6 +59,17 @@ export interface HttpSettings {
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
+
+function belongsElsewhere(url: string | undefined, actorId: number): boolean {
+  const owner = sessionOwner(url);
+  return owner !== undefined && owner !== actorId;
+}
+
+/** 307 to the same target on a closed connection: the client repeats the request on a new one. */
+function sendBackForRouting(res: http.ServerResponse, target: string): void {
+  res.setHeader('location', target);
+  answerAndClose(res, 307, 'Temporary Redirect: this session lives on another actor; repeat the request on a new connection\n');
+}
 
 function refuse(res: http.ServerResponse, { status, reason }: Rejection): void {
   answerAndClose(res, status, `${STATUS_TEXT[status]}: ${reason}\n`);
@@ -249,7 +260,12 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
       return;
     }
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
-    if (settings.closeAfterResponse || drain.active || (settings.stickySessions && isSessionProtocolRequest(req.url))) res.shouldKeepAlive = false;
+    if (settings.stickySessions && socket[REQUESTS_SEEN] > 1 && belongsElsewhere(req.url, actorId)) {
+      log.debug(`sent back ${req.method} ${req.url?.slice(0, 100)}: another actor's session, on a kept-alive connection`);
+      sendBackForRouting(res, req.url ?? '/');
+      return;
+    }
+    if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {
       const actor = { actorId, server };
       callRequestHook('preRequest', preRequest, req, res, actor, log);

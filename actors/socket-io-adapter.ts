@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BroadcastChannel } from 'node:worker_threads';
 import { ClusterAdapterWithHeartbeat, type ClusterAdapterOptions, type ClusterMessage, type ClusterResponse, type ServerId } from 'socket.io-adapter';
-import { actorOfSession, currentActorId, sessionIdFor } from '../source/affinity.js';
+import { currentActorId, sessionIdFor, sessionOwner } from '../source/affinity.js';
 
 const CHANNEL = 'grainbows.socket.io';
 
@@ -46,7 +46,7 @@ function nameSessionsAfterActor(engine: EngineLike, actorId: number): void {
   let explained = false;
   engine.on('connection_error', ({ req, code }) => {
     if (explained || code !== UNKNOWN_SID) return;
-    const owner = actorOfSession(Buffer.from(`GET ${req.url ?? ''} `, 'latin1'));
+    const owner = sessionOwner(req.url);
     if (owner === undefined || owner === actorId) return;
     explained = true;
     console.warn(`grainbows/socket.io: a request for a session of actor ${owner} reached actor ${actorId} and was refused (400): run grainbows with --sticky-sessions, or have clients use transports: ['websocket']`);

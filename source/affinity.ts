@@ -4,9 +4,12 @@
  * to reach that actor, as node:cluster needs sticky sessions for the same reason. The actor that creates a
  * session names it after itself (`g<actor id>-<random>`: the socket.io adapter sets engine.io's
  * generateId); main reads the first request head of each new connection and hands a connection whose
- * request names such a session to that actor. Affinity is per connection, so the actor closes the
- * connection after each engine.io request: a kept-alive one could carry another client's request (an
- * HTTP client pools its connections) to the wrong actor.
+ * request names such a session to that actor. Affinity is per connection, and an HTTP client pools its
+ * connections: a kept-alive connection may later carry another session's request to this actor. Such a
+ * request is answered 307 to its own URL with `Connection: close`, and the client repeats it on a new
+ * connection, which main routes (actors/http-server.ts). The first request of a connection is never sent
+ * back: main routed it, so if it names another actor, that actor is gone, and its answer (socket.io: 400)
+ * tells the client to start a new session.
  */
 
 /** Where an actor thread keeps its id for code loaded by the app (the socket.io adapter). */
@@ -19,21 +22,20 @@ export function sessionIdFor(actorId: number, random: string): string {
   return `g${actorId}-${random}`;
 }
 
+/** The actor whose session a request target (or a whole request line) names, if it names one. */
+export function sessionOwner(target: string | undefined): number | undefined {
+  const match = target === undefined ? null : SESSION_PREFIX.exec(target);
+  return match ? Number(match[1]) : undefined;
+}
+
 /** The actor whose session the request line at the start of `head` names, if it names one. */
 export function actorOfSession(head: Buffer): number | undefined {
   const lineEnd = head.indexOf(0x0a);
-  const line = head.toString('latin1', 0, lineEnd === -1 ? head.length : lineEnd);
-  const match = SESSION_PREFIX.exec(line);
-  return match ? Number(match[1]) : undefined;
+  return sessionOwner(head.toString('latin1', 0, lineEnd === -1 ? head.length : lineEnd));
 }
 
 /** The id of the actor this code runs in, or undefined outside an actor. */
 export function currentActorId(): number | undefined {
   const id = (globalThis as Record<symbol, unknown>)[ACTOR_ID_KEY];
   return typeof id === 'number' ? id : undefined;
-}
-
-/** An engine.io request (socket.io's transport: `?EIO=4&transport=...`), handshake or session. */
-export function isSessionProtocolRequest(url: string | undefined): boolean {
-  return url !== undefined && url.includes('EIO=');
 }

@@ -143,7 +143,8 @@ for (const strategy of await strategies()) {
       }));
 
     it('socket-io page: two browser tabs on different actors chat over long-polling and WebSockets', { skip: browserSkipReason() }, async () => {
-      const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--sticky-sessions', '--handoff', strategy, 'examples/socket-io.js']);
+      // A long-poll whose tab has closed (FIN) ends at its next ping (25 s): keep the graceful stop short.
+      const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--sticky-sessions', '--graceful-timeout', '3', '--handoff', strategy, 'examples/socket-io.js']);
       const browser = await launchBrowser();
       try {
         // Two contexts: two browsers' worth of connections, so the tabs land on the two actors in turn.
@@ -152,6 +153,8 @@ for (const strategy of await strategies()) {
           await tab.goto(cli.url);
           await tab.waitForFunction("document.getElementById('status').textContent === 'connected'");
         }
+        const sessions = await Promise.all(tabs.map((tab) => tab.evaluate('socket.io.engine.id') as Promise<string>));
+        assert.equal(new Set(sessions.map((sid) => sid.split('-')[0])).size, 2, `tabs on both actors: ${sessions.join(' ')}`);
         await tabs[0].fill('#text', 'hello from tab one');
         await tabs[0].click('button');
         for (const tab of tabs) await tab.waitForFunction("document.getElementById('log').textContent.includes('hello from tab one')");
