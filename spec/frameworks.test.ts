@@ -17,7 +17,6 @@ import { describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
-import type { GrainbowsServer } from '../source/index.js';
 import { example, fixture, runCli, startCli, strategies, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
 import { browserSkipReason, launchBrowser } from './helpers/browser.js';
@@ -76,25 +75,33 @@ const APPS: FrameworkApp[] = [
 
 const app = (file: string) => fixture(`frameworks/${file}`);
 
-/** Watches a server's actors: none may end while a test runs. */
-function watchActors(server: GrainbowsServer): () => string[] {
-  const ended: string[] = [];
-  server.on('actor-exit', ({ id }, error) => ended.push(`actor ${id} ended${error ? `: ${error.message}` : ''}`));
-  return () => ended;
+/** What `grainbows ctl --json status` says of the actors, summed. */
+interface CtlTotals {
+  served: number;
+  inFlight: number;
+  /** The ids of the actors serving: the same ids before and after means no actor ended. */
+  actorIds: number[];
 }
 
-async function totals(server: GrainbowsServer): Promise<{ served: number; inFlight: number }> {
-  const { actors } = await server.stats();
-  return actors.reduce((sum, actor) => ({ served: sum.served + actor.requestsServed, inFlight: sum.inFlight + actor.requestsInFlight }), { served: 0, inFlight: 0 });
+/** Reads the counters as an operator does: `grainbows ctl --pid FILE --json status`. */
+async function ctlTotals(pidfile: string): Promise<CtlTotals> {
+  const status = await runCli(['ctl', '--pid', pidfile, '--json', 'status']);
+  assert.equal(status.status, 0, status.stderr);
+  const { actors } = JSON.parse(status.stdout).result as { actors: Array<{ actorId: number; requestsServed: number; requestsInFlight: number }> };
+  return {
+    served: actors.reduce((sum, actor) => sum + actor.requestsServed, 0),
+    inFlight: actors.reduce((sum, actor) => sum + actor.requestsInFlight, 0),
+    actorIds: actors.map((actor) => actor.actorId),
+  };
 }
 
 /** Waits for the counters to settle, then asserts them exact. */
-async function assertSettled(server: GrainbowsServer, sent: number): Promise<void> {
+async function assertSettled(pidfile: string, sent: number, actorIds: number[]): Promise<void> {
   await until(async () => {
-    const now = await totals(server);
+    const now = await ctlTotals(pidfile);
     return now.inFlight === 0 && now.served >= sent;
   }, `in flight 0 and ${sent} served`).catch(() => {});
-  assert.deepEqual(await totals(server), { served: sent, inFlight: 0 });
+  assert.deepEqual(await ctlTotals(pidfile), { served: sent, inFlight: 0, actorIds });
 }
 
 /** Sends a request on a fresh connection; resolves with the first bytes answered, then resets the connection. */
@@ -182,18 +189,26 @@ for (const handoff of await strategies()) {
       for (const use of ['coroutine', 'sync'] as const) {
         const cap = use === 'sync' ? 1 : CAP;
         it(`${framework.name}, --use ${use}: past 3x the cap every request is counted once and settled`, { timeout: 60_000 }, async () => {
-          await withServer({ app: app(framework.file), handoff, workers: 1, workerConnections: CAP, use }, async ({ server, url, port }) => {
-            const ended = watchActors(server);
+          const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-volume-')), 'server.pid');
+          const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--worker-connections', String(CAP), '--use', use, '--handoff', handoff, '-p', pidfile, app(framework.file)]);
+          try {
+            await until(() => existsSync(pidfile), 'the pidfile');
+            const { actorIds } = await ctlTotals(pidfile);
             const routes = framework.routes ?? ROUTES;
-            const sent = await driveVolume(url, port, routes, cap);
-            await assertSettled(server, sent);
+            const sent = await driveVolume(cli.url, Number(new URL(cli.url).port), routes, cap);
+            await assertSettled(pidfile, sent, actorIds);
             // The actor still answers, and counts on.
-            const response = await fetch(`${url}${routes.hello}`);
+            const response = await fetch(`${cli.url}${routes.hello}`);
             assert.equal(response.status, 200);
             await response.text();
-            await assertSettled(server, sent + 1);
-            assert.deepEqual(ended(), []);
-          });
+            await assertSettled(pidfile, sent + 1, actorIds);
+            // Nothing in flight: a graceful stop has nothing to wait for.
+            const stopped = await cli.stop('SIGTERM');
+            assert.equal(stopped.status, 0);
+            assert.doesNotMatch(stopped.stderr, /exited unexpectedly|terminated after hanging/);
+          } finally {
+            await cli.stop('SIGKILL');
+          }
         });
       }
     }
