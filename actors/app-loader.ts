@@ -1,7 +1,7 @@
 /**
  * Imports the user's module inside an actor and turns whatever it exports into a request listener.
  *
- * Kinds are detected in this order (handoff.md, pitfall 8): an object with `fetch` (Hono, itty-router, a
+ * Kinds are detected in this order (docs/design.md, pitfall 8): an object with `fetch` (Hono, itty-router, a
  * `{ fetch }` literal); a Koa app (`callback()`); a Fastify instance (`routing` after `ready()`); an
  * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
  * (a `(req, res)` listener: plain, Express, Connect). A Fastify instance and an exported `http.Server` also

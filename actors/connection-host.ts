@@ -215,7 +215,7 @@ export class ConnectionHost implements RelayOutlet {
     // allowHalfOpen as main's listener had it: a client's FIN must not end our side before the answer is out.
     const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     startNodeDeadlines(this.server);
-    socket.setNoDelay(true); // not carried across the transfer (handoff.md, pitfall 1)
+    socket.setNoDelay(true); // not carried across the transfer (docs/design.md, pitfall 1)
     if (client) {
       // The PROXY protocol named the real client: the app sees it where it looks for the peer.
       Object.defineProperties(socket, {

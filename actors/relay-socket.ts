@@ -3,7 +3,7 @@
  *
  * Node's `http.Server` and libraries such as `ws` accept any Duplex through `emit('connection')`, but they
  * also call socket methods (`setTimeout`, `setNoDelay`, `destroySoon`, ...) and read socket properties
- * (`remoteAddress`, `bytesWritten`, ...): handoff.md pitfall 4. This class provides them.
+ * (`remoteAddress`, `bytesWritten`, ...): docs/design.md, pitfall 4. This class provides them.
  *
  * Writes leave as Data frames. A write completes at once while fewer than CREDIT_WINDOW bytes are
  * unacknowledged by the main thread; past that its callback waits for Ack frames, so the stream's own

@@ -65,11 +65,11 @@ const ATTACK_SECONDS = 40;
  * answered within 5 s). In the idle test it runs with 100, which must not bind on idle connections.
  *
  * Each hand-off runs with the default one actor and with two: transfer on this Node (a dup(2)ed descriptor
- * on Node 20 and 22, the default there since session 17), the relay, and transfer on Node 26 (the socket
- * moved). On 2 cores one actor was the faster relay under this attack (docs/performance.md, session 15):
- * main and the actor each have a core, where three threads on two cores wait for each other. The relay
- * with one actor also runs with V8's defaults for main (source/relaunch.ts; sessions 12-13: main's small
- * young generation and no memory reducer), so their worth in memory shows.
+ * on Node 20 and 22, the default there), the relay, and transfer on Node 26 (the socket moved). On 2
+ * cores one actor was the faster relay under this attack (docs/performance.md): main and the actor each
+ * have a core, where three threads on two cores wait for each other. The relay with one actor also runs
+ * with V8's defaults for main (source/relaunch.ts: main's small young generation and no memory reducer),
+ * so their worth in memory shows.
  */
 interface GrainbowsRow {
   name: string;
@@ -160,8 +160,8 @@ interface AttackResult {
 
 /**
  * Before the attack, not counted: a server in service has its request path compiled, a fresh one compiles
- * it during the attack (V8's background compiles then compete for the 2 cores: docs/performance.md, session
- * 11; relay probe p99 8.4, 34.7, 33.3 ms after one warm-up probe against 13.7, 13.8, 10.3 after 100). So
+ * it during the attack (V8's background compiles then compete for the 2 cores: docs/performance.md; relay
+ * probe p99 8.4, 34.7, 33.3 ms after one warm-up probe against 13.7, 13.8, 10.3 after 100). So
  * every server first gets the hello bench's unrecorded warm-up (2 s of wrk, keep-alive) and then this many
  * probes on new connections, which also warm the prober.
  */

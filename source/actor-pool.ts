@@ -6,7 +6,7 @@
  * than one for all, because a piscina has a fixed size and reuses its threads, while we need three things
  * it does not give a shared pool: a new generation on fresh threads (a reused thread keeps the old app in
  * its module cache, so a reload would not reload), growing and shrinking one actor at a time, and
- * terminating exactly the one thread that hangs. Within its piscina, an actor follows handoff.md pitfall 5:
+ * terminating exactly the one thread that hangs. Within its piscina, an actor follows docs/design.md, pitfall 5:
  * `atomics: 'disabled'` so an idle thread's event loop keeps turning, no `signal` on `run()`, and an
  * 'error' handler. Each actor gets a data port (msgpack frame batches) and a control port (comlink:
  * ready, stats, drain, stop).

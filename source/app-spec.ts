@@ -2,7 +2,7 @@
  * `MODULE[:EXPORT]` from the command line, resolved to something an actor can import.
  *
  * The split happens at the last colon only when what follows is an identifier and what precedes is not a
- * bare drive letter, so `C:\app\server.js` and `C:\app\server.js:app` both work (handoff.md, pitfall 8).
+ * bare drive letter, so `C:\app\server.js` and `C:\app\server.js:app` both work (docs/design.md, pitfall 8).
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';

@@ -2,7 +2,7 @@
  * dup(2) and close(2) for the transfer hand-off on runtimes that cannot move a `net.Socket` to a worker
  * thread (Node 20 and 22). The main thread copies an accepted socket's descriptor, posts the copy's number,
  * and closes its own; the actor opens a `net.Socket` on the copy. Each thread then owns a descriptor of its
- * own: sharing one number between two event loops is unsafe (handoff.md: the kernel reuses a closed number,
+ * own: sharing one number between two event loops is unsafe (docs/design.md, pitfall 9: the kernel reuses a closed number,
  * and one thread closes the other's live connection).
  *
  * Node has no dup(), so the call goes through koffi, a maintained FFI library with prebuilt binaries for

@@ -66,7 +66,7 @@ export class Dispatcher {
       socket.destroy();
       return;
     }
-    socket.setNoDelay(true); // handoff.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
+    socket.setNoDelay(true); // docs/design.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed, through the gate.
     if (this.transfersUnread && !(socket instanceof TLSSocket)) this.dispatch({ socket, head: UNREAD, unread: true });
     else this.gate.admit(socket);

@@ -2,8 +2,8 @@
  * Starting node again with the V8 flags the main thread needs.
  *
  * The main thread holds every connection, so a pause there stalls all of them. V8's memory reducer is the
- * pause that matters: once a burst of traffic is over it runs compacting collections (20-36 ms measured
- * here, docs/performance.md, sessions 12-13) in the middle of whatever comes next. V8 reads
+ * pause that matters: once a burst of traffic is over it runs compacting collections (20-36 ms, measured
+ * with bench/slow-clients.ts; docs/performance.md) in the middle of whatever comes next. V8 reads
  * `--no-memory-reducer` when an isolate's heap is set up: `NODE_OPTIONS` refuses it, and
  * `v8.setFlagsFromString` reaches only isolates created later (the actors, see server.ts), never the main
  * thread's own. Main's young generation is the same: its 16 MB semi-spaces make for long scavenges with
@@ -43,7 +43,8 @@ const LAUNCHED = 'GRAINBOWS_LAUNCHED';
  * The signals the arbiter handles (arbiter.ts). The child stays in this process's session and group, so a
  * Ctrl+C from the terminal reaches it directly as well as through this process: harmless, INT and QUIT
  * already mean a quick stop. (A session of its own would also be an autogroup of its own on Linux, which
- * changes how the kernel shares the CPU between the server and everything else: measured, session 13.)
+ * changes how the kernel shares the CPU between the server and everything else, as bench/slow-clients.ts
+ * measured.)
  */
 const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2'];
 /**

@@ -2,7 +2,7 @@
  * The main thread's half of one relayed connection: the real socket stays here, its bytes travel to the
  * actor as Data frames, the actor's answer comes back the same way.
  *
- * Flow control is a byte window each way (handoff.md, pitfall 3):
+ * Flow control is a byte window each way (docs/design.md, pitfall 3):
  * - client → actor: after CREDIT_WINDOW unacknowledged bytes we stop reading the socket until the actor
  *   acknowledges, so a fast uploader to a slow app waits in the kernel, not in our memory;
  * - actor → client: we acknowledge the actor's bytes once the socket has taken them (no pending drain),

@@ -3,7 +3,7 @@
  *
  * Shared by both sides (the actors import it too). One batch is a flat msgpack array
  * `[type, connectionId, payload, type, connectionId, payload, ...]`, copied into an ArrayBuffer of exactly
- * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (handoff.md,
+ * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (docs/design.md,
  * pitfall 2), and one post per turn instead of one per frame is what made the relay affordable.
  */
 import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
@@ -42,7 +42,7 @@ export interface ConnectionInfo {
 
 /**
  * Credit window per connection and direction: a sender stops once this many bytes are unacknowledged.
- * Measured in handoff.md: 256 KiB held a 64 MiB response to a stalled client to 0-5 MB of server growth.
+ * Measured (docs/design.md, pitfall 3): 256 KiB held a 64 MiB response to a stalled client to 0-5 MB of server growth.
  */
 export const CREDIT_WINDOW = 256 * 1024;
 /** A receiver acknowledges in steps of this size, so small exchanges cost no Ack frames at all. */

@@ -1,8 +1,9 @@
 /**
- * Replays gunicorn's own parser corpus (../shared/conformance/gunicorn-requests.json) through grainbows and
- * an echo app, under every hand-off strategy this runtime has. Contract (see the corpus README):
- * valid cases reach the app with the same method, target, version, headers, body and trailers, answered in
- * order; invalid cases never reach the app and are answered 400 (431/413/501 where fitting) and closed.
+ * Replays gunicorn's own parser corpus (spec/fixtures/conformance/gunicorn-requests.json; its origin and
+ * licence are in the README beside it) through grainbows and an echo app, under every hand-off strategy
+ * this runtime has. Contract (see the corpus README): valid cases reach the app with the same method,
+ * target, version, headers, body and trailers, answered in order; invalid cases never reach the app and
+ * are answered 400 (431/413/501 where fitting) and closed.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -38,7 +39,7 @@ interface Echo {
   body: string;
 }
 
-const corpusPath = path.resolve(ROOT, '../shared/conformance/gunicorn-requests.json');
+const corpusPath = path.resolve(ROOT, 'spec/fixtures/conformance/gunicorn-requests.json');
 const corpus = JSON.parse(readFileSync(corpusPath, 'utf8')) as Case[];
 
 /**

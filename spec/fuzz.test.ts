@@ -22,7 +22,7 @@ const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 300);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const DEADLINE_MS = 5000;
 
-const corpus = (JSON.parse(readFileSync(path.resolve(ROOT, '../shared/conformance/gunicorn-requests.json'), 'utf8')) as Array<{ valid: boolean; raw_base64: string; name: string }>)
+const corpus = (JSON.parse(readFileSync(path.resolve(ROOT, 'spec/fixtures/conformance/gunicorn-requests.json'), 'utf8')) as Array<{ valid: boolean; raw_base64: string; name: string }>)
   .filter((entry) => entry.valid && !entry.name.startsWith('valid/pp_'))
   .map((entry) => Buffer.from(entry.raw_base64, 'base64'));
 

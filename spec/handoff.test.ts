@@ -19,7 +19,7 @@ const openDescriptors = () => readdirSync('/proc/self/fd').length;
 describe('transfer mechanism', () => {
   it('moves sockets on Node 24+ and copies descriptors before, on Linux', { skip: !onLinux && 'Linux only' }, async () => {
     const mechanism = await transferMechanism();
-    // Node 22 cannot move a socket (handoff.md); 24 and 26 can. koffi is installed here, so copying works.
+    // Node 22 cannot move a socket (docs/design.md); 24 and 26 can. koffi is installed here, so copying works.
     assert.equal(mechanism, major >= 24 ? 'move' : 'copy');
   });
 });

@@ -5,7 +5,7 @@
  * on Ctrl+C, and refuses the POSIX-only settings in one line. Wine is not Windows: a pass means "no obvious
  * Windows breakage". Without GRAINBOWS_WINE_NODE the suite is skipped, and says so.
  *
- * node.exe dies with EBADF on a Unix pipe as stdin/stdout/stderr (../shared/notes/handoff.md), so all its
+ * node.exe dies with EBADF on a Unix pipe as stdin/stdout/stderr (docs/design.md, pitfall 11), so all its
  * output goes to files.
  */
 import assert from 'node:assert/strict';
