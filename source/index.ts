@@ -3,10 +3,18 @@
  */
 import { GrainbowsServer, type ServeOptions } from './server.js';
 
-export { GrainbowsServer, DEFAULTS, type ServeOptions, type ServerStats } from './server.js';
+export { GrainbowsServer, DEFAULTS, type ServeOptions, type ServerStats, type ServerEvents, type ActorInfo, type CloseOptions } from './server.js';
 export { GrainbowsError, ExitStatus, type ErrorCode } from './errors.js';
+export { createLogger, type Logger, type LogLevel } from './log.js';
 export type { HandoffStrategy } from './actor-link.js';
+export type { ActorState, PoolActorStats as ActorStatsEntry } from './actor-pool.js';
+export type { ActorStats } from '../actors/actor.js';
+export type { AppSpec } from './app-spec.js';
+export type { BindAddress } from './bind.js';
+export type { HeaderMap } from '../actors/request-rules.js';
+export type { HttpCompat } from '../actors/request-normalizer.js';
 export type { ServerHook, AppKind } from '../actors/app-loader.js';
+export type { ActorHooks, HookActor } from '../actors/hooks.js';
 
 export function serve(options: ServeOptions): Promise<GrainbowsServer> {
   return GrainbowsServer.start(options);

@@ -428,6 +428,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     return this.closing;
   }
 
+  /** `await using server = await serve(...)`: a graceful close when the block ends. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** The listening sockets, for a binary upgrade to hand to the next process. */
   listeningSockets(): net.Server[] {
     return this.listening.map((listener) => listener.server);

@@ -7,6 +7,10 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT, example, fixture, withServer } from './helpers/servers.js';
+import { createLogger, serve, type ActorInfo, type ActorStatsEntry, type BindAddress, type CloseOptions, type HeaderMap, type HttpCompat, type Logger, type LogLevel, type ServerEvents } from '../source/index.js';
+
+// Every type the API takes or gives back is exported: this compiles only if they are.
+export type PublicTypes = [ActorInfo, ActorStatsEntry, BindAddress, CloseOptions, HeaderMap, HttpCompat, Logger, LogLevel, ServerEvents];
 
 describe('programmatic API', () => {
   it('examples/embed.js runs: serve, events, resize, stats, reload, close', () => {
@@ -19,6 +23,16 @@ describe('programmatic API', () => {
     assert.match(out, /^reloaded: generation 2, actors 4:ready 5:ready 6:ready$/m);
     assert.equal((out.match(/\(generation 1\) exited/g) ?? []).length, 3, 'the first generation retires after the reload');
     assert.match(out, /closed\n$/);
+  });
+
+  it('await using: the server closes gracefully when its block ends', async () => {
+    let url: string;
+    {
+      await using server = await serve({ app: fixture('identify.js'), bind: ['127.0.0.1:0'], workers: 1, logger: createLogger('critical') });
+      url = server.urls[0];
+      assert.equal((await fetch(url)).status, 200);
+    }
+    await assert.rejects(fetch(url), 'nothing listens once the block has ended');
   });
 
   it('actorEnv sets the actors\' process.env, and a reload can change it', async () => {
