@@ -50,9 +50,7 @@ export interface ActorTask {
 /** How often an actor stamps its heartbeat. */
 export const HEARTBEAT_MS = 250;
 
-export type BootResult =
-  | { ok: true; kind: AppKind }
-  | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
+export type BootResult = { ok: true; kind: AppKind } | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
 
 export interface ActorStats {
   actorId: number;
@@ -166,13 +164,27 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       hooks = await loadActorHooks(task.settings.hooksFile);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      const server = createActorServer(loaded, task.settings, { log, counters: requests, slots, drain, hooks, actorId: task.actorId, emitAccessLine: (line) => sendAccessLine(line) });
+      const server = createActorServer(loaded, task.settings, {
+        log,
+        counters: requests,
+        slots,
+        drain,
+        hooks,
+        actorId: task.actorId,
+        emitAccessLine: (line) => sendAccessLine(line),
+      });
       if (loaded.ownServer) forwardServerEvents(loaded.ownServer, server);
       await loaded.onServer?.(server, { actorId: task.actorId });
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
-      const connections = new ConnectionHost(task.dataPort, server, slots, { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 }, task.settings.compat);
+      const connections = new ConnectionHost(
+        task.dataPort,
+        server,
+        slots,
+        { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 },
+        task.settings.compat,
+      );
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${loaded.kind} app`);

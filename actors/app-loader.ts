@@ -53,8 +53,7 @@ interface FastifyLike extends FastifyInstanceLike {
   routing(req: IncomingMessage, res: ServerResponse): void;
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  (typeof value === 'object' || typeof value === 'function') && value !== null;
+const isObject = (value: unknown): value is Record<string, unknown> => (typeof value === 'object' || typeof value === 'function') && value !== null;
 
 const isKoa = (app: unknown): app is KoaLike =>
   isObject(app) && typeof app.callback === 'function' && typeof app.use === 'function' && Array.isArray(app.middleware);

@@ -6,16 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  ACK_STEP,
-  Frame,
-  FrameBatcher,
-  decodeBatch,
-  isSocketHandoff,
-  type ConnectionInfo,
-  type FrameType,
-  type SocketHandoff,
-} from '../source/wire.js';
+import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../source/wire.js';
 import { HeadGate, type Arrival } from '../source/head-gate.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
 import { startNodeDeadlines } from './http-server.js';
@@ -253,8 +244,7 @@ export class ConnectionHost implements RelayOutlet {
       const rest = normalizer?.end();
       if (rest && rest.byteLength > 0) socket.emit('data', rest);
       socket.emit('end');
-    }
-    else socket.resume();
+    } else socket.resume();
   };
 
   /**

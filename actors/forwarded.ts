@@ -106,7 +106,8 @@ export function createAddressMatcher(allowIps: string): (address: string | undef
     if (!address) return false;
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; match it against the IPv4 entries too.
-    if (type === 'ipv6' && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return trusted.check(address.slice(7), 'ipv4') || trusted.check(address, 'ipv6');
+    if (type === 'ipv6' && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4)
+      return trusted.check(address.slice(7), 'ipv4') || trusted.check(address, 'ipv6');
     return trusted.check(address, type);
   };
 }

@@ -58,7 +58,15 @@ export interface HttpSettings {
   compat: ParserCompat | null;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 505: 'HTTP Version Not Supported' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  505: 'HTTP Version Not Supported',
+};
 
 function belongsElsewhere(url: string | undefined, actorId: number): boolean {
   const owner = sessionOwner(url);
@@ -181,7 +189,11 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
   return () => declared() ?? written;
 }
 
-export function createActorServer(app: LoadedApp, settings: HttpSettings, { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring): http.Server {
+export function createActorServer(
+  app: LoadedApp,
+  settings: HttpSettings,
+  { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring,
+): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
   // Gives back a request's counts, once: when its response closes, or when its connection died first.
@@ -206,7 +218,9 @@ export function createActorServer(app: LoadedApp, settings: HttpSettings, { log,
     const bytes = countBodyBytes(res);
     res.once('close', () => {
       try {
-        emitAccessLine(formatAccessLine(accessLogFormat, { req, method, url, res, startedAt, finishedAt: process.hrtime.bigint(), bytes: method === 'HEAD' ? 0 : bytes() }));
+        emitAccessLine(
+          formatAccessLine(accessLogFormat, { req, method, url, res, startedAt, finishedAt: process.hrtime.bigint(), bytes: method === 'HEAD' ? 0 : bytes() }),
+        );
       } catch (error) {
         log.error(`access log: ${String(error)}`);
       }

@@ -49,7 +49,9 @@ function nameSessionsAfterActor(engine: EngineLike, actorId: number): void {
     const owner = sessionOwner(req.url);
     if (owner === undefined || owner === actorId) return;
     explained = true;
-    console.warn(`grainbows/socket.io: a request for a session of actor ${owner} reached actor ${actorId} and was refused (400): run grainbows with --sticky-sessions, or have clients use transports: ['websocket']`);
+    console.warn(
+      `grainbows/socket.io: a request for a session of actor ${owner} reached actor ${actorId} and was refused (400): run grainbows with --sticky-sessions, or have clients use transports: ['websocket']`,
+    );
   });
 }
 

@@ -15,11 +15,25 @@ import { answerAndClose, failRequest } from './answer.js';
 
 const FORBIDDEN_IN_TRAILERS = new Set([
   // framing and connection management
-  'transfer-encoding', 'content-length', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer',
+  'transfer-encoding',
+  'content-length',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
   // routing
   'host',
   // request modifiers: controls and authentication
-  'cache-control', 'expect', 'max-forwards', 'pragma', 'range', 'authorization', 'proxy-authorization', 'cookie',
+  'cache-control',
+  'expect',
+  'max-forwards',
+  'pragma',
+  'range',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
   // Content metadata (Content-Type, ...) passes, as in gunicorn (its corpus: valid/012): Node keeps trailers
   // apart from the head (req.trailers), so they cannot change how the body was framed or routed.
 ]);

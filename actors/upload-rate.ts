@@ -89,7 +89,9 @@ export class UploadRateGuard {
     // An attack makes hundreds expire in the same check: one line for all of them, not a flood.
     const { req, rate } = slow[0];
     const others = slow.length > 1 ? ` and ${slow.length - 1} more` : '';
-    this.log.warning(`slow upload (${rate.toFixed(1)} bytes/s < --body-min-rate ${this.minRate}): ${req.method} ${req.url?.slice(0, 200)}${others} answered 408`);
+    this.log.warning(
+      `slow upload (${rate.toFixed(1)} bytes/s < --body-min-rate ${this.minRate}): ${req.method} ${req.url?.slice(0, 200)}${others} answered 408`,
+    );
     this.expireInSlices(slow, 0);
   }
 

@@ -41,7 +41,14 @@ function runChild(argv: string[]): Promise<{ stdout: string; trace: string }> {
     child.stdout.on('data', (chunk) => (out += chunk));
     child.stderr.on('data', (chunk) => (err += chunk));
     child.on('exit', (code) => {
-      if (code === 0) resolve({ stdout: out.split('\n').filter((line) => line.startsWith('RESULT ')).join('\n'), trace: out });
+      if (code === 0)
+        resolve({
+          stdout: out
+            .split('\n')
+            .filter((line) => line.startsWith('RESULT '))
+            .join('\n'),
+          trace: out,
+        });
       else reject(new Error(`${argv.join(' ')} exited ${code}: ${err}`));
     });
   });
@@ -70,7 +77,14 @@ async function actorPath(): Promise<void> {
   });
   const { port1: actorPort, port2: mainPort } = new MessageChannel();
   if (floor) serveFloor(actorPort, app, FrameBatcher, decodeBatch, Frame);
-  else new ConnectionHost(actorPort, server, slots, { headerTimeoutMs: settings.headerTimeout * 1000, bodyTimeoutMs: settings.bodyTimeout * 1000 }, settings.compat);
+  else
+    new ConnectionHost(
+      actorPort,
+      server,
+      slots,
+      { headerTimeoutMs: settings.headerTimeout * 1000, bodyTimeoutMs: settings.bodyTimeout * 1000 },
+      settings.compat,
+    );
   const main = new FrameBatcher(mainPort);
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n');
   const unacknowledged = new Map<number, number>();
@@ -152,7 +166,10 @@ function serveFloor(
 
 async function nodeHttpAllocation(): Promise<number> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(ROOT, 'bench/baselines/node-http.js'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--trace-gc-nvp', path.join(ROOT, 'bench/baselines/node-http.js'), String(port)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let trace = '';
   child.stdout.on('data', (chunk) => (trace += chunk));
   await new Promise<void>((resolve) => child.stderr.on('data', (chunk: Buffer) => /Listening at/.test(String(chunk)) && resolve()));
@@ -182,7 +199,9 @@ if (process.argv.includes('--child')) {
       const { stdout, trace } = await runChild(variant.argv);
       cpu[index].push(Number(stdout.split(' ')[1]));
       allocation[index].push(allocatedBytes(trace) / REQUESTS);
-      process.stderr.write(`run ${run + 1} ${index === 0 ? 'actor' : 'floor'}: ${cpu[index].at(-1)!.toFixed(2)} µs CPU/req, ${allocation[index].at(-1)!.toFixed(0)} bytes/req\n`);
+      process.stderr.write(
+        `run ${run + 1} ${index === 0 ? 'actor' : 'floor'}: ${cpu[index].at(-1)!.toFixed(2)} µs CPU/req, ${allocation[index].at(-1)!.toFixed(0)} bytes/req\n`,
+      );
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
@@ -192,7 +211,10 @@ if (process.argv.includes('--child')) {
     [
       `| ${REQUESTS.toLocaleString('en')} hello requests, ${CONNECTIONS} connections, median of ${runs} runs | CPU µs/req | heap bytes allocated/req |`,
       '|---|---:|---:|',
-      ...variants.map(({ name }, index) => `| ${name} | ${median(cpu[index]).toFixed(2)} (${Math.min(...cpu[index]).toFixed(2)}–${Math.max(...cpu[index]).toFixed(2)}) | ${median(allocation[index]).toFixed(0)} |`),
+      ...variants.map(
+        ({ name }, index) =>
+          `| ${name} | ${median(cpu[index]).toFixed(2)} (${Math.min(...cpu[index]).toFixed(2)}–${Math.max(...cpu[index]).toFixed(2)}) | ${median(allocation[index]).toFixed(0)} |`,
+      ),
       `| grainbows' own code (actor − floor; CPU: median of the paired differences) | ${pairedGap.toFixed(2)} | ${(median(allocation[0]) - median(allocation[1])).toFixed(0)} |`,
       `| node:http under wrk, 64 connections (whole process) | | ${nodeHttp.toFixed(0)} |`,
       '',

@@ -143,7 +143,9 @@ async function measure(contender: Contender): Promise<Round> {
     }
     round.total = round.main + round.named + round.helpers;
     round.rest = Math.max(0, perRequest(machine) - round.total);
-    process.stderr.write(`${contender.name}: ${rps.toFixed(0)} req/s, ${errors} errors, ${round.total.toFixed(1)} µs CPU/req (main ${round.main.toFixed(1)}, workers ${round.named.toFixed(1)}, helpers ${round.helpers.toFixed(1)}; rest of the machine ${round.rest.toFixed(1)})\n`);
+    process.stderr.write(
+      `${contender.name}: ${rps.toFixed(0)} req/s, ${errors} errors, ${round.total.toFixed(1)} µs CPU/req (main ${round.main.toFixed(1)}, workers ${round.named.toFixed(1)}, helpers ${round.helpers.toFixed(1)}; rest of the machine ${round.rest.toFixed(1)})\n`,
+    );
     return round;
   } finally {
     await server.stop();
@@ -170,7 +172,9 @@ async function medianRoundTripUs(roundTrip: () => Promise<unknown>, gapMs: numbe
 
 /** Round trips of a 64-byte transferred ArrayBuffer to a worker thread and back, `gapMs` apart: p50 in µs. */
 async function threadRoundTripUs(gapMs: number): Promise<number> {
-  const worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m, [m]))", { eval: true });
+  const worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m, [m]))", {
+    eval: true,
+  });
   await new Promise((resolve) => worker.once('online', resolve));
   const p50 = await medianRoundTripUs(
     () =>
@@ -220,7 +224,16 @@ const summary = new Map(
   CONTENDERS.map(({ name }) => {
     const runs = results.get(name)!;
     const pick = (key: keyof Round) => median(runs.map((run) => run[key]));
-    const row = { rps: pick('rps'), total: pick('total'), main: pick('main'), named: pick('named'), helpers: pick('helpers'), rest: pick('rest'), busiest: pick('busiest'), all: runs.map((run) => run.rps) };
+    const row = {
+      rps: pick('rps'),
+      total: pick('total'),
+      main: pick('main'),
+      named: pick('named'),
+      helpers: pick('helpers'),
+      rest: pick('rest'),
+      busiest: pick('busiest'),
+      all: runs.map((run) => run.rps),
+    };
     return [name, row];
   }),
 );
@@ -231,9 +244,13 @@ const cores = os.cpus().length;
  */
 const ceiling = (row: { total: number; rest: number; busiest: number }) => Math.min((cores * 1e6) / (row.total + row.rest), 1e6 / row.busiest);
 const lines: string[] = [];
-lines.push(`Machine: ${cores} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; wrk on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
+lines.push(
+  `Machine: ${cores} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; wrk on the same cores. ${new Date().toISOString().slice(0, 10)}.`,
+);
 lines.push('');
-lines.push(`| hello, ${CONNECTIONS} connections (median of ${rounds} interleaved rounds) | ok req/s | ratio | CPU µs/req, server | main thread | worker / actor threads | runtime helper threads | rest of the machine (wrk) | CPU-bound ceiling | ceiling ratio |`);
+lines.push(
+  `| hello, ${CONNECTIONS} connections (median of ${rounds} interleaved rounds) | ok req/s | ratio | CPU µs/req, server | main thread | worker / actor threads | runtime helper threads | rest of the machine (wrk) | CPU-bound ceiling | ceiling ratio |`,
+);
 lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const group of GROUPS) {
   const first = summary.get(group[0].name)!;
@@ -242,13 +259,25 @@ for (const group of GROUPS) {
     const ratio = row === first ? '' : `${(row.rps / first.rps).toFixed(2)}×`;
     const ceilingRatio = row === first ? '' : `${(ceiling(row) / ceiling(first)).toFixed(2)}×`;
     const named = row.named > 0 ? row.named.toFixed(1) : '–';
-    lines.push(`| ${name} | ${row.rps.toFixed(0)} | ${ratio} | ${row.total.toFixed(1)} | ${row.main.toFixed(1)} | ${named} | ${row.helpers.toFixed(1)} | ${row.rest.toFixed(1)} | ${ceiling(row).toFixed(0)} | ${ceilingRatio} |`);
+    lines.push(
+      `| ${name} | ${row.rps.toFixed(0)} | ${ratio} | ${row.total.toFixed(1)} | ${row.main.toFixed(1)} | ${named} | ${row.helpers.toFixed(1)} | ${row.rest.toFixed(1)} | ${ceiling(row).toFixed(0)} | ${ceilingRatio} |`,
+    );
   }
 }
 lines.push('');
-lines.push(`All rounds: ${CONTENDERS.map(({ name }) => `${name} ${summary.get(name)!.all.map((rps) => (rps / 1000).toFixed(1)).join('/')}k`).join('; ')}.`);
+lines.push(
+  `All rounds: ${CONTENDERS.map(
+    ({ name }) =>
+      `${name} ${summary
+        .get(name)!
+        .all.map((rps) => (rps / 1000).toFixed(1))
+        .join('/')}k`,
+  ).join('; ')}.`,
+);
 lines.push('');
-lines.push(`Ratios are to the first row of each group. CPU per request is each thread's user + system time over the requests served; "main thread" for node:http is all of its HTTP work, kernel included; node:cluster's worker column is its two worker processes whole. "Rest of the machine" is every other busy tick of the ${cores} cores meanwhile, wrk's mostly. The CPU-bound ceiling is min(${cores} cores ÷ (server + rest), 1 core ÷ the busiest thread): the rate these costs allow here, whatever the scheduler does.`);
+lines.push(
+  `Ratios are to the first row of each group. CPU per request is each thread's user + system time over the requests served; "main thread" for node:http is all of its HTTP work, kernel included; node:cluster's worker column is its two worker processes whole. "Rest of the machine" is every other busy tick of the ${cores} cores meanwhile, wrk's mostly. The CPU-bound ceiling is min(${cores} cores ÷ (server + rest), 1 core ÷ the busiest thread): the rate these costs allow here, whatever the scheduler does.`,
+);
 lines.push('');
 lines.push('| on this machine, median of 200 | 20 ms apart | back to back |');
 lines.push('|---|---:|---:|');

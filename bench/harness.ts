@@ -34,17 +34,38 @@ export const grainbows =
   (exe: string, handoff: string, { workers = 2, workerConnections = 20_000, nodeFlags = [] as string[], args = [] as string[] } = {}) =>
   (port: number) => ({
     exe,
-    argv: [...nodeFlags, CLI, '-b', `127.0.0.1:${port}`, '-w', String(workers), '--handoff', handoff, '--backlog', '4096', '--worker-connections', String(workerConnections), ...args, APP],
+    argv: [
+      ...nodeFlags,
+      CLI,
+      '-b',
+      `127.0.0.1:${port}`,
+      '-w',
+      String(workers),
+      '--handoff',
+      handoff,
+      '--backlog',
+      '4096',
+      '--worker-connections',
+      String(workerConnections),
+      ...args,
+      APP,
+    ],
   });
 export const ALL_CONTENDERS: Contender[] = [
   { name: 'node:http (1 thread)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
-  { name: 'node:cluster (2 processes)', command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
+  {
+    name: 'node:cluster (2 processes)',
+    command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }),
+  },
   { name: 'grainbows relay (2 actors)', command: grainbows(process.execPath, 'relay') },
   { name: 'grainbows transfer (2 actors)', command: grainbows(process.execPath, 'transfer') },
   ...(node26
     ? [
         { name: 'node:http on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/node-http.js'), String(port)] }) },
-        { name: 'node:cluster on Node 26', command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }) },
+        {
+          name: 'node:cluster on Node 26',
+          command: (port: number) => ({ exe: node26, argv: [path.join(ROOT, 'bench/baselines/cluster.js'), String(port), '2'] }),
+        },
         { name: 'grainbows transfer on Node 26', command: grainbows(node26, 'transfer') },
       ]
     : []),
@@ -160,7 +181,9 @@ export function runWrk(url: string, connections: number, durationS: number, time
   const runs = Array.from({ length: processes }, (_, i) => {
     const share = Math.floor(connections / processes) + (i < connections % processes ? 1 : 0);
     return new Promise<string>((resolve) => {
-      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', url], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (chunk) => (out += chunk));
       child.stderr.on('data', (chunk) => (out += chunk));

@@ -13,7 +13,20 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ALL_CONTENDERS, ROOT, node26, runWrk, start, treeCpuSeconds, treeRssMb, withPeakRss, writeRegion, type Contender, type LoadResult, type Running } from './harness.js';
+import {
+  ALL_CONTENDERS,
+  ROOT,
+  node26,
+  runWrk,
+  start,
+  treeCpuSeconds,
+  treeRssMb,
+  withPeakRss,
+  writeRegion,
+  type Contender,
+  type LoadResult,
+  type Running,
+} from './harness.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -119,7 +132,9 @@ async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
     const cpuSeconds = treeCpuSeconds(server.child.pid!) - cpuBefore;
     const cpuUsPerRequest = scenario.name === HELLO && result.rps > 0 ? (cpuSeconds * 1e6) / (result.rps * seconds) : undefined;
     const cpuNote = cpuUsPerRequest === undefined ? '' : `, ${cpuUsPerRequest.toFixed(1)} µs CPU/req`;
-    process.stderr.write(`${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB${cpuNote}\n`);
+    process.stderr.write(
+      `${contender.name} | ${scenario.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ${result.errors} errors, peak ${peakMb.toFixed(0)} MB${cpuNote}\n`,
+    );
     return { scenario: scenario.name, contender: contender.name, ...result, peakMb, ...(cpuUsPerRequest === undefined ? {} : { cpuUsPerRequest }) };
   } finally {
     await server.stop();
@@ -164,7 +179,8 @@ for (const contender of helloOnly ? [] : CONTENDERS) {
 /** The same runtime's baseline of a kind: grainbows on Node 26 is compared with node:http and node:cluster on Node 26. */
 function baseline(row: Row, kind: 'node:http' | 'node:cluster'): Row | undefined {
   const onNode26 = row.contender.includes('Node 26');
-  const name = kind === 'node:http' ? (onNode26 ? 'node:http on Node 26' : 'node:http (1 thread)') : onNode26 ? 'node:cluster on Node 26' : 'node:cluster (2 processes)';
+  const name =
+    kind === 'node:http' ? (onNode26 ? 'node:http on Node 26' : 'node:http (1 thread)') : onNode26 ? 'node:cluster on Node 26' : 'node:cluster (2 processes)';
   return rows.find((candidate) => candidate.scenario === row.scenario && candidate.contender === name);
 }
 
@@ -173,7 +189,9 @@ const position = (row: Row) => CONTENDERS.findIndex((c) => c.name === row.conten
 rows.sort((a, b) => position(a) - position(b));
 
 const lines: string[] = [];
-lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; load generator on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
+lines.push(
+  `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; load generator on the same cores. ${new Date().toISOString().slice(0, 10)}.`,
+);
 lines.push('');
 lines.push('| scenario | server | ok req/s | p99 | errors | peak RSS | req/s ÷ node:http | RSS ÷ node:http | req/s ÷ node:cluster | RSS ÷ node:cluster |');
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -187,7 +205,9 @@ for (const row of rows) {
   );
 }
 lines.push('');
-lines.push(`Ratios compare grainbows with node:http and node:cluster on the same Node version, measured in this run. Hello world: median of ${helloRounds} interleaved round(s); all rounds: ${[...helloRuns].map(([name, runs]) => `${name} ${runs.map((r) => (r.rps / 1000).toFixed(1)).join('/')}k`).join('; ')}.`);
+lines.push(
+  `Ratios compare grainbows with node:http and node:cluster on the same Node version, measured in this run. Hello world: median of ${helloRounds} interleaved round(s); all rounds: ${[...helloRuns].map(([name, runs]) => `${name} ${runs.map((r) => (r.rps / 1000).toFixed(1)).join('/')}k`).join('; ')}.`,
+);
 lines.push('');
 lines.push('| hello world, server CPU per request (all threads and processes; median of the rounds) | µs/req | ÷ node:http | ÷ node:cluster |');
 lines.push('|---|---:|---:|---:|');

@@ -86,8 +86,16 @@ const GRAINBOWS_ROWS: GrainbowsRow[] = [
     { workers: 1, args: [], label: '' },
     { workers: 1, args: ['--memory-reducer', '--main-semi-space-size', '0'], label: ", V8's defaults (--memory-reducer --main-semi-space-size 0)" },
     { workers: 2, args: [], label: '' },
-  ].map(({ workers, args, label }): GrainbowsRow => ({ name: `grainbows relay (${workers === 1 ? '1 actor' : `${workers} actors`})${label}`, exe: process.execPath, handoff: 'relay', workers, args })),
-  ...(node26 ? [1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer on Node 26 (${actors(workers)})`, exe: node26!, handoff: 'transfer', workers })) : []),
+  ].map(({ workers, args, label }): GrainbowsRow => ({
+    name: `grainbows relay (${workers === 1 ? '1 actor' : `${workers} actors`})${label}`,
+    exe: process.execPath,
+    handoff: 'relay',
+    workers,
+    args,
+  })),
+  ...(node26
+    ? [1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer on Node 26 (${actors(workers)})`, exe: node26!, handoff: 'transfer', workers }))
+    : []),
 ];
 const ATTACK_CAPACITY = 2000;
 function grainbowsContender(row: GrainbowsRow, test: 'attack' | 'idle'): Contender {
@@ -101,9 +109,15 @@ function grainbowsContender(row: GrainbowsRow, test: 'attack' | 'idle'): Contend
 const BASELINES = ALL_CONTENDERS.filter((c) => !c.name.startsWith('grainbows'));
 const ROWS: Array<{ name: string; contender: (test: 'attack' | 'idle') => Contender }> = [
   ...BASELINES.filter((c) => !c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
-  ...GRAINBOWS_ROWS.filter((r) => r.exe === process.execPath).map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
+  ...GRAINBOWS_ROWS.filter((r) => r.exe === process.execPath).map((r) => ({
+    name: r.name,
+    contender: (test: 'attack' | 'idle') => grainbowsContender(r, test),
+  })),
   ...BASELINES.filter((c) => c.name.includes('Node 26')).map((c) => ({ name: c.name, contender: () => c })),
-  ...GRAINBOWS_ROWS.filter((r) => r.exe !== process.execPath).map((r) => ({ name: r.name, contender: (test: 'attack' | 'idle') => grainbowsContender(r, test) })),
+  ...GRAINBOWS_ROWS.filter((r) => r.exe !== process.execPath).map((r) => ({
+    name: r.name,
+    contender: (test: 'attack' | 'idle') => grainbowsContender(r, test),
+  })),
 ].filter((row) => chosen(row.name));
 
 /** The attacker's scheduling: like everything else, or only when nothing else wants the CPU. */
@@ -111,7 +125,25 @@ type AttackerPriority = 'normal' | 'idle';
 const PRIORITIES: AttackerPriority[] = (['normal', 'idle'] as const).filter((p) => onlyPriority === undefined || p === onlyPriority);
 
 function slowhttptest(mode: '-H' | '-B', url: string, connections: number, rate: number, priority: AttackerPriority): ChildProcess {
-  const argv = [mode, '-c', String(connections), '-r', String(rate), '-i', '5', '-l', String(ATTACK_SECONDS), '-s', '1000000', '-x', '24', '-p', '3', '-u', url];
+  const argv = [
+    mode,
+    '-c',
+    String(connections),
+    '-r',
+    String(rate),
+    '-i',
+    '5',
+    '-l',
+    String(ATTACK_SECONDS),
+    '-s',
+    '1000000',
+    '-x',
+    '24',
+    '-p',
+    '3',
+    '-u',
+    url,
+  ];
   const scheduling = priority === 'idle' ? 'chrt --idle 0 ' : '';
   // slowhttptest needs a descriptor per connection: raise its soft limit to the hard one. `exec` keeps the
   // child's pid the attacker's, so its CPU can be read.
@@ -196,7 +228,18 @@ async function attack(server: Running, priority: AttackerPriority): Promise<Atta
   headers.kill('SIGINT');
   bodies.kill('SIGINT');
   await Promise.all([headers, bodies].map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
-  return { priority, probesOk: answered.length, latencies: answered, p50Ms: percentile(answered, 0.5), p99Ms: percentile(answered, 0.99), heldOpen, heldAtEnd, peakMb, serverCores, attackerCores };
+  return {
+    priority,
+    probesOk: answered.length,
+    latencies: answered,
+    p50Ms: percentile(answered, 0.5),
+    p99Ms: percentile(answered, 0.99),
+    heldOpen,
+    heldAtEnd,
+    peakMb,
+    serverCores,
+    attackerCores,
+  };
 }
 
 /** Opens `count` keep-alive connections that each make one request and then sit idle. */
@@ -249,7 +292,9 @@ for (const row of ROWS) {
       try {
         const result = await attack(server, priority);
         const over = result.latencies.filter((ms) => ms > P99_TARGET_MS).length;
-        process.stderr.write(`${contender.name} | attack, attacker at ${priority} priority: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms (${over} over ${P99_TARGET_MS} ms), ${result.heldOpen} / ${result.heldAtEnd} held open, peak ${result.peakMb.toFixed(0)} MB, server ${result.serverCores.toFixed(2)} / attacker ${result.attackerCores.toFixed(2)} cores\n`);
+        process.stderr.write(
+          `${contender.name} | attack, attacker at ${priority} priority: ${result.probesOk}/${PROBES} probes, p99 ${result.p99Ms.toFixed(1)} ms (${over} over ${P99_TARGET_MS} ms), ${result.heldOpen} / ${result.heldAtEnd} held open, peak ${result.peakMb.toFixed(0)} MB, server ${result.serverCores.toFixed(2)} / attacker ${result.attackerCores.toFixed(2)} cores\n`,
+        );
         runs.push(result);
       } finally {
         await server.stop();
@@ -260,7 +305,14 @@ for (const row of ROWS) {
     // The fewest probes answered of any run, so that one failing run is never hidden behind the median.
     const median = { ...byP99[Math.floor((byP99.length - 1) / 2)], probesOk: Math.min(...runs.map((r) => r.probesOk)) };
     const pooled = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
-    attacks.push({ contender: contender.name, ...median, p99Runs: runs.map((r) => r.p99Ms), pooledP99Ms: percentile(pooled, 0.99), overTarget: pooled.filter((ms) => ms > P99_TARGET_MS).length, pooled: pooled.length });
+    attacks.push({
+      contender: contender.name,
+      ...median,
+      p99Runs: runs.map((r) => r.p99Ms),
+      pooledP99Ms: percentile(pooled, 0.99),
+      overTarget: pooled.filter((ms) => ms > P99_TARGET_MS).length,
+      pooled: pooled.length,
+    });
   }
   if (!idleCrowdTest) continue;
   contender = row.contender('idle');
@@ -276,21 +328,35 @@ for (const row of ROWS) {
 }
 
 const lines: string[] = [];
-lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; slowhttptest, wrk and probes on the same cores. ${new Date().toISOString().slice(0, 10)}.`);
+lines.push(
+  `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}${node26 ? ' and 26' : ''}; slowhttptest, wrk and probes on the same cores. ${new Date().toISOString().slice(0, 10)}.`,
+);
 lines.push('');
 const eachRun = REPEAT > 1 ? ` | p99 of each run | p99 of all runs' probes (over ${P99_TARGET_MS} ms)` : '';
-lines.push(`| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | attacker's priority | probes answered | probe p50 | probe p99${REPEAT > 1 ? ', median run' : ''}${eachRun} | attack connections held, before / after probing | peak RSS | server CPU | attacker CPU |`);
+lines.push(
+  `| ${SLOW_HEADERS.toLocaleString('en')} slow-header + ${SLOW_BODIES.toLocaleString('en')} slow-body connections | attacker's priority | probes answered | probe p50 | probe p99${REPEAT > 1 ? ', median run' : ''}${eachRun} | attack connections held, before / after probing | peak RSS | server CPU | attacker CPU |`,
+);
 lines.push(`|---|---|---:|---:|---:${REPEAT > 1 ? '|---:|---:' : ''}|---:|---:|---:|---:|`);
 for (const row of attacks) {
-  const runs = REPEAT > 1 ? ` | ${row.p99Runs.map((ms) => ms.toFixed(1)).join(', ')} | ${row.pooledP99Ms.toFixed(1)} ms (${row.overTarget} of ${row.pooled.toLocaleString('en')})` : '';
-  lines.push(`| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms${runs} | ${row.heldOpen.toLocaleString('en')} / ${row.heldAtEnd.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`);
+  const runs =
+    REPEAT > 1
+      ? ` | ${row.p99Runs.map((ms) => ms.toFixed(1)).join(', ')} | ${row.pooledP99Ms.toFixed(1)} ms (${row.overTarget} of ${row.pooled.toLocaleString('en')})`
+      : '';
+  lines.push(
+    `| ${row.contender} | ${row.priority} | ${row.probesOk}/${PROBES} | ${row.p50Ms.toFixed(1)} ms | ${row.p99Ms.toFixed(1)} ms${runs} | ${row.heldOpen.toLocaleString('en')} / ${row.heldAtEnd.toLocaleString('en')} | ${row.peakMb.toFixed(0)} MB | ${row.serverCores.toFixed(2)} cores | ${row.attackerCores.toFixed(2)} cores |`,
+  );
 }
 lines.push('');
-lines.push(`${REPEAT > 1 ? `Each attack ran ${REPEAT} times, a fresh server each time; a row is the run with the median p99 (probes answered: the fewest of any run); a run's p99 is its second slowest probe, so the next column also gives the p99 of all ${REPEAT * PROBES} probes together, and how many took over ${P99_TARGET_MS} ms. ` : ''}CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, which yields the CPU to any runnable thread of the server or the prober (though a woken thread can still wait a few ms behind another on one core while slowhttptest runs on the other: docs/performance.md). Each server is warmed up first, uncounted: 2 s of wrk, then ${WARM_UP_PROBES} probes. grainbows answers the slow uploads 408 ten seconds in (\`--body-min-rate\`, default 100 bytes/s), halfway through the probes, after which slowhttptest's slow-body half ends ("no open connections left", hence half the attacker CPU), and the unfinished heads 408 from 20 s on (\`--header-timeout\`, default 20 s; node:http's headersTimeout is 60 s): hence fewer connections held after probing.`);
+lines.push(
+  `${REPEAT > 1 ? `Each attack ran ${REPEAT} times, a fresh server each time; a row is the run with the median p99 (probes answered: the fewest of any run); a run's p99 is its second slowest probe, so the next column also gives the p99 of all ${REPEAT * PROBES} probes together, and how many took over ${P99_TARGET_MS} ms. ` : ''}CPU columns: used while the ${PROBES} probes ran (12 s), in cores of the machine's ${os.cpus().length}. "idle": slowhttptest under SCHED_IDLE, which yields the CPU to any runnable thread of the server or the prober (though a woken thread can still wait a few ms behind another on one core while slowhttptest runs on the other: docs/performance.md). Each server is warmed up first, uncounted: 2 s of wrk, then ${WARM_UP_PROBES} probes. grainbows answers the slow uploads 408 ten seconds in (\`--body-min-rate\`, default 100 bytes/s), halfway through the probes, after which slowhttptest's slow-body half ends ("no open connections left", hence half the attacker CPU), and the unfinished heads 408 from 20 s on (\`--header-timeout\`, default 20 s; node:http's headersTimeout is 60 s): hence fewer connections held after probing.`,
+);
 lines.push('');
 lines.push(`| ${IDLE_KEEP_ALIVE.toLocaleString('en')} idle keep-alive connections | hello req/s alone | with the idle crowd | ratio | idle still open |`);
 lines.push('|---|---:|---:|---:|---:|');
-for (const row of idles) lines.push(`| ${row.contender} | ${row.alone.toFixed(0)} | ${row.withIdle.toFixed(0)} | ${(row.withIdle / row.alone).toFixed(2)}× | ${row.idleOpen.toLocaleString('en')} |`);
+for (const row of idles)
+  lines.push(
+    `| ${row.contender} | ${row.alone.toFixed(0)} | ${row.withIdle.toFixed(0)} | ${(row.withIdle / row.alone).toFixed(2)}× | ${row.idleOpen.toLocaleString('en')} |`,
+  );
 const table = lines.join('\n');
 process.stdout.write(`${table}\n`);
 if (writeTo) writeRegion(writeTo, 'bench-slow', table);

@@ -30,7 +30,9 @@ const reloaded = await server.stats();
 console.log(`reloaded: generation ${reloaded.generation}, actors ${reloaded.actors.map((actor) => `${actor.actorId}:${actor.state}`).join(' ')}`);
 
 for (const actor of reloaded.actors) {
-  console.log(`  actor ${actor.actorId}: ${actor.connections} connections, loop ${(actor.eventLoopUtilization * 100).toFixed(1)}%, heap ${(actor.heapUsed / 2 ** 20).toFixed(1)} MB`);
+  console.log(
+    `  actor ${actor.actorId}: ${actor.connections} connections, loop ${(actor.eventLoopUtilization * 100).toFixed(1)}%, heap ${(actor.heapUsed / 2 ** 20).toFixed(1)} MB`,
+  );
 }
 
 await server.close({ graceful: true }); // stop accepting, let in-flight requests finish, stop the actors

@@ -14,7 +14,8 @@ class CatsController {
     return { name, found: true };
   }
 }
-const decorate = (decorators, name) => Reflect.decorate(decorators, CatsController.prototype, name, Object.getOwnPropertyDescriptor(CatsController.prototype, name));
+const decorate = (decorators, name) =>
+  Reflect.decorate(decorators, CatsController.prototype, name, Object.getOwnPropertyDescriptor(CatsController.prototype, name));
 decorate([Get()], 'findAll');
 decorate([Get(':name'), (target, key) => Param('name')(target, key, 0)], 'findOne');
 Reflect.decorate([Controller('cats')], CatsController);

@@ -145,7 +145,13 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   constructor(private readonly options: PoolOptions) {
     super();
     this.size = options.size;
-    this.generationOptions = { app: options.app, settings: options.settings, resourceLimits: options.resourceLimits, maxRequestsJitter: options.maxRequestsJitter, env: options.env };
+    this.generationOptions = {
+      app: options.app,
+      settings: options.settings,
+      resourceLimits: options.resourceLimits,
+      maxRequestsJitter: options.maxRequestsJitter,
+      env: options.env,
+    };
     if (options.timeout > 0) this.watchdog = setInterval(() => this.checkHeartbeats(), WATCHDOG_INTERVAL_MS).unref();
   }
 
@@ -310,7 +316,9 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
     if (actor.connectionCount > 0 && actor.state === 'draining') {
-      this.options.log.warning(`actor ${actor.id}: graceful timeout (${this.options.gracefulTimeout} s) with ${actor.connectionCount} connections open; closing them`);
+      this.options.log.warning(
+        `actor ${actor.id}: graceful timeout (${this.options.gracefulTimeout} s) with ${actor.connectionCount} connections open; closing them`,
+      );
     }
     await this.stop(actor);
   }

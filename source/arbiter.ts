@@ -131,7 +131,7 @@ export class Arbiter {
       try {
         await this.options.startSuccessor();
       } catch (error) {
-        throw new Error(`the new process did not start, this one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
+        throw new Error(`the new process did not start, this one keeps serving: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
       this.options.log.info('Upgrade: the new process is serving; stopping this one gracefully');
       // Not awaited: the command is done (a control client gets its answer) while this process drains.
@@ -154,12 +154,16 @@ export class Arbiter {
     try {
       changes = await this.options.rereadConfig();
     } catch (error) {
-      throw new Error(`the new configuration is not valid, keeping the running one: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`the new configuration is not valid, keeping the running one: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
     }
     try {
       await this.running.reload(changes);
     } catch (error) {
-      throw new Error(`the new generation did not start, the old one keeps serving: ${error instanceof Error ? error.message : String(error)}`);
+      throw new Error(`the new generation did not start, the old one keeps serving: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
     }
   }
 

@@ -76,7 +76,8 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
     log,
     rereadConfig: async () => {
       const next = await resolveConfig(process.argv.slice(2), process.env, process.cwd(), import.meta, { fresh: true });
-      if (next.settings.bind.join(' ') !== settings.bind.join(' ')) log.warning('reload: bind addresses do not change on reload (restart, or upgrade with USR2)');
+      if (next.settings.bind.join(' ') !== settings.bind.join(' '))
+        log.warning('reload: bind addresses do not change on reload (restart, or upgrade with USR2)');
       hooks = next.hooks;
       await callHook('onReload', hooks.onReload, [server], log);
       return { ...next.settings, app: next.app ?? app, hooksFile: next.hooksFile };
@@ -110,7 +111,16 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
       app,
       ...settings,
       // A binary upgrade's new process listens on the sockets its predecessor hands over.
-      ...(predecessor ? { inheritListeners: async () => (await receiveListeners(Boolean(settings.certfile))).map((listener, index) => ({ kind: 'handle' as const, inherited: listener, was: settings.bind[index] ?? 'inherited' })) } : {}),
+      ...(predecessor
+        ? {
+            inheritListeners: async () =>
+              (await receiveListeners(Boolean(settings.certfile))).map((listener, index) => ({
+                kind: 'handle' as const,
+                inherited: listener,
+                was: settings.bind[index] ?? 'inherited',
+              })),
+          }
+        : {}),
       hooksFile: config.hooksFile,
       logger: log,
       ...(settings.user || settings.group ? { afterBind: () => dropPrivileges(settings.user, settings.group) } : {}),

@@ -49,7 +49,10 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Confi
     namespace = (await import(fresh ? `${url}?reload=${Date.now()}` : url)) as Record<string, unknown>;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION') {
-      throw new GrainbowsError('E_CONFIG', `config file ${file}: Node ${process.versions.node} cannot load .ts files (Node 22.6+ can; or write grainbows.config.js)`);
+      throw new GrainbowsError(
+        'E_CONFIG',
+        `config file ${file}: Node ${process.versions.node} cannot load .ts files (Node 22.6+ can; or write grainbows.config.js)`,
+      );
     }
     const where = error instanceof SyntaxError ? locateSyntaxError(url) : undefined;
     throw new GrainbowsError('E_CONFIG', `config file ${file}${where ? ` (${where})` : ''} failed to load: ${describeError(error)}`, { cause: error });
@@ -77,7 +80,8 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Confi
     }
     const row = findSetting(key);
     if (!row) {
-      const kind = typeof value === 'function' ? `hook '${key}' (hooks: ${[...MAIN_HOOKS, ...ACTOR_HOOKS].join(', ')})` : `setting '${key}' (see docs/settings.md)`;
+      const kind =
+        typeof value === 'function' ? `hook '${key}' (hooks: ${[...MAIN_HOOKS, ...ACTOR_HOOKS].join(', ')})` : `setting '${key}' (see docs/settings.md)`;
       throw new GrainbowsError('E_CONFIG', `config file ${file}: unknown ${kind}`);
     }
     try {
@@ -99,7 +103,13 @@ function findConfigFile(explicit: string | undefined, cwd: string): string | und
   return CONFIG_FILE_NAMES.map((name) => path.join(cwd, name)).find((file) => existsSync(file));
 }
 
-export async function resolveConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string, importMeta: ImportMeta, { fresh = false } = {}): Promise<ResolvedConfig> {
+export async function resolveConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  importMeta: ImportMeta,
+  { fresh = false } = {},
+): Promise<ResolvedConfig> {
   const fromCli = parseArguments(argv, 'command line', importMeta);
   const fromEnv: ParsedArguments = env.GRAINBOWS_CMD_ARGS
     ? parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)

@@ -33,7 +33,9 @@ function send(socketPath: string, request: ControlRequest): Promise<ControlAnswe
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (chunk: string) => (reply += chunk));
-    socket.on('error', (error: NodeJS.ErrnoException) => reject(new GrainbowsError('E_USAGE', `no grainbows answers at ${socketPath}: ${error.code ?? error.message}`)));
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      reject(new GrainbowsError('E_USAGE', `no grainbows answers at ${socketPath}: ${error.code ?? error.message}`)),
+    );
     socket.on('end', () => {
       try {
         resolve(JSON.parse(reply) as ControlAnswer);
@@ -105,7 +107,8 @@ export async function runCtl(argv: string[], importMeta: ImportMeta): Promise<nu
   }
   if (cli.flags.json) process.stdout.write(`${JSON.stringify(reply)}\n`);
   else if (!reply.ok) process.stderr.write(`grainbows ctl: ${reply.error}\n`);
-  else if (typeof reply.result === 'object' && reply.result !== null && 'actors' in reply.result) process.stdout.write(`${formatStatus(reply.result as StatusReport)}\n`);
+  else if (typeof reply.result === 'object' && reply.result !== null && 'actors' in reply.result)
+    process.stdout.write(`${formatStatus(reply.result as StatusReport)}\n`);
   else process.stdout.write(`${String(reply.result)}\n`);
   return reply.ok ? ExitStatus.ok : ExitStatus.failure;
 }

@@ -15,16 +15,7 @@ export const ExitStatus = {
 } as const;
 
 export type ErrorCode =
-  | 'E_USAGE'
-  | 'E_CONFIG'
-  | 'E_BIND'
-  | 'E_APP_SPEC'
-  | 'E_APP_NOT_FOUND'
-  | 'E_APP_LOAD'
-  | 'E_NOT_AN_APP'
-  | 'E_HANDOFF_UNAVAILABLE'
-  | 'E_LISTEN'
-  | 'E_TLS';
+  'E_USAGE' | 'E_CONFIG' | 'E_BIND' | 'E_APP_SPEC' | 'E_APP_NOT_FOUND' | 'E_APP_LOAD' | 'E_NOT_AN_APP' | 'E_HANDOFF_UNAVAILABLE' | 'E_LISTEN' | 'E_TLS';
 
 export class GrainbowsError extends Error {
   constructor(

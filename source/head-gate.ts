@@ -286,7 +286,9 @@ export class HeadGate {
     const entry = this.waiting.get(socket);
     if (entry) this.forget(socket, entry);
     const body = `${reason}: ${detail}\n`;
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 

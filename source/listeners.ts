@@ -42,7 +42,8 @@ function singleAcceptOnWindows(server: net.Server): void {
 function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
-      const where = bind.kind === 'tcp' ? `${bind.host}:${bind.port}` : bind.kind === 'unix' ? `unix:${bind.path}` : bind.kind === 'fd' ? `fd://${bind.fd}` : bind.was;
+      const where =
+        bind.kind === 'tcp' ? `${bind.host}:${bind.port}` : bind.kind === 'unix' ? `unix:${bind.path}` : bind.kind === 'fd' ? `fd://${bind.fd}` : bind.was;
       reject(new GrainbowsError('E_LISTEN', `cannot listen on ${where}: ${error.code ?? error.message}`, { cause: error }));
     };
     server.once('error', onError);
@@ -73,7 +74,12 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promi
  * With TLS material every listener speaks HTTPS: connections are handed on once the handshake is done
  * (tls.Server drops clients that do not finish it within its handshake timeout).
  */
-export async function openListeners(binds: BindAddress[], backlog: number, onConnection: (socket: net.Socket) => void, secure?: TlsMaterial): Promise<Listener[]> {
+export async function openListeners(
+  binds: BindAddress[],
+  backlog: number,
+  onConnection: (socket: net.Socket) => void,
+  secure?: TlsMaterial,
+): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     for (const bind of binds) {

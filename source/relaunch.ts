@@ -73,7 +73,8 @@ export function relaunch(flags: readonly string[], inheritedFds: readonly number
   const { execve } = process as NodeJS.Process & { execve?: Execve };
   // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
   // socket would not survive an execve: with one, the child below gets it at its number instead.
-  if (process.platform !== 'win32' && inheritedFds.length === 0 && typeof execve === 'function') execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
+  if (process.platform !== 'win32' && inheritedFds.length === 0 && typeof execve === 'function')
+    execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
   return new Promise((resolve) => {
     const windows = process.platform === 'win32';
     const highest = Math.max(2, ...inheritedFds);

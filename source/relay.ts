@@ -138,7 +138,9 @@ export class RelayedConnection {
       return;
     }
     const body = `${ABANDON_REASON[status]}\n`;
-    socket.end(`HTTP/1.1 ${status} ${ABANDON_REASON[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${ABANDON_REASON[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), FLUSH_BEFORE_CLOSE_MS).unref();
   }
 

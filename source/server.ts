@@ -243,14 +243,16 @@ function checkedAllowIps(text: string, setting = 'forwarded allow ips'): string 
 function readDeadlines(options: ServeOptions): { headerTimeout: number; bodyTimeout: number } {
   const headerTimeout = wholeNumberAtLeast('header timeout', options.headerTimeout ?? DEFAULTS.headerTimeout, 1);
   const bodyTimeout = wholeNumberAtLeast('body timeout', options.bodyTimeout ?? DEFAULTS.bodyTimeout, 0);
-  if (bodyTimeout > 0 && bodyTimeout < headerTimeout) throw new GrainbowsError('E_USAGE', `body timeout (${bodyTimeout} s) must be at least the header timeout (${headerTimeout} s), or 0`);
+  if (bodyTimeout > 0 && bodyTimeout < headerTimeout)
+    throw new GrainbowsError('E_USAGE', `body timeout (${bodyTimeout} s) must be at least the header timeout (${headerTimeout} s), or 0`);
   return { headerTimeout, bodyTimeout };
 }
 
 /** The parser-compatibility settings, or null when none is on (Node's parser alone). */
 function readCompat(options: ServeOptions): ParserCompat | null {
   const httpCompat = options.httpCompat ?? DEFAULTS.httpCompat;
-  if (!HTTP_COMPAT_MODES.includes(httpCompat)) throw new GrainbowsError('E_USAGE', `http compat must be one of ${HTTP_COMPAT_MODES.join(', ')}, not ${String(httpCompat)}`);
+  if (!HTTP_COMPAT_MODES.includes(httpCompat))
+    throw new GrainbowsError('E_USAGE', `http compat must be one of ${HTTP_COMPAT_MODES.join(', ')}, not ${String(httpCompat)}`);
   const compat: ParserCompat = {
     gunicorn: httpCompat === 'gunicorn',
     permitObsoleteFolding: options.permitObsoleteFolding ?? DEFAULTS.permitObsoleteFolding,
@@ -332,7 +334,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const secure = loadTlsMaterial(options, options.cwd);
     const handoff = await chooseHandoff(options.handoff ?? 'auto');
     const accessLog = options.accessLogfile ? openLogDestination(options.accessLogfile, 'stdout') : undefined;
-    const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? "dup()ed descriptors" : 'sockets moved'})` : '';
+    const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? 'dup()ed descriptors' : 'sockets moved'})` : '';
     log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${options.use ?? 'coroutine'}`);
 
     const pool = new ActorPool({
@@ -343,11 +345,18 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       timeout: wholeNumberAtLeast('timeout', options.timeout ?? DEFAULTS.timeout, 0),
       gracefulTimeout: wholeNumberAtLeast('graceful timeout', options.gracefulTimeout ?? DEFAULTS.gracefulTimeout, 0),
     });
-    const dispatcher = new Dispatcher(pool, handoff, generation.settings.requestsPerActor, {
-      headerTimeoutMs: generation.settings.headerTimeout * 1000,
-      proxyFrom: options.proxyProtocol ? createAddressMatcher(checkedAllowIps(options.proxyAllowFrom ?? DEFAULTS.proxyAllowFrom, 'proxy allow from')) : null,
-    }, options.stickySessions ?? DEFAULTS.stickySessions);
-    const listen = async () => openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
+    const dispatcher = new Dispatcher(
+      pool,
+      handoff,
+      generation.settings.requestsPerActor,
+      {
+        headerTimeoutMs: generation.settings.headerTimeout * 1000,
+        proxyFrom: options.proxyProtocol ? createAddressMatcher(checkedAllowIps(options.proxyAllowFrom ?? DEFAULTS.proxyAllowFrom, 'proxy allow from')) : null,
+      },
+      options.stickySessions ?? DEFAULTS.stickySessions,
+    );
+    const listen = async () =>
+      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
@@ -377,7 +386,13 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   async stats(): Promise<ServerStats> {
     const actors = await this.pool.stats();
     // Connections still sending their first head wait at main's gate (relay) or at their actor's (transfer).
-    return { handoff: this.handoff, generation: this.pool.currentGeneration, queued: this.dispatcher.queued, awaitingHead: this.dispatcher.awaitingHead + actors.reduce((sum, actor) => sum + actor.awaitingHead, 0), actors };
+    return {
+      handoff: this.handoff,
+      generation: this.pool.currentGeneration,
+      queued: this.dispatcher.queued,
+      awaitingHead: this.dispatcher.awaitingHead + actors.reduce((sum, actor) => sum + actor.awaitingHead, 0),
+      actors,
+    };
   }
 
   /**
@@ -450,7 +465,9 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
         await new Promise((resolve) => setTimeout(resolve, 25));
         if (Date.now() >= nextReport) {
           nextReport += 1000;
-          this.log.debug(`stopping: waiting for ${this.pool.connectionCount} connections, ${this.dispatcher.queued} queued and ${this.dispatcher.awaitingHead} sending their head`);
+          this.log.debug(
+            `stopping: waiting for ${this.pool.connectionCount} connections, ${this.dispatcher.queued} queued and ${this.dispatcher.awaitingHead} sending their head`,
+          );
         }
       }
       if (this.pool.connectionCount > 0) this.log.warning(`graceful timeout (${gracefulTimeout} s): closing ${this.pool.connectionCount} connections`);

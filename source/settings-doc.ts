@@ -18,13 +18,13 @@ export function renderSettingsDoc(): string {
     '`GRAINBOWS_CMD_ARGS` environment variable (command-line syntax), or on the command line.',
     '`grainbows --print-config` shows the resolved values and where each came from.',
     '',
-    'A config file is an ES module whose exports are settings, in gunicorn\'s spelling (camelCase also works):',
+    "A config file is an ES module whose exports are settings, in gunicorn's spelling (camelCase also works):",
     '',
     '```js',
     "export const use = 'coroutine';",
     'export const worker_connections = 1000;',
     "export const bind = ['127.0.0.1:8000'];",
-    '// or: export default { use: \'coroutine\', worker_connections: 1000 };',
+    "// or: export default { use: 'coroutine', worker_connections: 1000 };",
     '```',
     '',
   ];
@@ -33,7 +33,9 @@ export function renderSettingsDoc(): string {
     out.push(`## ${section}`, '', '| config key | flag | env | default | meaning |', '|---|---|---|---|---|');
     for (const row of rows.filter((r) => r.section === section)) {
       const flag = `${row.short ? `\`-${row.short}\`, ` : ''}\`--${row.flag}\``;
-      out.push(`| \`${configKey(row.name)}\` | ${flag} | ${row.env ? `\`${row.env}\`` : ''} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')} |`);
+      out.push(
+        `| \`${configKey(row.name)}\` | ${flag} | ${row.env ? `\`${row.env}\`` : ''} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')} |`,
+      );
     }
     out.push('');
   }

@@ -30,7 +30,8 @@ function readPem(flag: string, file: string, cwd: string): Buffer {
 /** Reads and checks the certificate and key (a key that does not match the certificate fails here, not per connection). */
 export function loadTlsMaterial(files: Partial<TlsFiles>, cwd = process.cwd()): TlsMaterial | undefined {
   if (!files.certfile && !files.keyfile) return undefined;
-  if (!files.certfile || !files.keyfile) throw new GrainbowsError('E_TLS', `HTTPS needs both --certfile and --keyfile (only --${files.certfile ? 'certfile' : 'keyfile'} given)`);
+  if (!files.certfile || !files.keyfile)
+    throw new GrainbowsError('E_TLS', `HTTPS needs both --certfile and --keyfile (only --${files.certfile ? 'certfile' : 'keyfile'} given)`);
   const material = { cert: readPem('certfile', files.certfile, cwd), key: readPem('keyfile', files.keyfile, cwd) };
   try {
     tls.createSecureContext(material);

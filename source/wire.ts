@@ -122,7 +122,11 @@ export class FrameBatcher {
   push(type: FrameType, id: number, payload: unknown = null): void {
     if (payload instanceof Uint8Array) {
       this.dataBytes += payload.byteLength;
-    } else if (payload !== null && typeof payload !== 'string' && !(typeof payload === 'number' && payload >= 0 && payload <= 0xffffffff && Number.isInteger(payload))) {
+    } else if (
+      payload !== null &&
+      typeof payload !== 'string' &&
+      !(typeof payload === 'number' && payload >= 0 && payload <= 0xffffffff && Number.isInteger(payload))
+    ) {
       // RESET_BUFFER_MODE: msgpackr reuses its arena from the start instead of packing after the last value
       // (and growing it 4x each time it fills); its result is a Buffer viewing that arena, so copy it out
       // (new Uint8Array copies; a Buffer's slice() would only view it).

@@ -35,7 +35,10 @@ for (const strategy of await strategies()) {
         const date = String.raw`\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\]`;
         // A line is written when its response closes; fetch may resolve before that, so match lines by request.
         const lineFor = (request: string) => lines.find((line) => line.includes(`"${request} HTTP/1.1"`)) ?? `no line for ${request}:\n${lines.join('\n')}`;
-        assert.match(lineFor('GET /head?x=1'), new RegExp(String.raw`^127\.0\.0\.1 - ada ${date} "GET /head\?x=1 HTTP/1\.1" 200 3 "http://from\.example/" "test-agent/1"$`));
+        assert.match(
+          lineFor('GET /head?x=1'),
+          new RegExp(String.raw`^127\.0\.0\.1 - ada ${date} "GET /head\?x=1 HTTP/1\.1" 200 3 "http://from\.example/" "test-agent/1"$`),
+        );
         assert.match(lineFor('HEAD /head'), new RegExp(String.raw`^127\.0\.0\.1 - - ${date} "HEAD /head HTTP/1\.1" 200 0 "-" "[^"]+"$`));
         assert.match(lineFor('GET /stream?n=2&gap=1'), /"GET \/stream\?n=2&gap=1 HTTP\/1\.1" 200 16 /, 'chunked body bytes are counted');
       });
@@ -74,7 +77,7 @@ for (const strategy of await strategies()) {
 }
 
 describe('access log on the command line', () => {
-  it("--access-logfile - writes to stdout, the error log stays on stderr", async () => {
+  it('--access-logfile - writes to stdout, the error log stays on stderr', async () => {
     const cli = await startCli(['-b', '127.0.0.1:0', '--access-logfile', '-', 'examples/hello.js']);
     let stdout = '';
     cli.child.stdout!.on('data', (chunk) => (stdout += chunk));

@@ -7,7 +7,19 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT, example, fixture, withServer } from './helpers/servers.js';
-import { createLogger, serve, type ActorInfo, type ActorStatsEntry, type BindAddress, type CloseOptions, type HeaderMap, type HttpCompat, type Logger, type LogLevel, type ServerEvents } from '../source/index.js';
+import {
+  createLogger,
+  serve,
+  type ActorInfo,
+  type ActorStatsEntry,
+  type BindAddress,
+  type CloseOptions,
+  type HeaderMap,
+  type HttpCompat,
+  type Logger,
+  type LogLevel,
+  type ServerEvents,
+} from '../source/index.js';
 
 // Every type the API takes or gives back is exported: this compiles only if they are.
 export type PublicTypes = [ActorInfo, ActorStatsEntry, BindAddress, CloseOptions, HeaderMap, HttpCompat, Logger, LogLevel, ServerEvents];
@@ -35,7 +47,7 @@ describe('programmatic API', () => {
     await assert.rejects(fetch(url), 'nothing listens once the block has ended');
   });
 
-  it('actorEnv sets the actors\' process.env, and a reload can change it', async () => {
+  it("actorEnv sets the actors' process.env, and a reload can change it", async () => {
     await withServer({ app: fixture('process-info.js'), workers: 1, actorEnv: { GREETING: 'from actorEnv' } }, async ({ server, url }) => {
       const read = async () => ((await (await fetch(url)).json()) as { greeting: string | null }).greeting;
       assert.equal(await read(), 'from actorEnv');

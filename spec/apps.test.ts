@@ -61,7 +61,10 @@ for (const strategy of await strategies()) {
         assert.doesNotMatch(midway.raw.toString(), /500/);
         assert.equal(midway.responses.length, 0, 'no complete response');
         assert.equal(await (await fetch(`${url}/fine`)).text(), 'fine');
-        assert.ok(logs.some((line) => line.includes('boom (sync)')), 'the error is logged');
+        assert.ok(
+          logs.some((line) => line.includes('boom (sync)')),
+          'the error is logged',
+        );
       }));
   });
 }

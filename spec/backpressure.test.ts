@@ -50,7 +50,10 @@ for (const strategy of await strategies()) {
       pid = cli.pid;
       // Warm up: the paths below, small, so their code is compiled and their buffers allocated once.
       await exchange(port, 'GET /big?mb=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 5000 });
-      await exchange(port, `POST /read-later?gap=10 HTTP/1.1\r\nHost: x\r\nContent-Length: ${MiB}\r\nConnection: close\r\n\r\n${'x'.repeat(MiB)}`, { timeoutMs: 5000, responses: 1 });
+      await exchange(port, `POST /read-later?gap=10 HTTP/1.1\r\nHost: x\r\nContent-Length: ${MiB}\r\nConnection: close\r\n\r\n${'x'.repeat(MiB)}`, {
+        timeoutMs: 5000,
+        responses: 1,
+      });
     });
     after(() => cli.stop('SIGTERM'));
 
@@ -63,7 +66,9 @@ for (const strategy of await strategies()) {
       let written = -1;
       for (;;) {
         await sleep(300);
-        const now = Number((await exchange(port, 'GET /progress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { responses: 1 })).responses[0].body.toString());
+        const now = Number(
+          (await exchange(port, 'GET /progress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { responses: 1 })).responses[0].body.toString(),
+        );
         if (now === written) break;
         written = now;
       }
@@ -96,7 +101,9 @@ for (const strategy of await strategies()) {
       const sentWhileBlocked = sent;
       assert.ok(sentWhileBlocked < 48 * MiB, `the upload is held back: ${(sentWhileBlocked / MiB).toFixed(1)} MiB sent while the app reads nothing`);
       assert.ok(grown < 8 * MiB, `the server grew by ${(grown / MiB).toFixed(1)} MB while the app did not read`);
-      t.diagnostic(`${(sentWhileBlocked / MiB).toFixed(1)} MiB of 64 sent while the app read nothing (kernel buffers and one credit window); server RSS grew ${(grown / MiB).toFixed(1)} MB`);
+      t.diagnostic(
+        `${(sentWhileBlocked / MiB).toFixed(1)} MiB of 64 sent while the app read nothing (kernel buffers and one credit window); server RSS grew ${(grown / MiB).toFixed(1)} MB`,
+      );
       await sending;
       await until(() => parseResponses(raw).length === 1, 'the answer once the app reads', 30_000);
       assert.equal(parseResponses(raw)[0].body.toString(), String(64 * MiB));
@@ -114,7 +121,9 @@ for (const strategy of await strategies()) {
       socket.destroy();
 
       // A declared body with more than the cap left: closed as soon as the answer is out.
-      const declared = await exchange(port, `POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: ${256 * MiB}\r\n\r\n${'z'.repeat(64 * 1024)}`, { timeoutMs: 3000 });
+      const declared = await exchange(port, `POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: ${256 * MiB}\r\n\r\n${'z'.repeat(64 * 1024)}`, {
+        timeoutMs: 3000,
+      });
       assert.equal(declared.responses[0]?.status, 200);
       assert.ok(declared.closed, 'closed after the answer');
 

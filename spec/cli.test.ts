@@ -28,7 +28,21 @@ const hasIPv6 = Object.values(os.networkInterfaces()).some((list) => list?.some(
 
 describe('grainbows CLI', () => {
   it('the request limits, --header-map and --backlog flags take effect on the running server', async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '--limit-request-line', '100', '--limit-request-fields', '5', '--limit-request-field-size', '200', '--header-map', 'refuse', '--backlog', '77', fixture('identify.js')]);
+    const cli = await startCli([
+      '-b',
+      '127.0.0.1:0',
+      '--limit-request-line',
+      '100',
+      '--limit-request-fields',
+      '5',
+      '--limit-request-field-size',
+      '200',
+      '--header-map',
+      'refuse',
+      '--backlog',
+      '77',
+      fixture('identify.js'),
+    ]);
     try {
       const port = Number(new URL(cli.url).port);
       const status = async (request: string) => (await exchange(port, request, { timeoutMs: 5000 })).responses[0]?.status;
@@ -38,7 +52,9 @@ describe('grainbows CLI', () => {
       assert.equal(await status(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(250)}\r\n\r\n`), 431);
       assert.equal(await status('GET / HTTP/1.1\r\nHost: x\r\nX_Under: 1\r\n\r\n'), 400);
       // The kernel shows a listening socket's backlog as its Send-Q.
-      const listening = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      const listening = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+        .trim()
+        .split(/\s+/);
       assert.equal(listening[2], '77', listening.join(' '));
     } finally {
       await cli.stop();
@@ -59,7 +75,9 @@ describe('grainbows CLI', () => {
     const cli = await startCli(['-b', '127.0.0.1:0', '-w', '3', fixture('identify.js')]);
     try {
       // Requests that overlap spread over the actors (least-loaded dispatch); collect who answered.
-      const answers = await Promise.all(Array.from({ length: 9 }, () => fetch(`${cli.url}/?sleep=300`, { headers: { connection: 'close' } }).then((r) => r.text())));
+      const answers = await Promise.all(
+        Array.from({ length: 9 }, () => fetch(`${cli.url}/?sleep=300`, { headers: { connection: 'close' } }).then((r) => r.text())),
+      );
       assert.equal(new Set(answers).size, 3, `threads that answered: ${[...new Set(answers)].join(', ')}`);
     } finally {
       await cli.stop();
@@ -114,10 +132,30 @@ describe('grainbows CLI', () => {
     { name: 'an unknown hand-off', args: ['--handoff', 'teleport', 'examples/hello.js'], status: 2, message: /--handoff must be one of auto, relay, transfer/ },
     { name: 'no app at all', args: [], status: 2, message: /no app given/ },
     { name: 'an app path that does not exist', args: ['nowhere/app.js'], status: 4, message: /app module not found: nowhere\/app\.js/ },
-    { name: 'an export that is not an app', args: [fixture('not-an-app.js')], status: 4, message: /the default export of .*not-an-app\.js is not an app \(it is number\)/ },
-    { name: 'an export that does not exist', args: [`${fixture('not-an-app.js')}:missing`], status: 4, message: /has no export named 'missing' \(its exports: alsoNot, default\)/ },
-    { name: 'an app with a syntax error', args: [fixture('syntax-error.js')], status: 4, message: /failed to load .*syntax-error\.js \(.*syntax-error\.js:2\): SyntaxError: missing \) after argument list/ },
-    { name: 'an app that throws while loading', args: [fixture('throws-at-load.js')], status: 4, message: /failed to load .*throws-at-load\.js: Error: the database is not there/ },
+    {
+      name: 'an export that is not an app',
+      args: [fixture('not-an-app.js')],
+      status: 4,
+      message: /the default export of .*not-an-app\.js is not an app \(it is number\)/,
+    },
+    {
+      name: 'an export that does not exist',
+      args: [`${fixture('not-an-app.js')}:missing`],
+      status: 4,
+      message: /has no export named 'missing' \(its exports: alsoNot, default\)/,
+    },
+    {
+      name: 'an app with a syntax error',
+      args: [fixture('syntax-error.js')],
+      status: 4,
+      message: /failed to load .*syntax-error\.js \(.*syntax-error\.js:2\): SyntaxError: missing \) after argument list/,
+    },
+    {
+      name: 'an app that throws while loading',
+      args: [fixture('throws-at-load.js')],
+      status: 4,
+      message: /failed to load .*throws-at-load\.js: Error: the database is not there/,
+    },
   ];
   for (const failure of failures) {
     it(`refuses ${failure.name} with one line and status ${failure.status}`, async () => {
@@ -133,7 +171,7 @@ describe('grainbows CLI', () => {
   it('refuses --handoff transfer where the runtime cannot transfer sockets, and uses it where it can', async () => {
     if (await canTransferSockets()) {
       const cli = await startCli(['-b', '127.0.0.1:0', '--handoff', 'transfer', 'examples/hello.js']);
-      const how = (await transferMechanism()) === 'copy' ? "dup\\(\\)ed descriptors" : 'sockets moved';
+      const how = (await transferMechanism()) === 'copy' ? 'dup\\(\\)ed descriptors' : 'sockets moved';
       assert.match(cli.output(), new RegExp(`Using hand-off: transfer \\(${how}\\)`));
       assert.equal(await (await fetch(cli.url)).text(), 'Hello, World!');
       await cli.stop();

@@ -10,7 +10,14 @@ import { RequestNormalizer, type ParserCompat } from '../actors/request-normaliz
 import { fixture, runCli, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 
-const GUNICORN: ParserCompat = { gunicorn: true, permitObsoleteFolding: false, stripHeaderSpaces: false, permitUnconventionalHttpMethod: false, casefoldHttpMethod: false, fieldSize: 0 };
+const GUNICORN: ParserCompat = {
+  gunicorn: true,
+  permitObsoleteFolding: false,
+  stripHeaderSpaces: false,
+  permitUnconventionalHttpMethod: false,
+  casefoldHttpMethod: false,
+  fieldSize: 0,
+};
 const LENIENT: ParserCompat = { ...GUNICORN, permitObsoleteFolding: true, stripHeaderSpaces: true, permitUnconventionalHttpMethod: true };
 
 /** Feeds `input` in pieces of `step` bytes and returns what Node's parser would be given. */

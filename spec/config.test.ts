@@ -85,7 +85,10 @@ describe('settings', () => {
   });
 
   it("--log-file - sends the error log to stdout (the original grainbows meaning); --error-logfile - to stderr (gunicorn's)", async () => {
-    for (const [flag, stream] of [['--log-file', 'stdout'], ['--error-logfile', 'stderr']] as const) {
+    for (const [flag, stream] of [
+      ['--log-file', 'stdout'],
+      ['--error-logfile', 'stderr'],
+    ] as const) {
       const child = spawn(process.execPath, [CLI, '-b', '127.0.0.1:0', flag, '-', fixture('identify.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
       const output = { stdout: '', stderr: '' };
       child.stdout.on('data', (chunk) => (output.stdout += chunk));
@@ -110,7 +113,9 @@ describe('settings', () => {
         assert.equal(result.responses[0].headers.connection, 'close');
         assert.ok(result.closed);
       }
-      const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1 })).responses[0].body.toString()) as { peak: number };
+      const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1 })).responses[0].body.toString()) as {
+        peak: number;
+      };
       assert.equal(peak.peak, 1);
     } finally {
       await cli.stop();
@@ -124,7 +129,11 @@ describe('settings', () => {
   });
 
   const bad: Array<{ name: string; config?: string; args?: string[]; env?: Record<string, string>; message: RegExp }> = [
-    { name: 'a config file with a syntax error', config: 'export const workers = ;\n', message: /config file .*grainbows\.config\.js \(.*grainbows\.config\.js:1\) failed to load: SyntaxError/ },
+    {
+      name: 'a config file with a syntax error',
+      config: 'export const workers = ;\n',
+      message: /config file .*grainbows\.config\.js \(.*grainbows\.config\.js:1\) failed to load: SyntaxError/,
+    },
     { name: 'a config file that throws', config: "throw new Error('no secrets here');\n", message: /config file .* failed to load: Error: no secrets here/ },
     { name: 'an unknown setting', config: 'export const wokers = 2;\n', message: /unknown setting 'wokers'/ },
     { name: 'a bad value', config: "export const workers = 'many';\n", message: /workers must be a whole number ≥ 1, not 'many'/ },
@@ -137,7 +146,10 @@ describe('settings', () => {
     it(`refuses ${testCase.name}: status 3 when serving, 1 with --check-config`, async () => {
       const cwd = testCase.config ? dirWithConfig(testCase.config) : ROOT;
       const app = path.join(ROOT, 'examples/hello.js');
-      for (const [extra, status] of [[[], 3], [['--check-config'], 1]] as const) {
+      for (const [extra, status] of [
+        [[], 3],
+        [['--check-config'], 1],
+      ] as const) {
         const result = await runCli([...extra, ...(testCase.args ?? []), '-b', '127.0.0.1:0', app], { cwd, env: testCase.env });
         assert.equal(result.status, status, result.stderr);
         const lines = result.stderr.trim().split('\n');

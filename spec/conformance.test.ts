@@ -76,7 +76,11 @@ async function replay(port: number, testCase: Case, expectRefusal: boolean): Pro
   if (testCase.valid && !expectRefusal) {
     const expected = testCase.expected as Expected[];
     const result = await exchange(port, bytes, { responses: expected.length, timeoutMs: 3000 });
-    assert.equal(result.responses.length, expected.length, `expected ${expected.length} response(s), got ${result.responses.length}: ${result.raw.toString('latin1').slice(0, 300)}`);
+    assert.equal(
+      result.responses.length,
+      expected.length,
+      `expected ${expected.length} response(s), got ${result.responses.length}: ${result.raw.toString('latin1').slice(0, 300)}`,
+    );
     expected.forEach((want, i) => {
       const response = result.responses[i];
       assert.equal(response.status, 200, `request ${i + 1}: ${response.status} ${response.body.toString().slice(0, 200)}`);
@@ -84,9 +88,15 @@ async function replay(port: number, testCase: Case, expectRefusal: boolean): Pro
       assert.equal(got.method, want.method);
       assert.equal(got.url, want.uri);
       assert.equal(`HTTP/${got.version}`, want.version);
-      assert.deepEqual(pairs(got.rawHeaders), want.headers.map(([name, value]) => [name.toUpperCase(), value]));
+      assert.deepEqual(
+        pairs(got.rawHeaders),
+        want.headers.map(([name, value]) => [name.toUpperCase(), value]),
+      );
       assert.equal(got.body, want.body);
-      assert.deepEqual(pairs(got.rawTrailers), want.trailers.map(([name, value]) => [name.toUpperCase(), value]));
+      assert.deepEqual(
+        pairs(got.rawTrailers),
+        want.trailers.map(([name, value]) => [name.toUpperCase(), value]),
+      );
     });
   } else {
     // The client sends the bytes and then no more (gunicorn's tests end the stream there too).
@@ -117,7 +127,18 @@ function optionsFor(config: Record<string, unknown>): Partial<ServeOptions> {
   assert.deepEqual(unmapped, [], 'a corpus setting grainbows does not map');
   return options;
 }
-const MAPPED = new Set(['limit_request_line', 'limit_request_fields', 'limit_request_field_size', 'proxy_protocol', 'forwarded_allow_ips', 'header_map', 'permit_obsolete_folding', 'strip_header_spaces', 'permit_unconventional_http_method', 'casefold_http_method']);
+const MAPPED = new Set([
+  'limit_request_line',
+  'limit_request_fields',
+  'limit_request_field_size',
+  'proxy_protocol',
+  'forwarded_allow_ips',
+  'header_map',
+  'permit_obsolete_folding',
+  'strip_header_spaces',
+  'permit_unconventional_http_method',
+  'casefold_http_method',
+]);
 
 for (const strategy of await strategies()) {
   for (const httpCompat of HTTP_COMPAT_MODES) {
@@ -128,9 +149,15 @@ for (const strategy of await strategies()) {
         const key = JSON.stringify(config);
         let started = servers.get(key);
         if (!started) {
-          started = serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], workers: 2, handoff: strategy, httpCompat, logger: createLogger('critical'), ...optionsFor(config) }).then(
-            (server) => ({ server, port: Number(new URL(server.urls[0]).port) }),
-          );
+          started = serve({
+            app: fixture('echo.js'),
+            bind: ['127.0.0.1:0'],
+            workers: 2,
+            handoff: strategy,
+            httpCompat,
+            logger: createLogger('critical'),
+            ...optionsFor(config),
+          }).then((server) => ({ server, port: Number(new URL(server.urls[0]).port) }));
           servers.set(key, started);
         }
         return started;

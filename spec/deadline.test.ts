@@ -21,7 +21,10 @@ for (const strategy of await strategies()) {
         assert.ok(closed, 'the connection closes after the 504');
         assert.ok(waited >= 950 && waited < 3000, `answered after ${waited} ms`);
         assert.equal(await (await fetch(`${url}/never-closed`)).text(), '1');
-        assert.ok(logs.some((line) => /request timeout \(1 s\): GET \/never answered 504/.test(line)), logs.join('\n'));
+        assert.ok(
+          logs.some((line) => /request timeout \(1 s\): GET \/never answered 504/.test(line)),
+          logs.join('\n'),
+        );
       });
     });
 

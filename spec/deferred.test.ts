@@ -68,28 +68,32 @@ for (const strategy of await strategies()) {
 
     // Relay only: a transferred socket is Node's own, and like node:http's it stops reading while the app reads
     // nothing, so a reset shows only once the app reads again. On the relay main keeps reading under the window.
-    it('frees the slot and the connection of a client that resets while its upload waits for the app', { skip: strategy !== 'relay' && 'transfer: Node stops reading, as node:http does' }, () =>
-      withServer({ app: fixture('behaviours.js'), handoff: strategy, workers: 1, workerConnections: 1 }, async ({ server, port }) => {
-        // The app reads nothing for a minute. 160 KiB of body, under one credit window, so main keeps reading
-        // the socket; in the actor the parser stops taking bytes once the request's buffer is full, and on
-        // the relay the connection's coroutine waits for the reader with the rest of the frames queued.
-        const uploader = await connect(port);
-        uploader.write('POST /read-later?gap=60000 HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n');
-        for (let i = 0; i < 10; i++) uploader.write(Buffer.alloc(16 * 1024, 97));
-        await until(async () => (await server.stats()).actors[0].requestsInFlight === 1, 'the upload counted in flight');
-        await sleep(300);
-        // A reset, not a FIN: a FIN would be a half-close, whose request is still answered.
-        uploader.resetAndDestroy();
-        await until(async () => {
-          const { actors } = await server.stats();
-          return actors[0].requestsInFlight === 0 && actors[0].connections === 0;
-        }, 'the slot and the connection given back');
-        // With --worker-connections 1, a leaked slot would hold this request back.
-        const started = Date.now();
-        const response = await fetch(`http://127.0.0.1:${port}/`);
-        assert.equal(response.status, 200);
-        assert.ok(Date.now() - started < 1000, `served in ${Date.now() - started} ms`);
-      }));
+    it(
+      'frees the slot and the connection of a client that resets while its upload waits for the app',
+      { skip: strategy !== 'relay' && 'transfer: Node stops reading, as node:http does' },
+      () =>
+        withServer({ app: fixture('behaviours.js'), handoff: strategy, workers: 1, workerConnections: 1 }, async ({ server, port }) => {
+          // The app reads nothing for a minute. 160 KiB of body, under one credit window, so main keeps reading
+          // the socket; in the actor the parser stops taking bytes once the request's buffer is full, and on
+          // the relay the connection's coroutine waits for the reader with the rest of the frames queued.
+          const uploader = await connect(port);
+          uploader.write('POST /read-later?gap=60000 HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n');
+          for (let i = 0; i < 10; i++) uploader.write(Buffer.alloc(16 * 1024, 97));
+          await until(async () => (await server.stats()).actors[0].requestsInFlight === 1, 'the upload counted in flight');
+          await sleep(300);
+          // A reset, not a FIN: a FIN would be a half-close, whose request is still answered.
+          uploader.resetAndDestroy();
+          await until(async () => {
+            const { actors } = await server.stats();
+            return actors[0].requestsInFlight === 0 && actors[0].connections === 0;
+          }, 'the slot and the connection given back');
+          // With --worker-connections 1, a leaked slot would hold this request back.
+          const started = Date.now();
+          const response = await fetch(`http://127.0.0.1:${port}/`);
+          assert.equal(response.status, 200);
+          assert.ok(Date.now() - started < 1000, `served in ${Date.now() - started} ms`);
+        }),
+    );
 
     it('counts requests in flight, not idle keep-alive connections, against --worker-connections', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, workerConnections: 2 }, async ({ server, port }) => {
@@ -105,18 +109,27 @@ for (const strategy of await strategies()) {
         // Relay: the two beyond the cap wait in main. Transfer: sockets move unread, so main sees the cap
         // only once the actor has counted two heads; the others are then in the actor or waiting in main,
         // as the race fell (see http.test.ts). Looked for while the first wave sleeps, never after it.
-        await until(async () => {
-          stats = await server.stats();
-          return stats.actors[0].requestsInFlight + stats.queued === 4;
-        }, 'the four new requests counted, running or waiting', 800);
+        await until(
+          async () => {
+            stats = await server.stats();
+            return stats.actors[0].requestsInFlight + stats.queued === 4;
+          },
+          'the four new requests counted, running or waiting',
+          800,
+        );
         if (strategy === 'relay') assert.equal(stats.queued, 2, 'two new connections wait for a slot');
         const results = await Promise.all(slow);
-        assert.deepEqual(results.map((r) => r.responses[0]?.status), [200, 200, 200, 200]);
+        assert.deepEqual(
+          results.map((r) => r.responses[0]?.status),
+          [200, 200, 200, 200],
+        );
         assert.ok(Date.now() - started >= 2000, 'served in two waves of two');
         // The idle connections are still good for another request each.
         const again = await Promise.all(idle.map((socket) => ask(socket, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')));
         assert.ok(again.every((r) => r.status === 200));
-        const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).responses[0].body.toString()) as { peak: number };
+        const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).responses[0].body.toString()) as {
+          peak: number;
+        };
         assert.equal(peak.peak, 2, 'the actor never ran more than two requests at once');
         for (const socket of idle) socket.destroy();
         await until(async () => (await server.stats()).actors[0].requestsInFlight === 0, 'no request left counted');
@@ -259,7 +272,11 @@ for (const strategy of await strategies()) {
 
     it('refuses a broken header (400) and one from a peer not in --proxy-allow-from (403)', async () => {
       await withServer({ app: fixture('echo.js'), handoff: strategy, proxyProtocol: true }, async ({ port }) => {
-        for (const line of ['PROXY TCP4 192.168.0.1 192.16...\r\n', 'PROXY TCP4 192.168.0.1 192.168.0.11 65iii 100000\r\n', 'PROXY TCP4 not-an-ip 192.168.0.11 56324 443\r\n']) {
+        for (const line of [
+          'PROXY TCP4 192.168.0.1 192.16...\r\n',
+          'PROXY TCP4 192.168.0.1 192.168.0.11 65iii 100000\r\n',
+          'PROXY TCP4 not-an-ip 192.168.0.11 56324 443\r\n',
+        ]) {
           const result = await exchange(port, Buffer.concat([Buffer.from(line), request]), { timeoutMs: 3000 });
           assert.equal(result.responses[0]?.status, 400, line);
           assert.ok(result.closed);

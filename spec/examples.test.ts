@@ -38,7 +38,9 @@ for (const strategy of await strategies()) {
       withExample('websocket.js', strategy, async (url) => {
         const wsUrl = `${url.replace('http', 'ws')}/chat`;
         const clients = await Promise.all(Array.from({ length: 6 }, () => connect(wsUrl)));
-        const received = clients.map((ws) => new Promise<{ text: string; actor: number }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))));
+        const received = clients.map(
+          (ws) => new Promise<{ text: string; actor: number }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))),
+        );
         clients[0].send('hello everyone');
         const messages = await Promise.all(received);
         assert.ok(messages.every((m) => m.text === 'hello everyone'));
@@ -63,7 +65,8 @@ for (const strategy of await strategies()) {
         } finally {
           await browser.close();
         }
-      }));
+      }),
+    );
 
     it('upload-progress page: the bar moves while the upload streams in', { skip: browserSkipReason() }, () =>
       withExample('upload-progress.js', strategy, async (url) => {
@@ -76,12 +79,17 @@ for (const strategy of await strategies()) {
           const log = (await page.evaluate('window.progressLog')) as number[];
           const intermediate = log.filter((received) => received > 0 && received < 16 * 1024 * 1024);
           assert.ok(intermediate.length >= 3, `progress reported while uploading: ${log.join(', ')}`);
-          assert.deepEqual([...intermediate].sort((a, b) => a - b), intermediate, 'progress only grows');
+          assert.deepEqual(
+            [...intermediate].sort((a, b) => a - b),
+            intermediate,
+            'progress only grows',
+          );
           assert.equal(await page.locator('#bar').evaluate((bar) => (bar as unknown as { value: number }).value), 16 * 1024 * 1024);
         } finally {
           await browser.close();
         }
-      }));
+      }),
+    );
 
     it('sse holds a stream and sends events on it', () =>
       withExample('sse.js', strategy, async (url) => {
@@ -104,7 +112,10 @@ for (const strategy of await strategies()) {
           answers.push((await body.json()) as { connection: string; requestsOnConnection: number });
         }
         assert.equal(new Set(answers.map((a) => a.connection)).size, 1, 'one connection');
-        assert.deepEqual(answers.map((a) => a.requestsOnConnection), [1, 2, 3]);
+        assert.deepEqual(
+          answers.map((a) => a.requestsOnConnection),
+          [1, 2, 3],
+        );
         await agent.close();
       }));
 
@@ -120,7 +131,11 @@ for (const strategy of await strategies()) {
 
     it('koa-app routes and parses JSON bodies', () =>
       withExample('koa-app.js', strategy, async (url) => {
-        const created = await fetch(`${url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'write tests' }) });
+        const created = await fetch(`${url}/todos`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ title: 'write tests' }),
+        });
         assert.equal(created.status, 201);
         assert.deepEqual(await created.json(), { id: 1, title: 'write tests' });
         assert.deepEqual(await (await fetch(`${url}/slow?ms=50`)).json(), { slept: 50 });
@@ -144,7 +159,18 @@ for (const strategy of await strategies()) {
 
     it('socket-io page: two browser tabs on different actors chat over long-polling and WebSockets', { skip: browserSkipReason() }, async () => {
       // A long-poll whose tab has closed (FIN) ends at its next ping (25 s): keep the graceful stop short.
-      const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '--sticky-sessions', '--graceful-timeout', '3', '--handoff', strategy, 'examples/socket-io.js']);
+      const cli = await startCli([
+        '-b',
+        '127.0.0.1:0',
+        '-w',
+        '2',
+        '--sticky-sessions',
+        '--graceful-timeout',
+        '3',
+        '--handoff',
+        strategy,
+        'examples/socket-io.js',
+      ]);
       const browser = await launchBrowser();
       try {
         // Two contexts: two browsers' worth of connections, so the tabs land on the two actors in turn.

@@ -49,7 +49,11 @@ const YOGA_ROUTES: Routes = {
   echo: (n) => ({ path: '/graphql', body: { query: 'query ($n: Int!) { echo(n: $n) }', variables: { n } }, answer: { data: { echo: n } } }),
   // GraphQL answers a failing resolver 200, with the (masked) error in the body.
   boom: { path: graphql('{ boom }'), status: 200 },
-  stream: { path: graphql(`subscription { countdown(from: ${STREAM_LINES - 1}) }`), headers: { accept: 'text/event-stream' }, parts: (body) => body.split('event: next').length - 1 },
+  stream: {
+    path: graphql(`subscription { countdown(from: ${STREAM_LINES - 1}) }`),
+    headers: { accept: 'text/event-stream' },
+    parts: (body) => body.split('event: next').length - 1,
+  },
   slow: graphql('subscription { countdown(from: 1000) }'),
 };
 
@@ -145,7 +149,11 @@ async function driveVolume(url: string, port: number, routes: Routes, cap: numbe
     const fresh = await Promise.all(
       Array.from({ length: many }, async (_, i) => {
         const { path, body } = routes.echo(i);
-        const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify(body) });
+        const response = await fetch(`${url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify(body),
+        });
         return [response.status, await response.json()] as const;
       }),
     );
@@ -190,7 +198,21 @@ for (const handoff of await strategies()) {
         const cap = use === 'sync' ? 1 : CAP;
         it(`${framework.name}, --use ${use}: past 3x the cap every request is counted once and settled`, { timeout: 60_000 }, async () => {
           const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-volume-')), 'server.pid');
-          const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--worker-connections', String(CAP), '--use', use, '--handoff', handoff, '-p', pidfile, app(framework.file)]);
+          const cli = await startCli([
+            '-b',
+            '127.0.0.1:0',
+            '-w',
+            '1',
+            '--worker-connections',
+            String(CAP),
+            '--use',
+            use,
+            '--handoff',
+            handoff,
+            '-p',
+            pidfile,
+            app(framework.file),
+          ]);
           try {
             await until(() => existsSync(pidfile), 'the pidfile');
             const { actorIds } = await ctlTotals(pidfile);
@@ -218,31 +240,41 @@ for (const handoff of await strategies()) {
 for (const handoff of await strategies()) {
   describe(`frameworks past --max-requests, with an access log (${handoff})`, () => {
     for (const framework of APPS) {
-      it(`${framework.name}: the actor is recycled after 15 responses, again and again, and each request gets its access log line`, { timeout: 60_000 }, async () => {
-        const routes = framework.routes ?? ROUTES;
-        const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-frameworks-')), 'access.log');
-        await withServer({ app: app(framework.file), handoff, workers: 1, maxRequests: 15, accessLogfile: file, accessLogformat: 'json' }, async ({ server, url }) => {
-          let started = 0;
-          server.on('actor-start', () => started++);
-          // Requests go on while a replacement boots (the old actor serves until it is ready), so how many
-          // requests two recycles take depends on the machine: send until two replacements have started.
-          let total = 0;
-          while (started < 2) {
-            assert.ok(total < 400, `two recycles within 400 requests (${started} so far)`);
-            const response = await fetch(`${url}${routes.hello}`, { headers: total % 5 === 0 ? { connection: 'close' } : {} });
-            total++;
-            assert.equal(response.status, 200);
-            await response.text();
-          }
-          const lines = await until(() => {
-            const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-            const parsed = text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { status: number; url: string });
-            return parsed.length >= total && parsed;
-          }, `${total} access log lines`);
-          assert.equal(lines.length, total);
-          assert.ok(lines.every((line) => line.status === 200 && line.url === routes.hello));
-        });
-      });
+      it(
+        `${framework.name}: the actor is recycled after 15 responses, again and again, and each request gets its access log line`,
+        { timeout: 60_000 },
+        async () => {
+          const routes = framework.routes ?? ROUTES;
+          const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-frameworks-')), 'access.log');
+          await withServer(
+            { app: app(framework.file), handoff, workers: 1, maxRequests: 15, accessLogfile: file, accessLogformat: 'json' },
+            async ({ server, url }) => {
+              let started = 0;
+              server.on('actor-start', () => started++);
+              // Requests go on while a replacement boots (the old actor serves until it is ready), so how many
+              // requests two recycles take depends on the machine: send until two replacements have started.
+              let total = 0;
+              while (started < 2) {
+                assert.ok(total < 400, `two recycles within 400 requests (${started} so far)`);
+                const response = await fetch(`${url}${routes.hello}`, { headers: total % 5 === 0 ? { connection: 'close' } : {} });
+                total++;
+                assert.equal(response.status, 200);
+                await response.text();
+              }
+              const lines = await until(() => {
+                const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+                const parsed = text
+                  .split('\n')
+                  .filter(Boolean)
+                  .map((line) => JSON.parse(line) as { status: number; url: string });
+                return parsed.length >= total && parsed;
+              }, `${total} access log lines`);
+              assert.equal(lines.length, total);
+              assert.ok(lines.every((line) => line.status === 200 && line.url === routes.hello));
+            },
+          );
+        },
+      );
     }
   });
 }
@@ -430,7 +462,9 @@ describe('socket.io long-polling without --sticky-sessions', () => {
     const server = await startCli(['-b', '127.0.0.1:0', '-w', '2', app('socket-io.js')]);
     try {
       const clients = Array.from({ length: 6 }, () => ioClient(server.url, { transports: ['polling'], forceNew: true, reconnection: false }));
-      await server.waitFor(/grainbows\/socket\.io: a request for a session of actor \d+ reached actor \d+ and was refused \(400\): run grainbows with --sticky-sessions/);
+      await server.waitFor(
+        /grainbows\/socket\.io: a request for a session of actor \d+ reached actor \d+ and was refused \(400\): run grainbows with --sticky-sessions/,
+      );
       for (const client of clients) client.disconnect();
     } finally {
       await server.stop();
@@ -492,7 +526,11 @@ describe('examples/express-app.js from the CLI, -w 1 and default settings', () =
         const status = await ctl('--json', 'status');
         assert.equal(status.status, 0, status.stderr);
         const { actors } = JSON.parse(status.stdout).result as { actors: Array<{ requestsServed: number; requestsInFlight: number }> };
-        return { served: actors.reduce((sum, a) => sum + a.requestsServed, 0), inFlight: actors.reduce((sum, a) => sum + a.requestsInFlight, 0), actors: actors.length };
+        return {
+          served: actors.reduce((sum, a) => sum + a.requestsServed, 0),
+          inFlight: actors.reduce((sum, a) => sum + a.requestsInFlight, 0),
+          actors: actors.length,
+        };
       };
       await until(async () => (await read()).served === total, `${total} served`).catch(() => {});
       assert.deepEqual(await read(), { served: total, inFlight: 0, actors: 1 });

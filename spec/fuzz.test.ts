@@ -22,7 +22,13 @@ const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 300);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const DEADLINE_MS = 5000;
 
-const corpus = (JSON.parse(readFileSync(path.resolve(ROOT, 'spec/fixtures/conformance/gunicorn-requests.json'), 'utf8')) as Array<{ valid: boolean; raw_base64: string; name: string }>)
+const corpus = (
+  JSON.parse(readFileSync(path.resolve(ROOT, 'spec/fixtures/conformance/gunicorn-requests.json'), 'utf8')) as Array<{
+    valid: boolean;
+    raw_base64: string;
+    name: string;
+  }>
+)
   .filter((entry) => entry.valid && !entry.name.startsWith('valid/pp_'))
   .map((entry) => Buffer.from(entry.raw_base64, 'base64'));
 
@@ -38,7 +44,25 @@ function random(seed: number): () => number {
   };
 }
 
-const INSERTS = ['\r', '\n', '\r\n', '\0', ' ', ':', '\t', '0', 'f', ';', ',', '-', 'chunked', 'Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n', '\x7f', '\xff'];
+const INSERTS = [
+  '\r',
+  '\n',
+  '\r\n',
+  '\0',
+  ' ',
+  ':',
+  '\t',
+  '0',
+  'f',
+  ';',
+  ',',
+  '-',
+  'chunked',
+  'Content-Length: 5\r\n',
+  'Transfer-Encoding: chunked\r\n',
+  '\x7f',
+  '\xff',
+];
 
 function mutate(input: Buffer, next: () => number): Buffer {
   let bytes = Buffer.from(input);
@@ -110,61 +134,79 @@ function send(port: number, bytes: Buffer, next: () => number): Promise<Ending> 
 /** Node's parser alone (the default), and with every leniency of actors/request-normalizer.ts in front of it. */
 const PARSER_MODES: Array<{ label: string; options: Partial<ServeOptions> }> = [
   { label: 'node parser', options: {} },
-  { label: 'every leniency', options: { httpCompat: 'gunicorn', permitObsoleteFolding: true, stripHeaderSpaces: true, permitUnconventionalHttpMethod: true, casefoldHttpMethod: true } },
+  {
+    label: 'every leniency',
+    options: { httpCompat: 'gunicorn', permitObsoleteFolding: true, stripHeaderSpaces: true, permitUnconventionalHttpMethod: true, casefoldHttpMethod: true },
+  },
 ];
 
-for (const strategy of await strategies()) for (const mode of PARSER_MODES) {
-  describe(`mutation fuzzer (${strategy}, ${mode.label}, ${ITERATIONS} requests, seed ${SEED})`, () => {
-    let server: GrainbowsServer;
-    let port: number;
-    const crashes: string[] = [];
-    before(async () => {
-      server = await serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], handoff: strategy, workers: 1, keepAlive: 2, logger: createLogger('critical'), ...mode.options });
-      server.on('actor-crash', ({ id }, error) => crashes.push(`actor ${id}: ${error?.message}`));
-      port = Number(new URL(server.urls[0]).port);
-    });
-    after(() => server.close({ graceful: false }));
-
-    const round = async (next: () => number, count: number) => {
-      const endings: Record<Ending, number> = { response: 0, closed: 0, hung: 0 };
-      const hung: string[] = [];
-      // A few at a time, so one slow case does not serialise the run.
-      for (let i = 0; i < count; i += 8) {
-        const batch = Array.from({ length: Math.min(8, count - i) }, () => mutate(corpus[Math.floor(next() * corpus.length)], next));
-        const results = await Promise.all(batch.map((bytes) => send(port, bytes, next)));
-        results.forEach((ending, j) => {
-          endings[ending]++;
-          if (ending === 'hung' && hung.length < 3) hung.push(JSON.stringify(batch[j].toString('latin1')));
+for (const strategy of await strategies())
+  for (const mode of PARSER_MODES) {
+    describe(`mutation fuzzer (${strategy}, ${mode.label}, ${ITERATIONS} requests, seed ${SEED})`, () => {
+      let server: GrainbowsServer;
+      let port: number;
+      const crashes: string[] = [];
+      before(async () => {
+        server = await serve({
+          app: fixture('echo.js'),
+          bind: ['127.0.0.1:0'],
+          handoff: strategy,
+          workers: 1,
+          keepAlive: 2,
+          logger: createLogger('critical'),
+          ...mode.options,
         });
-      }
-      return { endings, hung };
-    };
+        server.on('actor-crash', ({ id }, error) => crashes.push(`actor ${id}: ${error?.message}`));
+        port = Number(new URL(server.urls[0]).port);
+      });
+      after(() => server.close({ graceful: false }));
 
-    const settled = async () => {
-      for (let i = 0; i < 80; i++) {
-        const [actor] = (await server.stats()).actors;
-        if (actor.connections === 0 && actor.requestsInFlight === 0) return actor;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return (await server.stats()).actors[0];
-    };
+      const round = async (next: () => number, count: number) => {
+        const endings: Record<Ending, number> = { response: 0, closed: 0, hung: 0 };
+        const hung: string[] = [];
+        // A few at a time, so one slow case does not serialise the run.
+        for (let i = 0; i < count; i += 8) {
+          const batch = Array.from({ length: Math.min(8, count - i) }, () => mutate(corpus[Math.floor(next() * corpus.length)], next));
+          const results = await Promise.all(batch.map((bytes) => send(port, bytes, next)));
+          results.forEach((ending, j) => {
+            endings[ending]++;
+            if (ending === 'hung' && hung.length < 3) hung.push(JSON.stringify(batch[j].toString('latin1')));
+          });
+        }
+        return { endings, hung };
+      };
 
-    it('every mutated request ends in a response or a close; no crash, no leak', async (t) => {
-      const next = random(SEED);
-      const first = await round(next, Math.ceil(ITERATIONS / 2));
-      const afterFirst = await settled();
-      const second = await round(next, Math.floor(ITERATIONS / 2));
-      const afterSecond = await settled();
-      const total = { response: first.endings.response + second.endings.response, closed: first.endings.closed + second.endings.closed, hung: first.endings.hung + second.endings.hung };
-      assert.equal(total.hung, 0, `connections left hanging: ${[...first.hung, ...second.hung].join('\n')}`);
-      assert.deepEqual(crashes, []);
-      assert.equal(afterSecond.generation, 1, 'the first actor served throughout');
-      assert.equal(afterSecond.connections, 0, 'no connection left in the actor');
-      assert.equal(afterSecond.requestsInFlight, 0, 'no request left in flight');
-      assert.ok(total.response > 0 && total.closed >= 0);
-      const growthMb = (afterSecond.heapUsed - afterFirst.heapUsed) / 2 ** 20;
-      t.diagnostic(`${total.response} answered, ${total.closed} closed without an answer, heap ${(afterFirst.heapUsed / 2 ** 20).toFixed(1)} → ${(afterSecond.heapUsed / 2 ** 20).toFixed(1)} MB`);
-      assert.ok(growthMb < 8, `the actor's heap grew ${growthMb.toFixed(1)} MB between rounds`);
+      const settled = async () => {
+        for (let i = 0; i < 80; i++) {
+          const [actor] = (await server.stats()).actors;
+          if (actor.connections === 0 && actor.requestsInFlight === 0) return actor;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        return (await server.stats()).actors[0];
+      };
+
+      it('every mutated request ends in a response or a close; no crash, no leak', async (t) => {
+        const next = random(SEED);
+        const first = await round(next, Math.ceil(ITERATIONS / 2));
+        const afterFirst = await settled();
+        const second = await round(next, Math.floor(ITERATIONS / 2));
+        const afterSecond = await settled();
+        const total = {
+          response: first.endings.response + second.endings.response,
+          closed: first.endings.closed + second.endings.closed,
+          hung: first.endings.hung + second.endings.hung,
+        };
+        assert.equal(total.hung, 0, `connections left hanging: ${[...first.hung, ...second.hung].join('\n')}`);
+        assert.deepEqual(crashes, []);
+        assert.equal(afterSecond.generation, 1, 'the first actor served throughout');
+        assert.equal(afterSecond.connections, 0, 'no connection left in the actor');
+        assert.equal(afterSecond.requestsInFlight, 0, 'no request left in flight');
+        assert.ok(total.response > 0 && total.closed >= 0);
+        const growthMb = (afterSecond.heapUsed - afterFirst.heapUsed) / 2 ** 20;
+        t.diagnostic(
+          `${total.response} answered, ${total.closed} closed without an answer, heap ${(afterFirst.heapUsed / 2 ** 20).toFixed(1)} → ${(afterSecond.heapUsed / 2 ** 20).toFixed(1)} MB`,
+        );
+        assert.ok(growthMb < 8, `the actor's heap grew ${growthMb.toFixed(1)} MB between rounds`);
+      });
     });
-  });
-}
+  }

@@ -91,7 +91,9 @@ for (const strategy of await strategies()) {
     it("drops header names with '_' from both req.headers and req.rawHeaders, on HTTP/1.0 and 1.1", () =>
       withServer({ app: fixture('echo.js'), handoff: strategy }, async ({ port }) => {
         for (const version of ['1.0', '1.1']) {
-          const result = await exchange(port, `GET /h HTTP/${version}\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: 1\r\nConnection: close\r\n\r\n`, { responses: 1 });
+          const result = await exchange(port, `GET /h HTTP/${version}\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: 1\r\nConnection: close\r\n\r\n`, {
+            responses: 1,
+          });
           const seen = JSON.parse(result.responses[0].body.toString()) as { headers: Record<string, string>; rawHeaders: string[] };
           assert.equal(seen.headers['x_forwarded_for'], undefined, `HTTP/${version} req.headers`);
           assert.ok(!seen.rawHeaders.includes('X_Forwarded_For'), `HTTP/${version} req.rawHeaders`);
@@ -101,8 +103,15 @@ for (const strategy of await strategies()) {
 
     it('answers pipelined requests in order', () =>
       withServer({ app, handoff: strategy }, async ({ port }) => {
-        const result = await exchange(port, 'GET /stream?n=2&gap=30 HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 3 });
-        assert.deepEqual(result.responses.map((r) => r.body.toString()), ['chunk 0\nchunk 1\n', 'abc', 'ok']);
+        const result = await exchange(
+          port,
+          'GET /stream?n=2&gap=30 HTTP/1.1\r\nHost: x\r\n\r\nGET /head HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n',
+          { responses: 3 },
+        );
+        assert.deepEqual(
+          result.responses.map((r) => r.body.toString()),
+          ['chunk 0\nchunk 1\n', 'abc', 'ok'],
+        );
       }));
 
     it('counts a pipelined request whose connection dies before its turn as done (no request left in flight)', () =>
@@ -248,16 +257,23 @@ for (const strategy of await strategies()) {
     it('holds connections beyond --worker-connections in the main thread until a slot frees', () =>
       withServer({ app: fixture('identify.js'), handoff: strategy, workers: 1, workerConnections: 2 }, async ({ server, port }) => {
         const started = Date.now();
-        const pending = Array.from({ length: 4 }, () => exchange(port, 'GET /?sleep=400 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 5000 }));
+        const pending = Array.from({ length: 4 }, () =>
+          exchange(port, 'GET /?sleep=400 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 5000 }),
+        );
         await sleep(150);
         // Relay: main reads each head, counts it, and holds the two beyond the cap. Transfer: the sockets go to
         // the actor unread, before any request is counted, and the two extra requests wait there instead.
         if (strategy === 'relay') assert.equal((await server.stats()).queued, 2, 'two connections wait in the main thread');
         else assert.equal((await server.stats()).actors[0].requestsInFlight, 4, 'four requests counted, two of them waiting in the actor');
         const results = await Promise.all(pending);
-        assert.deepEqual(results.map((r) => r.responses[0]?.status), [200, 200, 200, 200]);
+        assert.deepEqual(
+          results.map((r) => r.responses[0]?.status),
+          [200, 200, 200, 200],
+        );
         assert.ok(Date.now() - started >= 800, 'they were served in two waves of two');
-        const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).responses[0].body.toString()) as { peak: number };
+        const peak = JSON.parse((await exchange(port, 'GET /peak HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).responses[0].body.toString()) as {
+          peak: number;
+        };
         assert.equal(peak.peak, 2, 'the actor never ran more than two requests at once');
       }));
   });

@@ -3,16 +3,14 @@
  * replaced. Library calls and the CLI's signals drive the same code (arbiter.ts → server.ts → actor-pool.ts).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, startCli, strategies, withServer, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 import { exchange } from './helpers/wire.js';
-
 
 const refused = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -42,7 +40,13 @@ for (const strategy of await strategies()) {
         assert.deepEqual(new Set(result.lastBodies), new Set(['v2']), 'after the reload only the new code answers');
         const stats = await server.stats();
         assert.equal(stats.generation, 2);
-        assert.deepEqual(stats.actors.map((actor) => [actor.generation, actor.state]), [[2, 'ready'], [2, 'ready']]);
+        assert.deepEqual(
+          stats.actors.map((actor) => [actor.generation, actor.state]),
+          [
+            [2, 'ready'],
+            [2, 'ready'],
+          ],
+        );
       });
     });
 
@@ -100,7 +104,10 @@ for (const strategy of await strategies()) {
         assert.ok(await refused(port), 'a new connection is refused once closing began');
         const answers = await Promise.all(sleepers);
         assert.equal(answers.filter((answer) => answer.responses[0]?.status === 200).length, 200);
-        assert.ok(answers.every((answer) => answer.responses[0].headers.connection === 'close'), 'answers during the drain close their connection');
+        assert.ok(
+          answers.every((answer) => answer.responses[0].headers.connection === 'close'),
+          'answers during the drain close their connection',
+        );
         await closing;
       }));
 
@@ -111,7 +118,7 @@ for (const strategy of await strategies()) {
         const hung = exchange(port, 'GET /hang HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 6000 });
         const answer = await hung;
         if (strategy === 'relay') assert.equal(answer.responses[0]?.status, 503, 'main answers the hung request 503');
-        else assert.ok(answer.closed, 'the hung request\'s connection closes with its thread');
+        else assert.ok(answer.closed, "the hung request's connection closes with its thread");
         let replacedAfter = Infinity;
         while (Date.now() - hungAt < 5000) {
           const stats = await server.stats();
@@ -126,7 +133,10 @@ for (const strategy of await strategies()) {
         const results = await Promise.all(others);
         assert.ok(results.filter((r) => r.responses[0]?.status === 200).length >= 5, 'the other actor served its share');
         assert.ok(results.every((r) => r.responses[0]?.status === 200 || r.responses[0]?.status === 503 || r.closed));
-        assert.ok(logs.some((line) => /actor \d+ \(generation 1\) has not turned its event loop for .* serving \d+ connections/.test(line)), 'the log names the actor');
+        assert.ok(
+          logs.some((line) => /actor \d+ \(generation 1\) has not turned its event loop for .* serving \d+ connections/.test(line)),
+          'the log names the actor',
+        );
       }));
   });
 }
@@ -203,6 +213,6 @@ describe('signals (CLI)', () => {
     assert.ok(Date.now() - started < 3000, 'quick stop');
     assert.equal(exit.status, 0);
     const answer = await sleeper;
-    assert.ok(answer.closed && answer.responses.length === 0 || answer.responses[0]?.status === 502, 'the sleeping request is cut, not answered 200');
+    assert.ok((answer.closed && answer.responses.length === 0) || answer.responses[0]?.status === 502, 'the sleeping request is cut, not answered 200');
   });
 });

@@ -59,12 +59,21 @@ function afterFirstResponse(port: number, bytes: string, timeoutMs: number): Pro
  * Sends a POST head declaring `total` body bytes, then `step` bytes every `everyMs` until done (Connection:
  * close), and reports what came back and when the server closed the connection.
  */
-function dribble(port: number, path: string, total: number, step: number, everyMs: number, timeoutMs: number): Promise<{ received: string; closedAfterMs: number | null }> {
+function dribble(
+  port: number,
+  path: string,
+  total: number,
+  step: number,
+  everyMs: number,
+  timeoutMs: number,
+): Promise<{ received: string; closedAfterMs: number | null }> {
   return new Promise((resolve) => {
     const started = Date.now();
     let received = '';
     let sent = 0;
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`));
+    const socket = net.connect(port, '127.0.0.1', () =>
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`),
+    );
     const ticker = setInterval(() => {
       if (sent >= total || socket.destroyed) return clearInterval(ticker);
       const size = Math.min(step, total - sent);
@@ -125,7 +134,19 @@ for (const strategy of await strategies()) {
         const idle = await afterFirstResponse(port, '', 2600);
         assert.equal(idle.closedAfterMs, null, 'an idle keep-alive connection stays open past the header deadline');
         assert.match(idle.received, /^HTTP\/1\.1 200 /);
-        const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--header-timeout', '1', '--graceful-timeout', '1', '--handoff', strategy, 'examples/websocket.js']);
+        const cli = await startCli([
+          '-b',
+          '127.0.0.1:0',
+          '-w',
+          '1',
+          '--header-timeout',
+          '1',
+          '--graceful-timeout',
+          '1',
+          '--handoff',
+          strategy,
+          'examples/websocket.js',
+        ]);
         try {
           const ws = new WebSocket(`${cli.url.replace('http', 'ws')}/chat`);
           await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
@@ -152,7 +173,11 @@ for (const strategy of await strategies()) {
         // 150 bytes/s for 13 s: above the rate through more than one window, so it is served whole.
         const steady = dribble(port, '/echo', 1950, 75, 500, 20_000);
         // The client sends at once but the app reads nothing for 12 s: the app is slow, not the client.
-        const lateReader = exchange(port, `POST /read-later?gap=12000 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n${'z'.repeat(200_000)}`, { timeoutMs: 20_000 });
+        const lateReader = exchange(
+          port,
+          `POST /read-later?gap=12000 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n${'z'.repeat(200_000)}`,
+          { timeoutMs: 20_000 },
+        );
         const [cut, served, read] = await Promise.all([slow, steady, lateReader]);
         assert.match(cut.received, /^HTTP\/1\.1 408 /);
         assert.ok(cut.closedAfterMs !== null && cut.closedAfterMs >= 9900 && cut.closedAfterMs < 13_500, `closed after ${cut.closedAfterMs} ms`);
@@ -161,7 +186,10 @@ for (const strategy of await strategies()) {
         assert.equal(read.responses[0]?.status, 200);
         assert.equal(read.responses[0].body.toString(), '200000');
         const crowdCut = await Promise.all(crowd);
-        assert.deepEqual(crowdCut.map((each) => /^HTTP\/1\.1 408 /.test(each.received) && each.closedAfterMs !== null && each.closedAfterMs < 13_500), crowd.map(() => true));
+        assert.deepEqual(
+          crowdCut.map((each) => /^HTTP\/1\.1 408 /.test(each.received) && each.closedAfterMs !== null && each.closedAfterMs < 13_500),
+          crowd.map(() => true),
+        );
         // One log line per check for all it expired ("... and 40 more"), not a line per upload.
         const logged = logs
           .map((line) => /slow upload \(\d+\.\d bytes\/s < --body-min-rate 100\): POST \/echo(?: and (\d+) more)? answered 408/.exec(line))
@@ -181,10 +209,14 @@ for (const strategy of await strategies()) {
         const over = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunked([600, 600, 600])}`, { timeoutMs: 3000 });
         assert.equal(over.responses[0]?.status, 413);
         assert.ok(over.closed);
-        const under = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked([500, 400])}`, { timeoutMs: 3000 });
+        const under = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked([500, 400])}`, {
+          timeoutMs: 3000,
+        });
         assert.equal(under.responses[0]?.status, 200);
         assert.equal(Buffer.from((JSON.parse(under.responses[0].body.toString()) as { body: string }).body, 'base64').length, 900);
-        const exact = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n${'y'.repeat(1000)}`, { timeoutMs: 3000 });
+        const exact = await exchange(port, `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n${'y'.repeat(1000)}`, {
+          timeoutMs: 3000,
+        });
         assert.equal(exact.responses[0]?.status, 200, 'exactly the limit is allowed');
         await sleep(100);
         const [actor] = (await server.stats()).actors;

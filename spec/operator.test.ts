@@ -18,7 +18,6 @@ import type { SettingSource } from '../source/config.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'grainbows-op-'));
 
-
 /** Can an unprivileged user (nobody) reach the project's files? Not in a checkout inside a 0700 directory. */
 function reachableByOthers(dir: string): boolean {
   for (let at = dir; ; at = path.dirname(at)) {
@@ -76,7 +75,19 @@ describe('operator surface (CLI)', () => {
   });
 
   it('-n names the process; -e sets the environment; --chdir moves before the app loads; -m sets the umask', async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '-n', 'shop-api', '-e', 'GREETING=hej', '--chdir', path.join(ROOT, 'spec/fixtures'), '-m', '0o027', 'process-info.js']);
+    const cli = await startCli([
+      '-b',
+      '127.0.0.1:0',
+      '-n',
+      'shop-api',
+      '-e',
+      'GREETING=hej',
+      '--chdir',
+      path.join(ROOT, 'spec/fixtures'),
+      '-m',
+      '0o027',
+      'process-info.js',
+    ]);
     try {
       const info = (await (await fetch(cli.url)).json()) as { cwd: string; greeting: string; umask: number };
       assert.equal(info.greeting, 'hej');
@@ -95,7 +106,9 @@ describe('operator surface (CLI)', () => {
     const dir = tmpDir();
     const errorLog = path.join(dir, 'error.log');
     const accessLog = path.join(dir, 'access.log');
-    const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], { logFile: errorLog });
+    const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], {
+      logFile: errorLog,
+    });
     try {
       await (await fetch(`${cli.url}/before`)).text();
       await until(() => linesOf(accessLog).length === 1, 'the first access line');
@@ -113,17 +126,21 @@ describe('operator surface (CLI)', () => {
     }
   });
 
-  it('-u and -g drop privileges after binding, before the app loads', { skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false }, async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', fixture('process-info.js')]);
-    try {
-      const info = (await (await fetch(cli.url)).json()) as { uid: number; gid: number };
-      assert.notEqual(info.uid, 0);
-      assert.notEqual(info.gid, 0);
-      assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
-    } finally {
-      await cli.stop('SIGTERM');
-    }
-  });
+  it(
+    '-u and -g drop privileges after binding, before the app loads',
+    { skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false },
+    async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', fixture('process-info.js')]);
+      try {
+        const info = (await (await fetch(cli.url)).json()) as { uid: number; gid: number };
+        assert.notEqual(info.uid, 0);
+        assert.notEqual(info.gid, 0);
+        assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
+      } finally {
+        await cli.stop('SIGTERM');
+      }
+    },
+  );
 
   it('-D detaches: the command returns 0 once the daemon serves; the daemon runs in its own session', async () => {
     const dir = tmpDir();
@@ -158,10 +175,17 @@ describe('operator surface (CLI)', () => {
       await (await fetch(cli.url)).text();
       const status = await ctl('--json', 'status');
       assert.equal(status.status, 0, status.stderr);
-      const report = JSON.parse(status.stdout).result as { pid: number; generation: number; actors: Array<{ requestsServed: number; state: string; generation: number }> };
+      const report = JSON.parse(status.stdout).result as {
+        pid: number;
+        generation: number;
+        actors: Array<{ requestsServed: number; state: string; generation: number }>;
+      };
       assert.equal(report.pid, cli.pid);
       assert.equal(report.actors.length, 2);
-      assert.equal(report.actors.reduce((sum, actor) => sum + actor.requestsServed, 0), 1);
+      assert.equal(
+        report.actors.reduce((sum, actor) => sum + actor.requestsServed, 0),
+        1,
+      );
       const table = await ctl('status');
       assert.match(table.stdout, /actor\s+gen\s+state\s+conns\s+served\s+in-flight\s+loop %\s+heap MB\s+age/);
       const resized = await ctl('--json', 'resize', '3');
@@ -207,12 +231,15 @@ describe('POSIX-only settings on Windows', () => {
   };
   for (const name of ['daemon', 'user', 'group', 'umask'] as const) {
     it(`--${name} is refused with one line naming the Windows alternative`, () => {
-      assert.throws(() => refuseUnsupported(sourcesWith(name), 'win32'), (error: Error & { code?: string }) => {
-        assert.equal(error.code, 'E_USAGE');
-        assert.match(error.message, new RegExp(`^--${name} is POSIX only: on Windows .+`));
-        assert.ok(!error.message.includes('\n'));
-        return true;
-      });
+      assert.throws(
+        () => refuseUnsupported(sourcesWith(name), 'win32'),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'E_USAGE');
+          assert.match(error.message, new RegExp(`^--${name} is POSIX only: on Windows .+`));
+          assert.ok(!error.message.includes('\n'));
+          return true;
+        },
+      );
       assert.doesNotThrow(() => refuseUnsupported(sourcesWith(name), 'linux'));
     });
   }

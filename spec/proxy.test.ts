@@ -18,7 +18,29 @@ function makeCertificate(name: string): { certfile: string; keyfile: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-tls-'));
   const certfile = path.join(dir, `${name}.crt`);
   const keyfile = path.join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyfile, '-out', certfile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyfile,
+      '-out',
+      certfile,
+    ],
+    { stdio: 'ignore' },
+  );
   return { certfile, keyfile };
 }
 
@@ -111,7 +133,13 @@ for (const strategy of await strategies()) {
       await withServer({ app: fixture('behaviours.js'), handoff: strategy, forwardedAllowIps: '10.0.0.0/8,::1' }, async ({ url }) => {
         const echoed = (await (await fetch(`${url}/headers`, { headers: { ...forwarding, 'x-kept': 'yes' } })).json()) as EchoedHeaders;
         for (const name of Object.keys(forwarding)) assert.equal(echoed.headers[name], undefined, name);
-        assert.deepEqual(echoed.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase()).filter((name) => name in forwarding), []);
+        assert.deepEqual(
+          echoed.rawHeaders
+            .filter((_, i) => i % 2 === 0)
+            .map((name) => name.toLowerCase())
+            .filter((name) => name in forwarding),
+          [],
+        );
         assert.equal(echoed.headers['x-kept'], 'yes', 'other headers stay');
       });
       await withServer({ app: `${fixture('fetch-function.js')}:handler`, handoff: strategy, forwardedAllowIps: '192.168.0.1' }, async ({ url }) => {
@@ -143,7 +171,10 @@ describe('HTTPS and forwarding settings at the CLI', () => {
   });
 
   it('refuses a forwarded-allow-ips entry that is not an address or network', async () => {
-    for (const [value, message] of [['10.0.0.0/33', /'10\.0\.0\.0\/33' has a bad prefix length/], ['proxy.local', /'proxy\.local' is not an IP address or network/]] as const) {
+    for (const [value, message] of [
+      ['10.0.0.0/33', /'10\.0\.0\.0\/33' has a bad prefix length/],
+      ['proxy.local', /'proxy\.local' is not an IP address or network/],
+    ] as const) {
       const result = await runCli(['-b', '127.0.0.1:0', '--forwarded-allow-ips', value, app]);
       assert.equal(result.status, 2, result.stderr);
       assert.match(result.stderr.trim(), message);

@@ -30,7 +30,7 @@ async function execArgvOf(cli: RunningCli): Promise<string[]> {
 }
 
 describe('main thread started without V8 memory reducer, with a small young generation', () => {
-  it('missingMainFlags: what the settings ask for and node lacks; node\'s own young-generation size wins', () => {
+  it("missingMainFlags: what the settings ask for and node lacks; node's own young-generation size wins", () => {
     const defaults = { memoryReducer: false, mainSemiSpaceSize: 2 };
     assert.deepEqual(missingMainFlags(defaults, []), ['--no-memory-reducer', '--max-semi-space-size=2']);
     assert.deepEqual(missingMainFlags(defaults, ['--max-semi-space-size=8']), ['--no-memory-reducer']);
@@ -39,7 +39,7 @@ describe('main thread started without V8 memory reducer, with a small young gene
     assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 4 }, []), ['--max-semi-space-size=4']);
   });
 
-  it(`serves with --no-memory-reducer --max-semi-space-size=2 in main (${hasExecve ? 'in place, same pid' : 'as the launcher\'s child'}); signals to the started process reach it`, async () => {
+  it(`serves with --no-memory-reducer --max-semi-space-size=2 in main (${hasExecve ? 'in place, same pid' : "as the launcher's child"}); signals to the started process reach it`, async () => {
     const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
     let stopped = false;
     try {
@@ -49,7 +49,7 @@ describe('main thread started without V8 memory reducer, with a small young gene
       if (hasExecve) assert.equal(cli.pid, cli.child.pid, 'execve keeps the pid');
       else {
         assert.notEqual(cli.pid, cli.child.pid);
-        if (linux) assert.equal(parentOf(cli.pid), cli.child.pid, 'the server is the launcher\'s child');
+        if (linux) assert.equal(parentOf(cli.pid), cli.child.pid, "the server is the launcher's child");
       }
       cli.child.kill('SIGHUP');
       await cli.waitFor(/Reloaded: generation 2 serving/);
@@ -83,13 +83,17 @@ describe('main thread started without V8 memory reducer, with a small young gene
     assert.match(errors[0], /^grainbows: app module not found/);
   });
 
-  it('a launcher killed with SIGKILL leaves no server behind: it stops gracefully', { skip: hasExecve ? 'no launcher where Node has execve' : process.platform === 'win32' && 'POSIX signals' }, async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
-    const port = new URL(cli.url).port;
-    cli.child.kill('SIGKILL');
-    await until(() => !alive(cli.pid), 'the orphaned server to stop');
-    assert.match(cli.output(), /The launching process is gone; stopping gracefully/);
-    await sleep(50);
-    await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'nothing listens any more');
-  });
+  it(
+    'a launcher killed with SIGKILL leaves no server behind: it stops gracefully',
+    { skip: hasExecve ? 'no launcher where Node has execve' : process.platform === 'win32' && 'POSIX signals' },
+    async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
+      const port = new URL(cli.url).port;
+      cli.child.kill('SIGKILL');
+      await until(() => !alive(cli.pid), 'the orphaned server to stop');
+      assert.match(cli.output(), /The launching process is gone; stopping gracefully/);
+      await sleep(50);
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'nothing listens any more');
+    },
+  );
 });

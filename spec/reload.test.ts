@@ -28,7 +28,6 @@ async function answer(url: string): Promise<string> {
   return (await fetch(url, { headers: { connection: 'close' } })).text();
 }
 
-
 describe('--reload', () => {
   it('reloads when an imported module changes, under load with 0 failed requests; ignores other files', async () => {
     const { dir, app, setMessage } = project();

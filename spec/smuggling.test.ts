@@ -22,8 +22,14 @@ interface Case {
 
 const CASES: Case[] = [
   // Content-Length and Transfer-Encoding together, and their variants.
-  { name: 'Content-Length with Transfer-Encoding: chunked', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 4', 'Transfer-Encoding: chunked'])}0\r\n\r\n` },
-  { name: 'Transfer-Encoding: chunked with Content-Length after it', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Content-Length: 4'])}0\r\n\r\n` },
+  {
+    name: 'Content-Length with Transfer-Encoding: chunked',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 4', 'Transfer-Encoding: chunked'])}0\r\n\r\n`,
+  },
+  {
+    name: 'Transfer-Encoding: chunked with Content-Length after it',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Content-Length: 4'])}0\r\n\r\n`,
+  },
   { name: 'two Content-Length headers that differ', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 3', 'Content-Length: 4'])}abcd` },
   { name: 'two equal Content-Length headers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 4', 'Content-Length: 4'])}abcd` },
   { name: 'a Content-Length list', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 4, 4'])}abcd` },
@@ -34,16 +40,31 @@ const CASES: Case[] = [
   { name: 'Content-Length with a space inside', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Content-Length: 1 0'])}abcd` },
   { name: 'chunked not last', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked, gzip'])}0\r\n\r\n`, status: [400, 501] },
   { name: 'chunked twice', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked, chunked'])}0\r\n\r\n`, status: [400, 501] },
-  { name: 'chunked in two Transfer-Encoding headers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'])}0\r\n\r\n`, status: [400, 501] },
+  {
+    name: 'chunked in two Transfer-Encoding headers',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'])}0\r\n\r\n`,
+    status: [400, 501],
+  },
   { name: 'an unknown transfer coding', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: xchunked'])}0\r\n\r\n`, status: [400, 501] },
-  { name: 'Transfer-Encoding with a vertical tab', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding:\x0bchunked'])}0\r\n\r\n`, status: [400, 501] },
-  { name: 'Transfer-Encoding with a space before the colon', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding : chunked', 'Content-Length: 5'])}0\r\n\r\n` },
+  {
+    name: 'Transfer-Encoding with a vertical tab',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding:\x0bchunked'])}0\r\n\r\n`,
+    status: [400, 501],
+  },
+  {
+    name: 'Transfer-Encoding with a space before the colon',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding : chunked', 'Content-Length: 5'])}0\r\n\r\n`,
+  },
   { name: 'Transfer-Encoding on HTTP/1.0', bytes: `${head(['POST / HTTP/1.0', 'Host: x', 'Transfer-Encoding: chunked'])}0\r\n\r\n` },
   // Chunk framing.
   { name: 'a chunk size that is not hex', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}zz\r\nabc\r\n0\r\n\r\n` },
   { name: 'a negative chunk size', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}-3\r\nabc\r\n0\r\n\r\n` },
   { name: 'a chunk size with 0x', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}0x3\r\nabc\r\n0\r\n\r\n` },
-  { name: 'an overflowing chunk size', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}ffffffffffffffffff\r\nabc\r\n0\r\n\r\n`, status: [400, 413] },
+  {
+    name: 'an overflowing chunk size',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}ffffffffffffffffff\r\nabc\r\n0\r\n\r\n`,
+    status: [400, 413],
+  },
   { name: 'a chunk longer than its size', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabcdef\r\n0\r\n\r\n` },
   { name: 'a chunk without its CRLF', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc0\r\n\r\n` },
   { name: 'a chunk size ended by a bare LF', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\nabc\r\n0\r\n\r\n` },
@@ -51,8 +72,14 @@ const CASES: Case[] = [
   { name: 'a chunk extension with a control byte', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3;a=\x01\r\nabc\r\n0\r\n\r\n` },
   { name: 'a last chunk with a bare LF', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\n\r\n` },
   // Trailer fields that would change the request after it was routed (RFC 9110 §6.5.1).
-  { name: 'Content-Length in the trailers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nContent-Length: 50\r\n\r\n` },
-  { name: 'a conditional (If-Match) in the trailers', bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nIf-Match: "x"\r\n\r\n` },
+  {
+    name: 'Content-Length in the trailers',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nContent-Length: 50\r\n\r\n`,
+  },
+  {
+    name: 'a conditional (If-Match) in the trailers',
+    bytes: `${head(['POST / HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked'])}3\r\nabc\r\n0\r\nIf-Match: "x"\r\n\r\n`,
+  },
   // The head.
   { name: 'a header line ended by a bare LF', bytes: 'GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n' },
   { name: 'a header line ended by a bare CR', bytes: 'GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n' },
@@ -101,45 +128,57 @@ const PARSER_MODES: Array<{ label: string; options: Partial<ServeOptions>; accep
   },
 ];
 
-for (const strategy of await strategies()) for (const mode of PARSER_MODES) {
-  describe(`smuggling and malformed framing (${strategy}, ${mode.label})`, () => {
-    // One server for the suite: every case ends with its connection closed, so cases cannot leak into
-    // each other; the last test checks that the actor survived them all.
-    let server: GrainbowsServer;
-    let port: number;
-    before(async () => {
-      server = await serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], handoff: strategy, workers: 1, logger: createLogger('critical'), ...mode.options });
-      port = Number(new URL(server.urls[0]).port);
-    });
-    after(() => server.close());
-
-    it(`has at least 40 cases (${CASES.length})`, () => assert.ok(CASES.length >= 40));
-    for (const testCase of CASES) {
-      if (mode.accepts?.includes(testCase.name)) {
-        it(`accepts ${testCase.name}, and frames what follows it`, async () => {
-          const { responses, raw } = await exchange(port, testCase.bytes + SMUGGLED, { responses: 2, timeoutMs: 3000 });
-          assert.deepEqual(responses.map((response) => response.status), [200, 200], raw.toString('latin1').slice(0, 300));
-          assert.equal((JSON.parse(responses[1].body.toString()) as { url: string }).url, '/smuggled');
+for (const strategy of await strategies())
+  for (const mode of PARSER_MODES) {
+    describe(`smuggling and malformed framing (${strategy}, ${mode.label})`, () => {
+      // One server for the suite: every case ends with its connection closed, so cases cannot leak into
+      // each other; the last test checks that the actor survived them all.
+      let server: GrainbowsServer;
+      let port: number;
+      before(async () => {
+        server = await serve({
+          app: fixture('echo.js'),
+          bind: ['127.0.0.1:0'],
+          handoff: strategy,
+          workers: 1,
+          logger: createLogger('critical'),
+          ...mode.options,
         });
-        continue;
-      }
-      it(`refuses ${testCase.name}`, { todo: NOT_YET[testCase.name] }, async () => {
-        const { responses, closed, raw } = await exchange(port, testCase.bytes + SMUGGLED, { timeoutMs: 3000 });
-        const allowed = testCase.status ?? [400];
-        assert.ok(responses.length >= 1, `no response: ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`);
-        assert.ok(allowed.includes(responses[0].status), `status ${responses[0].status}, expected ${allowed.join(' or ')}`);
-        assert.equal(responses.length, 1, 'the smuggled request is never answered');
-        assert.ok(closed, 'the connection is closed');
+        port = Number(new URL(server.urls[0]).port);
       });
-    }
-    it('serves a valid request afterwards, from the same actor, with no connection left behind', async () => {
-      const { responses } = await exchange(port, 'GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 3000 });
-      assert.equal(responses[0]?.status, 200);
-      const stats = await server.stats();
-      assert.equal(stats.actors.length, 1);
-      assert.equal(stats.actors[0].generation, 1);
-      for (let i = 0; i < 40 && (await server.stats()).actors[0].connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
-      assert.equal((await server.stats()).actors[0].connections, 0);
+      after(() => server.close());
+
+      it(`has at least 40 cases (${CASES.length})`, () => assert.ok(CASES.length >= 40));
+      for (const testCase of CASES) {
+        if (mode.accepts?.includes(testCase.name)) {
+          it(`accepts ${testCase.name}, and frames what follows it`, async () => {
+            const { responses, raw } = await exchange(port, testCase.bytes + SMUGGLED, { responses: 2, timeoutMs: 3000 });
+            assert.deepEqual(
+              responses.map((response) => response.status),
+              [200, 200],
+              raw.toString('latin1').slice(0, 300),
+            );
+            assert.equal((JSON.parse(responses[1].body.toString()) as { url: string }).url, '/smuggled');
+          });
+          continue;
+        }
+        it(`refuses ${testCase.name}`, { todo: NOT_YET[testCase.name] }, async () => {
+          const { responses, closed, raw } = await exchange(port, testCase.bytes + SMUGGLED, { timeoutMs: 3000 });
+          const allowed = testCase.status ?? [400];
+          assert.ok(responses.length >= 1, `no response: ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`);
+          assert.ok(allowed.includes(responses[0].status), `status ${responses[0].status}, expected ${allowed.join(' or ')}`);
+          assert.equal(responses.length, 1, 'the smuggled request is never answered');
+          assert.ok(closed, 'the connection is closed');
+        });
+      }
+      it('serves a valid request afterwards, from the same actor, with no connection left behind', async () => {
+        const { responses } = await exchange(port, 'GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 3000 });
+        assert.equal(responses[0]?.status, 200);
+        const stats = await server.stats();
+        assert.equal(stats.actors.length, 1);
+        assert.equal(stats.actors[0].generation, 1);
+        for (let i = 0; i < 40 && (await server.stats()).actors[0].connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+        assert.equal((await server.stats()).actors[0].connections, 0);
+      });
     });
-  });
-}
+  }

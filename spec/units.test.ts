@@ -121,13 +121,32 @@ describe('the wire between main and actors', () => {
     });
     assert.equal(batches.length, 1);
     const [frames] = batches;
-    assert.deepEqual(frames.map(([type, id]) => [type, id]), [[1, 1], [2, 1], [2, 0xfffffffe], [5, 1], [5, 2], [5, 3], [7, 0], [3, 1], [4, 1]]);
+    assert.deepEqual(
+      frames.map(([type, id]) => [type, id]),
+      [
+        [1, 1],
+        [2, 1],
+        [2, 0xfffffffe],
+        [5, 1],
+        [5, 2],
+        [5, 3],
+        [7, 0],
+        [3, 1],
+        [4, 1],
+      ],
+    );
     assert.deepEqual(frames[0][2], info);
     assert.deepEqual([...(frames[1][2] as Uint8Array)], [0, 1, 2, 255]);
     assert.equal((frames[2][2] as Uint8Array).byteLength, 0);
-    assert.deepEqual(frames.slice(3, 6).map(([, , payload]) => payload), [65536, 0xffffffff, -1]);
+    assert.deepEqual(
+      frames.slice(3, 6).map(([, , payload]) => payload),
+      [65536, 0xffffffff, -1],
+    );
     assert.equal(frames[6][2], '127.0.0.1 "GET /ünïcødé 😀" 200');
-    assert.deepEqual(frames.slice(7).map(([, , payload]) => payload), [null, null]);
+    assert.deepEqual(
+      frames.slice(7).map(([, , payload]) => payload),
+      [null, null],
+    );
   });
 
   it('keeps each structured payload of a batch intact (several connections open in one turn)', async () => {
@@ -136,7 +155,14 @@ describe('the wire between main and actors', () => {
       infos.forEach((info, i) => batcher.push(Frame.Open, i + 1, info));
       batcher.push(Frame.Ack, 1, -5); // msgpackr packs this too, after the infos
     });
-    assert.deepEqual(batches, [[[1, 1, infos[0]], [1, 2, infos[1]], [1, 3, infos[2]], [5, 1, -5]]]);
+    assert.deepEqual(batches, [
+      [
+        [1, 1, infos[0]],
+        [1, 2, infos[1]],
+        [1, 3, infos[2]],
+        [5, 1, -5],
+      ],
+    ]);
   });
 
   it('writes bytes, counts, strings and empty payloads as plain msgpack', async () => {
@@ -164,7 +190,10 @@ describe('the wire between main and actors', () => {
       for (let id = 1; id <= 4; id++) batcher.push(Frame.Data, id, chunk);
     });
     // 3 × 200 KiB reach the 512 KiB cap: posted at once; the fourth goes at the end of the turn.
-    assert.deepEqual(batches.map((frames) => frames.length), [3, 1]);
+    assert.deepEqual(
+      batches.map((frames) => frames.length),
+      [3, 1],
+    );
     assert.ok(MAX_BATCH_BYTES <= 3 * chunk.byteLength);
     for (const frames of batches) for (const [, , payload] of frames) assert.deepEqual(payload, Buffer.from(chunk));
   });

@@ -3,20 +3,16 @@
  * listening sockets; once it serves, the old one drains and exits. Under continuous load nothing fails.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
-import { fixture, runCli, startCli, type RunningCli, versionedApp } from './helpers/servers.js';
+import { runCli, startCli, type RunningCli, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 
 /** Processes start and stop slowly here: wait up to 15,000 ms. */
 const slowly = <T>(probe: Parameters<typeof until<T>>[0], what: string) => until<T>(probe, what, 15_000, 25);
-
-
 
 const pidIn = (file: string): number | undefined => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined);
 const alive = (pid: number): boolean => {
@@ -82,11 +78,13 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
     const ctl = (...args: string[]) => runCli(['ctl', '--pid', pidfile, ...args], { timeoutMs: 60_000 });
     const overUnix = () =>
       new Promise<string>((resolve, reject) => {
-        http.get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
-          let body = '';
-          res.on('data', (chunk) => (body += chunk));
-          res.on('end', () => resolve(body));
-        }).on('error', reject);
+        http
+          .get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
+            let body = '';
+            res.on('data', (chunk) => (body += chunk));
+            res.on('end', () => resolve(body));
+          })
+          .on('error', reject);
       });
     try {
       const oldPid = await slowly(() => pidIn(pidfile), 'the pidfile');
@@ -108,7 +106,10 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       const tcpUrl = /Listening at: (http:\S+)/.exec(cli.output())![1];
       assert.equal(await (await fetch(tcpUrl, { headers: { connection: 'close' } })).text(), 'v3');
       // The new process renames PIDFILE.2 to PIDFILE within 250 ms of the old one's exit; ctl reads PIDFILE.
-      const newPid = await slowly(() => { const pid = pidIn(pidfile); return pid !== undefined && pid !== oldPid && pid; }, 'the pidfile to name the new process');
+      const newPid = await slowly(() => {
+        const pid = pidIn(pidfile);
+        return pid !== undefined && pid !== oldPid && pid;
+      }, 'the pidfile to name the new process');
       const status = await ctl('--json', 'status');
       assert.equal((JSON.parse(status.stdout) as { result: { pid: number } }).result.pid, newPid);
     } finally {

@@ -14,7 +14,6 @@ import { existsSync, mkdtempSync, openSync, closeSync, readFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { ROOT } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
@@ -47,7 +46,6 @@ async function run(args: string[], dir: string, timeoutMs = 90_000): Promise<{ s
   return { status, output: existsSync(output) ? readFileSync(output, 'utf8') : '' };
 }
 
-
 const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
 
 describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
@@ -62,7 +60,10 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
     const log = path.join(dir, 'server.log');
     const pidfile = path.join(dir, 'server.pid');
     const ctl = (...args: string[]) => run([CLI, 'ctl', '--pid', windowsPath(pidfile), ...args], dir);
-    const server = wineNode([CLI, '-b', '127.0.0.1:0', '-w', '2', '-p', windowsPath(pidfile), '--graceful-timeout', '5', windowsPath(path.join(ROOT, 'examples/hello.js'))], log);
+    const server = wineNode(
+      [CLI, '-b', '127.0.0.1:0', '-w', '2', '-p', windowsPath(pidfile), '--graceful-timeout', '5', windowsPath(path.join(ROOT, 'examples/hello.js'))],
+      log,
+    );
     try {
       const url = (await slowly(() => /Listening at: (http:\S+)/.exec(read(log)) ?? undefined, 'the server to listen'))[1];
       assert.equal(await (await fetch(url)).text(), 'Hello, World!');
@@ -99,13 +100,23 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       await upgradeLoad.reach(upgradeLoad.count + 200);
       const result = await upgradeLoad.stop();
       t.diagnostic(`upgrade under wine: ${result.ok} ok, ${result.failed} failed ${result.failures.slice(0, 3).join('; ')}`);
-      assert.ok(result.failed <= 2, `${result.failed} failed across the upgrade (at most the pending accept of its one listener): ${result.failures.join('\n')}`);
+      assert.ok(
+        result.failed <= 2,
+        `${result.failed} failed across the upgrade (at most the pending accept of its one listener): ${result.failures.join('\n')}`,
+      );
       assert.match(read(log), new RegExp(`Upgrade complete: process ${oldPid} has exited; this process \\(${newPid}\\) is the server now`));
 
       const stopped = await ctl('stop');
       assert.equal(stopped.status, 0, stopped.output);
       await slowly(() => !existsSync(pidfile), 'the pidfile to go');
-      await slowly(async () => fetch(url).then(() => false, () => true), 'the port to close');
+      await slowly(
+        async () =>
+          fetch(url).then(
+            () => false,
+            () => true,
+          ),
+        'the port to close',
+      );
     } finally {
       // A successor started by an upgrade is detached (not our child): stop whatever the pidfile names.
       for (const file of [pidfile, `${pidfile}.2`]) if (existsSync(file)) await run([CLI, 'ctl', '--pid', windowsPath(file), 'stop'], dir, 20_000);
