@@ -40,11 +40,23 @@ function helpText(): string {
 ${rows.join('\n')}
 ${commands.join('\n')}
     -h, --help                       Show this help
-        --version                    Show the version
+    -v, --version                    Show the version
 
   Examples
     $ grainbows -b 127.0.0.1:8000 -w 2 examples/hello.js
     $ grainbows -b unix:/run/app.sock app.js:handler
+
+  Running server
+    $ grainbows ctl [--pid FILE | --socket PATH] [--json] status|reload|resize N|stop|upgrade
+    Signals (POSIX): HUP reload, TTIN/TTOU one actor more/less, USR2 binary upgrade, TERM graceful stop,
+    INT/QUIT quick stop, USR1 reopen logs. On Windows: Ctrl+C or Ctrl+Break to stop, ctl for the rest.
+
+  Environment
+    GRAINBOWS_CMD_ARGS     more options, read before the command line's
+    WEB_CONCURRENCY        actors (--workers) when neither the config nor the command line sets them
+    FORWARDED_ALLOW_IPS    --forwarded-allow-ips when neither the config nor the command line sets it
+
+  Docs: README.md, docs/settings.md, docs/operations.md (in the package).
 `;
 }
 
@@ -53,7 +65,7 @@ function findUnknownFlag(argv: string[]): string | undefined {
   const rows = SETTINGS as ReadonlyArray<SettingRow>;
   const commands = Object.values(COMMAND_FLAGS);
   const long = new Set(['help', 'version', ...rows.flatMap((row) => [row.flag, ...(row.aliases ?? [])]), ...commands.map((c) => c.flag)]);
-  const short = new Set(['h', ...rows.flatMap((row) => (row.short ? [row.short] : [])), ...commands.flatMap((c) => ('short' in c ? [c.short] : []))]);
+  const short = new Set(['h', 'v', ...rows.flatMap((row) => (row.short ? [row.short] : [])), ...commands.flatMap((c) => ('short' in c ? [c.short] : []))]);
   for (const arg of argv) {
     if (arg === '--') return undefined;
     if (arg.startsWith('--')) {
@@ -104,7 +116,7 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   const cli = meow(helpText(), {
     importMeta,
     argv: joinDashValues(argv),
-    flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' } },
+    flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' }, version: { type: 'boolean', shortFlag: 'v' } },
     allowUnknownFlags: true, // checked above, with our own message
     booleanDefault: undefined, // an absent switch must not override the config file with false
     autoHelp: interactive,

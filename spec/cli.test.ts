@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -185,5 +185,13 @@ describe('grainbows CLI', () => {
   it('prints help and the version', () => {
     assert.match(execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }), /--worker-connections/);
     assert.match(execFileSync(process.execPath, [CLI, '--version'], { encoding: 'utf8' }), /^\d+\.\d+\.\d+/);
+    // gunicorn's -v.
+    const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+    assert.equal(execFileSync(process.execPath, [CLI, '-v'], { encoding: 'utf8' }).trim(), version);
+    // The epilogue names the control command, the signals and the environment variables.
+    const help = execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    assert.match(help, /grainbows ctl \[--pid FILE/);
+    assert.match(help, /HUP reload, TTIN\/TTOU/);
+    assert.match(help, /GRAINBOWS_CMD_ARGS[\s\S]*WEB_CONCURRENCY[\s\S]*FORWARDED_ALLOW_IPS/);
   });
 });
