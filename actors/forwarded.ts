@@ -103,7 +103,8 @@ export function createAddressMatcher(allowIps: string): (address: string | undef
   }
   return (address) => {
     if (trustAll) return true;
-    if (!address) return false;
+    // No address: a unix-socket peer, a local process allowed to open the socket file (gunicorn trusts them too).
+    if (!address) return true;
     const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; match it against the IPv4 entries too.
     if (type === 'ipv6' && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4)

@@ -3,7 +3,7 @@
  * `pauseOnConnect` keeps an accepted socket unread until its actor is chosen (the transfer strategy needs
  * an untouched socket); `allowHalfOpen` lets a client's FIN travel to the actor instead of ending our side.
  */
-import { existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
@@ -39,7 +39,16 @@ function singleAcceptOnWindows(server: net.Server): void {
   handle?.setSimultaneousAccepts?.(false);
 }
 
-function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promise<void> {
+/**
+ * A unix socket's mode is 0o777 without the `--umask` bits, as gunicorn makes it: with the default umask 0
+ * any local user can connect, the front proxy (nginx as www-data) among them. The process's own umask
+ * (often 022) would leave others without write permission, which a socket needs to be connected to.
+ */
+function unixSocketMode(umask: number): number {
+  return 0o777 & ~umask;
+}
+
+function listenOn(server: net.Server, bind: BindAddress, backlog: number, umask: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       const where =
@@ -58,7 +67,10 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number): Promi
         break;
       case 'unix':
         removeStaleUnixSocket(bind.path);
-        server.listen({ path: bind.path, backlog }, done);
+        server.listen({ path: bind.path, backlog }, () => {
+          if (process.platform !== 'win32') chmodSync(bind.path, unixSocketMode(umask));
+          done();
+        });
         break;
       case 'fd':
         server.listen({ fd: bind.fd, backlog }, done);
@@ -79,6 +91,8 @@ export async function openListeners(
   backlog: number,
   onConnection: (socket: net.Socket) => void,
   secure?: TlsMaterial,
+  /** `--umask`: unix sockets get mode 0o777 without these bits. */
+  umask = 0,
 ): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
@@ -94,7 +108,7 @@ export async function openListeners(
       const server = secure
         ? tls.createServer(tlsServerOptions(secure), onConnection)
         : net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
-      await listenOn(server, bind, backlog);
+      await listenOn(server, bind, backlog, umask);
       listeners.push({ bind, server, url: describeListener(server, bind, secure ? 'https' : 'http') });
     }
   } catch (error) {

@@ -144,6 +144,8 @@ export interface ServeOptions {
    * Connections read in main cannot move unread, so with the transfer hand-off they carry their head along.
    */
   stickySessions?: boolean;
+  /** Unix-socket binds get mode 0o777 without these bits (gunicorn's `--umask`); default 0: any local user may connect. */
+  umask?: number;
   /** Peers allowed to send a PROXY header (IPs, CIDR networks, `*`); others get 403. Default `127.0.0.1,::1`. */
   proxyAllowFrom?: string;
   /** Listen backlog. Default 2048. */
@@ -356,7 +358,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       options.stickySessions ?? DEFAULTS.stickySessions,
     );
     const listen = async () =>
-      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure);
+      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure, options.umask ?? 0);
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.

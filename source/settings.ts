@@ -512,7 +512,7 @@ export const SETTINGS = [
     type: 'number',
     default: 0,
     section: 'Process',
-    doc: 'File mode creation mask of the process (octal as 0o22 or 022, or decimal). POSIX only.',
+    doc: 'File mode creation mask of the process (octal as 0o22 or 022, or decimal); unix-socket binds get mode 0o777 without these bits, as in gunicorn, so with the default 0 a front proxy running as another user can connect. POSIX only.',
     parse: parseUmask,
   },
   {
