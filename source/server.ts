@@ -358,7 +358,13 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       options.stickySessions ?? DEFAULTS.stickySessions,
     );
     const listen = async () =>
-      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, options.backlog ?? DEFAULTS.backlog, dispatcher.accept, secure, options.umask ?? 0);
+      openListeners(
+        options.inheritListeners ? await options.inheritListeners() : binds,
+        options.backlog ?? DEFAULTS.backlog,
+        dispatcher.accept,
+        secure,
+        options.umask ?? 0,
+      );
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
