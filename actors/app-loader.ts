@@ -8,6 +8,10 @@
  * bring a server of their own, whose 'upgrade' and 'connect' listeners hear those events (app-server.ts).
  */
 import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../source/app-spec.js';
 import { locateSyntaxError } from '../source/syntax-error.js';
@@ -102,11 +106,55 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
   );
 }
 
+const TYPESCRIPT = /\.(ts|mts|cts|tsx)$/;
+
+/**
+ * The ES-module entry of `pkg`'s `subpath` export, found from `from`'s directory as Node would. require's
+ * resolver would pick the CommonJS entry, and Node 20's import.meta.resolve takes no parent.
+ */
+function resolveEsmExport(from: string, pkg: string, subpath: string): string {
+  const manifestPath = createRequire(from).resolve(`${pkg}/package.json`);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: Record<string, { import?: string | { default?: string } }> };
+  const entry = manifest.exports?.[subpath]?.import;
+  const target = typeof entry === 'string' ? entry : entry?.default;
+  if (!target) throw new Error(`${pkg} has no ES module export ${subpath}`);
+  return pathToFileURL(path.join(path.dirname(manifestPath), target)).href;
+}
+
+interface TsxApi {
+  tsImport(specifier: string, parent: string): Promise<Record<string, unknown>>;
+}
+
+/**
+ * Imports the app's module. A TypeScript app runs as it is where Node strips types (22.18 and later, 23.6
+ * and later). Elsewhere (Node 20) it is imported through tsx's API when tsx is installed where the app
+ * can resolve it: loader hooks given as `node --import tsx` do not reach worker threads on Node 20, so the
+ * actor asks tsx itself. Without tsx: one line that says what to do.
+ */
+async function importModule(spec: AppSpec): Promise<Record<string, unknown>> {
+  try {
+    return (await import(spec.url)) as Record<string, unknown>;
+  } catch (error) {
+    if (!TYPESCRIPT.test(spec.url) || (error as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
+    let tsx: TsxApi;
+    try {
+      tsx = (await import(resolveEsmExport(spec.url, 'tsx', './esm/api'))) as TsxApi;
+    } catch {
+      throw new AppLoadFailure(
+        'E_APP_LOAD',
+        `${spec.display} is TypeScript, which Node ${process.versions.node} does not run: install tsx beside the app (npm install --save-dev tsx), use Node 22.18 or later, or compile the app to JavaScript`,
+      );
+    }
+    return tsx.tsImport(spec.url, spec.url);
+  }
+}
+
 export async function loadApp(spec: AppSpec): Promise<LoadedApp> {
   let namespace: Record<string, unknown>;
   try {
-    namespace = (await import(spec.url)) as Record<string, unknown>;
+    namespace = await importModule(spec);
   } catch (error) {
+    if (error instanceof AppLoadFailure) throw error;
     const where = error instanceof SyntaxError ? locateSyntaxError(spec.url) : undefined;
     throw new AppLoadFailure('E_APP_LOAD', `failed to load ${spec.display}${where ? ` (${where})` : ''}`, { cause: error });
   }
