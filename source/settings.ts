@@ -412,7 +412,7 @@ export const SETTINGS = [
     type: 'number',
     default: 20,
     section: 'Memory',
-    doc: "How much V8 lets the old generation grow after a major GC, in percent (V8's own default grows up to 100%). Lower holds less memory under many long-lived connections: 20 cut peak RSS with 5,000 sleeping connections by 30% at no measured throughput cost. 0 = V8's default.",
+    doc: "How much V8 lets the old generation grow after a major GC, in percent (V8's own default grows up to 100%). Lower holds less memory under many long-lived connections, at no throughput cost (docs/performance.md, Tuning). 0 = V8's default.",
     parse: wholeNumber('heap-growing-percent', 0),
   },
   switchRow(
@@ -420,7 +420,7 @@ export const SETTINGS = [
     'memory-reducer',
     false,
     'Memory',
-    "Let V8's memory reducer run. Off by default: once a burst of traffic is over it compacts the heap, pausing the thread 20-36 ms in the middle of the next requests (every connection, when it is the main thread's). Off means the actors start without it and the CLI starts node with --no-memory-reducer (Node reads that flag only at start-up: in place where Node has process.execve, else as a child of the grainbows command). On: heaps shrink sooner after a burst (with --main-semi-space-size 0 too: no relaunch, no second process on Node 20).",
+    "Let V8's memory reducer run. Off by default: once a burst of traffic is over it compacts the heap, pausing the thread in the middle of the next requests (every connection, when it is the main thread's). Off means the actors start without it and the CLI starts node with --no-memory-reducer (Node reads that flag only at start-up: in place where Node has process.execve, else as a child of the grainbows command). On: heaps shrink sooner after a burst (with --main-semi-space-size 0 too: no relaunch, no second process on Node 20).",
   ),
   {
     name: 'mainSemiSpaceSize',
@@ -428,7 +428,7 @@ export const SETTINGS = [
     type: 'number',
     default: 2,
     section: 'Memory',
-    doc: "The main thread's young-generation semi-spaces, in MB (node's --max-semi-space-size; V8's default is 16). Main holds every connection, so its scavenges pause all of them: 2 keeps them short (relay p99 under bench:slow's attack 8.9, 8.0, 9.0 ms with --no-memory-reducer, against 17.0, 13.2, 8.4 without this). V8 applies it to the actors too (2 MB instead of 4). Like --memory-reducer it is applied by starting node with it; a --max-semi-space-size given to node itself wins. 0 = V8's default.",
+    doc: "The main thread's young-generation semi-spaces, in MB (node's --max-semi-space-size; V8's default is 16). Main holds every connection, so its scavenges pause all of them: 2 keeps them short (docs/performance.md, Tuning). V8 applies it to the actors too (2 MB instead of 4). Like --memory-reducer it is applied by starting node with it; a --max-semi-space-size given to node itself wins. 0 = V8's default.",
     parse: wholeNumber('main-semi-space-size', 0),
   },
   {
