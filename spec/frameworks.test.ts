@@ -248,18 +248,31 @@ for (const handoff of await strategies()) {
           const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-frameworks-')), 'access.log');
           await withServer(
             { app: app(framework.file), handoff, workers: 1, maxRequests: 15, accessLogfile: file, accessLogformat: 'json' },
-            async ({ server, url }) => {
+            async ({ server, url, logs }) => {
               let started = 0;
               server.on('actor-start', () => started++);
               // Requests go on while a replacement boots (the old actor serves until it is ready), so how many
               // requests two recycles take depends on the machine: send until two replacements have started.
+              // Every 5th request on a new connection; a request unanswered in 10 s fails with the server's log.
               let total = 0;
-              while (started < 2) {
-                assert.ok(total < 400, `two recycles within 400 requests (${started} so far)`);
-                const response = await fetch(`${url}${routes.hello}`, { headers: total % 5 === 0 ? { connection: 'close' } : {} });
-                total++;
-                assert.equal(response.status, 200);
-                await response.text();
+              const agent = new Agent({ connections: 1, keepAliveTimeout: 30_000 });
+              try {
+                while (started < 2) {
+                  assert.ok(total < 400, `two recycles within 400 requests (${started} so far)`);
+                  const response = await request(`${url}${routes.hello}`, {
+                    dispatcher: agent,
+                    headers: total % 5 === 0 ? { connection: 'close' } : {},
+                    headersTimeout: 10_000,
+                    bodyTimeout: 10_000,
+                  }).catch((error: Error) => {
+                    throw new Error(`request ${total + 1} failed: ${error.message}\n${logs.slice(-20).join('')}`, { cause: error });
+                  });
+                  total++;
+                  assert.equal(response.statusCode, 200);
+                  await response.body.text();
+                }
+              } finally {
+                await agent.close();
               }
               const lines = await until(() => {
                 const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
