@@ -14,9 +14,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, fixture, strategies } from './helpers/servers.js';
-import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
-import { createLogger } from '../source/log.js';
+import { ROOT, startEchoServer, strategies } from './helpers/servers.js';
+import type { GrainbowsServer, ServeOptions } from '../source/index.js';
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 300);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
@@ -147,17 +146,8 @@ for (const strategy of await strategies())
       let port: number;
       const crashes: string[] = [];
       before(async () => {
-        server = await serve({
-          app: fixture('echo.js'),
-          bind: ['127.0.0.1:0'],
-          handoff: strategy,
-          workers: 1,
-          keepAlive: 2,
-          logger: createLogger('critical'),
-          ...mode.options,
-        });
+        ({ server, port } = await startEchoServer(strategy, { keepAlive: 2, ...mode.options }));
         server.on('actor-crash', ({ id }, error) => crashes.push(`actor ${id}: ${error?.message}`));
-        port = Number(new URL(server.urls[0]).port);
       });
       after(() => server.close({ graceful: false }));
 

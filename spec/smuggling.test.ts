@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fixture, strategies } from './helpers/servers.js';
-import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
-import { createLogger } from '../source/log.js';
+import { startEchoServer, strategies } from './helpers/servers.js';
+import type { GrainbowsServer, ServeOptions } from '../source/index.js';
 import { exchange } from './helpers/wire.js';
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
@@ -136,15 +135,7 @@ for (const strategy of await strategies())
       let server: GrainbowsServer;
       let port: number;
       before(async () => {
-        server = await serve({
-          app: fixture('echo.js'),
-          bind: ['127.0.0.1:0'],
-          handoff: strategy,
-          workers: 1,
-          logger: createLogger('critical'),
-          ...mode.options,
-        });
-        port = Number(new URL(server.urls[0]).port);
+        ({ server, port } = await startEchoServer(strategy, mode.options));
       });
       after(() => server.close());
 

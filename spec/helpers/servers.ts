@@ -55,6 +55,15 @@ export async function withServer<T>(options: Partial<ServeOptions> & { app: stri
   }
 }
 
+/**
+ * One quiet echo server (spec/fixtures/echo.js, one actor) for a suite that sends it raw bytes: the parser
+ * suites (smuggling, fuzzer) start one per hand-off and parser mode, and close it after.
+ */
+export async function startEchoServer(handoff: HandoffStrategy, options: Partial<ServeOptions> = {}): Promise<{ server: GrainbowsServer; port: number }> {
+  const server = await serve({ app: fixture('echo.js'), bind: ['127.0.0.1:0'], handoff, workers: 1, logger: createLogger('critical'), ...options });
+  return { server, port: Number(new URL(server.urls[0]).port) };
+}
+
 export interface CliResult {
   status: number | null;
   signal: NodeJS.Signals | null;
