@@ -13,6 +13,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageChannel, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
@@ -38,6 +39,8 @@ const WATCHDOG_INTERVAL_MS = 200;
 const DRAIN_POLL_MS = 25;
 /** How long an actor told to stop may take before its thread is terminated. */
 const STOP_GRACE_MS = 2000;
+/** How long `stats()` waits for an actor: one whose event loop is stuck is left out rather than waited for. */
+const STATS_TIMEOUT_MS = 2000;
 
 /** What a generation of actors runs: replaced as a whole on reload. */
 export interface GenerationOptions {
@@ -83,7 +86,7 @@ export class Actor {
     readonly generation: number,
     readonly piscina: Piscina<ActorTask, ActorExit>,
     readonly link: ActorLink,
-    readonly control: Comlink.Remote<ActorControl>,
+    private readonly control: Comlink.Remote<ActorControl>,
     private readonly controlPort: MessagePort,
     readonly heartbeat: SharedArrayBuffer,
   ) {
@@ -102,6 +105,43 @@ export class Actor {
   /** Milliseconds since the actor's event loop last turned (its last heartbeat). */
   get silentForMs(): number {
     return Date.now() - Number(Atomics.load(this.beat, 0));
+  }
+
+  /** Resolves once booted (or failed to); a thread that dies while booting is the task's end, raced by the caller. */
+  ready(): Promise<BootResult> {
+    return this.control.ready();
+  }
+
+  /** Tells it to drain (see ActorControl.drain); resolves once it has, or has ended. */
+  async drain(): Promise<void> {
+    await this.ask((control) => control.drain());
+  }
+
+  /** Its counters, or undefined when it ended, or did not answer within STATS_TIMEOUT_MS (a hung event loop). */
+  stats(): Promise<ActorStats | undefined> {
+    return this.ask((control) => control.stats(), STATS_TIMEOUT_MS);
+  }
+
+  /** Tells it where main listens (the app's start-up hooks run then). */
+  async announceListening(addresses: ListeningAddress[]): Promise<void> {
+    await this.ask((control) => control.listening(addresses));
+  }
+
+  /** Asks it to close its connections and end its task; resolves once it answered or ended. */
+  async requestStop(): Promise<void> {
+    await this.ask((control) => control.stop());
+  }
+
+  /**
+   * One control call, settled by the actor's end if comlink has not answered by then: comlink never settles
+   * a call whose other side has gone, and an actor closes its control port as its task ends
+   * (docs/design.md, pitfall 6). Undefined when the call failed or the actor ended first.
+   */
+  private ask<T>(call: (control: Comlink.Remote<ActorControl>) => Promise<T>, timeoutMs?: number): Promise<T | undefined> {
+    if (this.state === 'gone') return Promise.resolve(undefined);
+    const answers = [call(this.control).catch(() => undefined), this.exited.then(() => undefined)];
+    if (timeoutMs !== undefined) answers.push(sleep(timeoutMs, undefined, { ref: false }));
+    return Promise.race(answers);
   }
 
   /** Ends our side of both ports; what main still holds for it is answered or closed. */
@@ -158,7 +198,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   /** Main's listeners are open: every actor is told, now and as it starts. */
   announceListening(addresses: ListeningAddress[]): void {
     this.listeningAddresses = addresses;
-    for (const actor of this.actors) if (actor.state === 'ready') void actor.control.listening(addresses).catch(() => {});
+    for (const actor of this.actors) if (actor.state === 'ready') void actor.announceListening(addresses);
   }
 
   /** Boots every actor; rejects with the app's load error if they cannot start. */
@@ -231,11 +271,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const live = [...this.actors].filter((actor) => actor.state === 'ready' || actor.state === 'draining');
     const answers = await Promise.all(
       live.map(async (actor) => {
-        try {
-          return { ...(await actor.control.stats()), generation: actor.generation, state: actor.state };
-        } catch {
-          return undefined; // it exited while we asked
-        }
+        const stats = await actor.stats();
+        return stats && { ...stats, generation: actor.generation, state: actor.state };
       }),
     );
     return answers.filter((answer): answer is PoolActorStats => answer !== undefined);
@@ -278,10 +315,12 @@ export class ActorPool extends EventEmitter<PoolEvents> {
 
   /**
    * Tells every actor to drain (Connection: close on each response, idle connections closed) while staying
-   * pickable: connections still queued in main are accepted requests, and are served before the end.
+   * pickable: connections still queued in main are accepted requests, and are served before the end. Waits
+   * for their answers until `deadline` (epoch ms) at most: an actor whose event loop is stuck never answers.
    */
-  async drainAll(): Promise<void> {
-    await Promise.all([...this.actors].map((actor) => actor.control.drain().catch(() => {})));
+  async drainAll(deadline: number): Promise<void> {
+    const answered = Promise.all([...this.actors].map((actor) => actor.drain()));
+    await Promise.race([answered, sleep(Math.max(deadline - Date.now(), 0), undefined, { ref: false })]);
   }
 
   /** Stops every actor now: their connections are closed (relayed ones answered as in relay.ts). */
@@ -310,8 +349,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     if (actor.state === 'stopping' || actor.state === 'gone') return;
     actor.state = 'draining';
     this.options.log.info(`Retiring actor ${actor.id} (generation ${actor.generation}): draining ${actor.connectionCount} connections`);
-    await actor.control.drain().catch(() => {});
     const deadline = Date.now() + this.options.gracefulTimeout * 1000;
+    await Promise.race([actor.drain(), sleep(this.options.gracefulTimeout * 1000, undefined, { ref: false })]);
     while (actor.state === 'draining' && actor.connectionCount > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
@@ -327,7 +366,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     if (actor.state === 'gone') return actor.exited;
     actor.state = 'stopping';
     const timer = new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
-    await Promise.race([actor.control.stop().then(() => actor.exited), actor.exited, timer]).catch(() => {});
+    await Promise.race([actor.requestStop().then(() => actor.exited), timer]).catch(() => {});
     await actor.terminate();
     await actor.exited;
   }
@@ -387,7 +426,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     );
     // A worker that dies while booting never answers ready(): race it against the task's end.
     const boot = await Promise.race([
-      actor.control.ready(),
+      actor.ready(),
       run.then(
         (): BootResult => ({ ok: false, code: 'E_APP_LOAD', message: `actor ${id} stopped while booting`, detail: '' }),
         (error: unknown): BootResult => ({ ok: false, code: 'E_APP_LOAD', message: `actor ${id} died while booting: ${String(error)}`, detail: '' }),
@@ -404,7 +443,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     actor.state = 'ready';
     actor.appKind = boot.kind;
     this.options.log.info(`Booted actor ${id} (generation ${generation}, ${boot.kind} app)`);
-    if (this.listeningAddresses) void actor.control.listening(this.listeningAddresses).catch(() => {});
+    if (this.listeningAddresses) void actor.announceListening(this.listeningAddresses);
     this.emit('actor-start', actor);
     this.emit('slot-freed');
     return actor;

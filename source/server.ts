@@ -464,10 +464,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   private async shutDown(handingOver: boolean): Promise<void> {
     const listening = closeListeners(this.listening, { handingOver });
     if (!this.hurry) {
-      await this.pool.drainAll();
-      this.dispatcher.stopping();
       const gracefulTimeout = this.options.gracefulTimeout ?? DEFAULTS.gracefulTimeout;
       const deadline = Date.now() + gracefulTimeout * 1000;
+      await this.pool.drainAll(deadline);
+      this.dispatcher.stopping();
       let nextReport = Date.now() + 1000;
       while ((this.dispatcher.queued > 0 || this.dispatcher.awaitingHead > 0 || this.pool.connectionCount > 0) && Date.now() < deadline && !this.hurry) {
         await new Promise((resolve) => setTimeout(resolve, 25));

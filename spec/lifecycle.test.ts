@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, startCli, strategies, withServer, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
+import { until } from './helpers/wait.js';
 import { exchange } from './helpers/wire.js';
 
 const refused = (port: number): Promise<boolean> =>
@@ -138,6 +139,21 @@ for (const strategy of await strategies()) {
           'the log names the actor',
         );
       }));
+
+    it('close() while an actor hangs and --timeout is off: stats() leaves it out, and the graceful timeout bounds the close', { timeout: 30_000 }, () =>
+      withServer({ app: fixture('crashy.js'), handoff: strategy, workers: 1, gracefulTimeout: 1 }, async ({ server, port }) => {
+        const hung = exchange(port, 'GET /hang HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 20_000 });
+        // An actor whose event loop is stuck never answers a control call: stats() stops waiting after 2 s.
+        await until(async () => (await server.stats()).actors.length === 0, 'stats() without the hung actor');
+        const closingAt = Date.now();
+        await server.close();
+        const took = Date.now() - closingAt;
+        assert.ok(took < 8000, `close() took ${took} ms (graceful timeout 1 s, then 2 s for the actor to stop)`);
+        const answer = await hung;
+        if (strategy === 'relay') assert.equal(answer.responses[0]?.status, 502, "main answers the stopped actor's request 502");
+        else assert.ok(answer.closed, "the hung request's connection closes with its thread");
+      }),
+    );
   });
 }
 

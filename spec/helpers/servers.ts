@@ -41,17 +41,42 @@ export interface TestServer {
 
 export async function withServer<T>(options: Partial<ServeOptions> & { app: string }, body: (s: TestServer) => Promise<T>): Promise<T> {
   const logs: string[] = [];
-  const server = await serve({
-    bind: ['127.0.0.1:0'],
-    workers: 2,
-    logger: createLogger('debug', (line) => logs.push(line)),
-    ...options,
-  });
+  const server = await withDeadline(
+    serve({
+      bind: ['127.0.0.1:0'],
+      workers: 2,
+      logger: createLogger('debug', (line) => logs.push(line)),
+      ...options,
+    }),
+    START_DEADLINE_MS,
+    () => `serve() did not finish in ${START_DEADLINE_MS / 1000} s; its last log lines:\n${logs.slice(-30).join('')}`,
+  );
   const url = server.urls[0];
   try {
     return await body({ server, url, port: Number(new URL(url).port), logs });
   } finally {
-    await server.close();
+    await withDeadline(
+      server.close(),
+      CLOSE_DEADLINE_MS,
+      () => `server.close() did not finish in ${CLOSE_DEADLINE_MS / 1000} s; its last log lines:\n${logs.slice(-30).join('')}`,
+    );
+  }
+}
+
+/** A server whose start or close hangs fails its test with its log, well before the test's own timeout. */
+const START_DEADLINE_MS = 30_000;
+const CLOSE_DEADLINE_MS = 20_000;
+
+/** `promise`, or a rejection with `explain()` once `ms` have passed. */
+async function withDeadline<T>(promise: Promise<T>, ms: number, explain: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(explain())), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
