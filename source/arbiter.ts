@@ -11,6 +11,7 @@
 import type { GrainbowsServer, ServeOptions } from './server.js';
 import type { Logger } from './log.js';
 import { ExitStatus } from './errors.js';
+import type { ServiceState } from './systemd.js';
 
 export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen' | 'resize' | 'upgrade';
 
@@ -45,6 +46,8 @@ export interface ArbiterOptions {
    * (rejects, leaving this one serving, if it does not). This process then stops gracefully.
    */
   startSuccessor?: () => Promise<void>;
+  /** Tells the service manager where the lifecycle is (systemd.ts): reloading, ready again, stopping. */
+  notify?: (state: ServiceState) => void;
   /** Called once the server has stopped, with the exit status. */
   onExit: (status: number) => void | Promise<void>;
   platform?: NodeJS.Platform;
@@ -150,6 +153,15 @@ export class Arbiter {
   }
 
   private async reload(): Promise<void> {
+    this.options.notify?.('reloading');
+    try {
+      await this.reloadGeneration();
+    } finally {
+      this.options.notify?.('ready'); // the new generation, or the old one still serving
+    }
+  }
+
+  private async reloadGeneration(): Promise<void> {
     let changes: Partial<ServeOptions>;
     try {
       changes = await this.options.rereadConfig();
@@ -170,6 +182,8 @@ export class Arbiter {
   private async stop(graceful: boolean, handingOver = false): Promise<void> {
     if (this.stopping && graceful) return;
     this.stopping = true;
+    // Handing over to an upgrade's successor is not the service stopping: the successor took its place.
+    if (!handingOver) this.options.notify?.('stopping');
     await this.running.close({ graceful, handingOver });
     await this.options.onExit(ExitStatus.ok);
   }

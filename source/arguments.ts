@@ -55,6 +55,8 @@ ${commands.join('\n')}
     GRAINBOWS_CMD_ARGS     more options, read before the command line's
     WEB_CONCURRENCY        actors (--workers) when neither the config nor the command line sets them
     FORWARDED_ALLOW_IPS    --forwarded-allow-ips when neither the config nor the command line sets it
+    LISTEN_FDS, LISTEN_PID systemd socket activation: serve the sockets systemd passed instead of --bind
+    NOTIFY_SOCKET          systemd readiness: READY=1, RELOADING=1, STOPPING=1 are sent there
 
   Docs: README.md, docs/settings.md, docs/operations.md (in the package).
 `;

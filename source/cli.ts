@@ -21,6 +21,7 @@ import { VERSION } from './version.js';
 import { CodeWatcher } from './code-watcher.js';
 import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './upgrade.js';
 import { parseAppSpec } from './app-spec.js';
+import { activatedDescriptors, forgetActivation, ServiceNotifier } from './systemd.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -50,7 +51,11 @@ async function watchCode(config: ResolvedConfig, app: string, onChange: (files: 
   return CodeWatcher.start({ roots: [appDirectory], extraFiles, onChange });
 }
 
-async function serve(config: ResolvedConfig, app: string, launched: boolean): Promise<void> {
+/**
+ * Serves until stopped. `activated`: the listening descriptors systemd passed (systemd.ts), which stand in
+ * for the binds.
+ */
+async function serve(config: ResolvedConfig, app: string, launched: boolean, activated: readonly number[]): Promise<void> {
   const { settings, sources } = config;
   // --log-file is the original grainbows spelling ('-' = stdout); --error-logfile is gunicorn's ('-' = stderr).
   const errorLog = settings.logFile ? openLogDestination(settings.logFile, 'stdout') : openLogDestination(settings.errorLogfile, 'stderr');
@@ -67,6 +72,8 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
   }
   log.info(`Starting grainbows ${VERSION}`);
   if (config.configFile) log.info(`Config file: ${config.configFile}`);
+  if (activated.length > 0) log.info(`Socket activation: listening on the ${activated.length} sockets systemd passed (${settings.bind.join(', ')})`);
+  const notifier = await ServiceNotifier.open(process.env, log);
   let hooks = config.hooks;
   await callHook('onStarting', hooks.onStarting, [config], log);
   let control: ControlServer | undefined;
@@ -76,13 +83,14 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
     log,
     rereadConfig: async () => {
       const next = await resolveConfig(process.argv.slice(2), process.env, process.cwd(), import.meta, { fresh: true });
-      if (next.settings.bind.join(' ') !== settings.bind.join(' '))
+      if (activated.length === 0 && next.settings.bind.join(' ') !== settings.bind.join(' '))
         log.warning('reload: bind addresses do not change on reload (restart, or upgrade with USR2)');
       hooks = next.hooks;
       await callHook('onReload', hooks.onReload, [server], log);
       return { ...next.settings, app: next.app ?? app, hooksFile: next.hooksFile };
     },
     reopenLogs: () => errorLog.reopen(),
+    notify: (state) => notifier?.tell(state),
     startSuccessor: async () => {
       await startSuccessor(running.listeningSockets(), settings.pidfile, log);
     },
@@ -158,6 +166,7 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean): Pr
     log.info(`Reloading on code changes in ${watcher.describe()}`);
   }
   await callHook('whenReady', hooks.whenReady, [running], log);
+  notifier?.tell('ready');
   // `-D` returns once the daemon serves: its log must say so by then (a file is written asynchronously).
   await errorLog.flushed();
   reportToStarter({ kind: 'ready' });
@@ -193,6 +202,9 @@ async function main(): Promise<void> {
       process.exit(ExitStatus.failure);
     }
   }
+  // systemd's sockets replace the binds, as in gunicorn; on Node 20 they were passed to the launcher.
+  const activated = activatedDescriptors(process.env, launched ? [process.pid, process.ppid] : [process.pid]);
+  if (activated.length > 0) config.settings.bind = activated.map((fd) => `fd://${fd}`);
   // Before --daemon, so that the daemon is started with them too.
   const mainFlags = missingMainFlags(config.settings);
   if (mainFlags.length > 0) process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind)));
@@ -204,7 +216,8 @@ async function main(): Promise<void> {
     }
     process.exit(await daemonize(process.argv.slice(1)));
   }
-  await serve(config, config.app, launched);
+  forgetActivation(process.env); // this process serves: none it starts (an upgrade's successor) may claim them
+  await serve(config, config.app, launched, activated);
 }
 
 await main();

@@ -5,15 +5,15 @@
  * own: sharing one number between two event loops is unsafe (docs/design.md, pitfall 9: the kernel reuses a closed number,
  * and one thread closes the other's live connection).
  *
- * Node has no dup(), so the call goes through koffi, a maintained FFI library with prebuilt binaries for
- * Linux, macOS and the BSDs (an optional dependency: where it is missing or fails to load, grainbows relays).
- * Not on Windows, where a socket is a handle and `_handle.fd` is -1.
+ * Node has no dup(), so the call goes through the C library (libc.ts; where it cannot load, grainbows
+ * relays). Not on Windows, where a socket is a handle and `_handle.fd` is -1.
  *
  * One leak is accepted: a copy posted to an actor whose thread dies before it reads the message stays open
  * (a number in a dropped message; main cannot close it, since the actor may have opened and closed it
  * already and the number may be someone else's by now). The window is one message's flight.
  */
 import type { Socket } from 'node:net';
+import { libc } from './libc.js';
 
 export interface DescriptorCopier {
   /** A new descriptor for the same open socket, or -1 (EMFILE and the like). */
@@ -21,42 +21,24 @@ export interface DescriptorCopier {
   close(fd: number): number;
 }
 
-/** Where each platform's C library is (koffi.load takes a file name the dynamic loader can find). */
-const LIBC: Partial<Record<NodeJS.Platform, string[]>> = {
-  linux: ['libc.so.6', 'libc.so'], // glibc, then musl
-  darwin: ['libSystem.B.dylib'],
-  freebsd: ['libc.so.7'],
-  openbsd: ['libc.so'],
-};
-
 let loaded: Promise<DescriptorCopier | undefined> | undefined;
 
-/** The copier, or undefined where this platform or installation has none. Loaded once. */
+/** The copier, or undefined where this platform or installation has none (libc.ts). Loaded once. */
 export function descriptorCopier(): Promise<DescriptorCopier | undefined> {
   loaded ??= loadCopier();
   return loaded;
 }
 
 async function loadCopier(): Promise<DescriptorCopier | undefined> {
-  const candidates = LIBC[process.platform];
-  if (!candidates) return undefined;
-  let koffi: (typeof import('koffi'))['default'];
+  const library = await libc();
+  if (!library) return undefined;
   try {
-    koffi = (await import('koffi')).default;
+    const dup = library.func('int dup(int fd)') as (fd: number) => number;
+    const close = library.func('int close(int fd)') as (fd: number) => number;
+    return { dup, close };
   } catch {
-    return undefined; // not installed (optional), or no prebuilt binary for this machine
+    return undefined;
   }
-  for (const name of candidates) {
-    try {
-      const libc = koffi.load(name);
-      const dup = libc.func('int dup(int fd)') as (fd: number) => number;
-      const close = libc.func('int close(int fd)') as (fd: number) => number;
-      return { dup, close };
-    } catch {
-      // try the next name
-    }
-  }
-  return undefined;
 }
 
 /** The descriptor under an accepted TCP socket; undefined on Windows (-1 there) or once it is closed. */
