@@ -17,6 +17,8 @@ import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
+import { RequestMetrics } from './request-metrics.js';
+import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from './statsd.js';
 import { forwardServerEvents } from './app-server.js';
 import { ACTOR_ID_KEY } from '../source/affinity.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
@@ -28,6 +30,8 @@ export interface ActorSettings extends HttpSettings {
   maxRequests: number;
   /** The config file whose actor hooks (actorInit, preRequest, ...) this actor runs, if it has any. */
   hooksFile: string | null;
+  /** Where this actor sends gunicorn's per-request StatsD metrics; null when off. */
+  statsd: StatsdTarget | null;
   /** `--worker-connections`: the most requests in flight main gives this actor (1 with `--use sync`). */
   requestsPerActor: number;
 }
@@ -45,6 +49,8 @@ export interface ActorTask {
   heartbeat: SharedArrayBuffer;
   /** One Int32: requests in flight, counted by main and actor together (request-slots.ts). */
   requestSlots: SharedArrayBuffer;
+  /** Responses by status class and duration, written here and read by main (request-metrics.ts). */
+  requestMetrics: SharedArrayBuffer;
 }
 
 /** How often an actor stamps its heartbeat. */
@@ -61,6 +67,9 @@ export interface ActorStats {
   requestsInFlight: number;
   /** Event-loop utilisation since the previous stats() call, 0..1. */
   eventLoopUtilization: number;
+  /** Milliseconds the event loop has been busy and idle since the actor started (a reader computes its own utilisation from two readings). */
+  eventLoopActiveMs: number;
+  eventLoopIdleMs: number;
   /** This actor's V8 heap, in bytes. */
   heapUsed: number;
   heapTotal: number;
@@ -123,6 +132,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     stop = resolve;
   });
 
+  const statsd = task.settings.statsd && openStatsd(task.settings.statsd, (error) => log.debug(`statsd: ${error.message}`));
   const booting = boot();
   const control: ActorControl = {
     ready: () => booting,
@@ -140,6 +150,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         requestsServed: requests.served,
         requestsInFlight: requests.inFlight,
         eventLoopUtilization: delta.utilization,
+        eventLoopActiveMs: now.active,
+        eventLoopIdleMs: now.idle,
         startedAt,
       };
     },
@@ -168,6 +180,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         log,
         counters: requests,
         slots,
+        metrics: new RequestMetrics(task.requestMetrics, statsd ? (status, seconds) => sendResponse(statsd, status, seconds) : undefined),
         drain,
         hooks,
         actorId: task.actorId,
@@ -209,6 +222,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   drain.stop();
   host?.destroyAll();
   task.dataPort.close();
+  if (statsd) await closeStatsd(statsd);
   // Give comlink's last reply (to stop()) a turn to leave before the port closes.
   await new Promise((resolve) => setImmediate(resolve));
   task.controlPort.close();

@@ -24,6 +24,7 @@ import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
 import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 import { RelaySocket } from './relay-socket.js';
+import type { RequestMetrics } from './request-metrics.js';
 import { sessionOwner } from '../source/affinity.js';
 
 export interface HttpSettings {
@@ -109,12 +110,15 @@ interface SocketWithMessage extends Duplex {
 export interface ActorResponse extends http.ServerResponse, SlotTicket {
   /** Counted by handle(): only those are settled (Node answers some requests itself, a 417 for one). */
   countedByActor: boolean;
+  /** `performance.now()` when the app was handed the request: its duration is counted from there. */
+  arrivedAt: number;
 }
 
 class CountedResponse extends http.ServerResponse implements ActorResponse {
   slotRunning = false;
   slotRun?: () => void = undefined;
   countedByActor = false;
+  arrivedAt = 0;
 }
 
 const START_NODE_DEADLINES = Symbol('starts Node keeping headersTimeout and requestTimeout');
@@ -161,6 +165,8 @@ export interface ActorServerWiring {
   counters: RequestCounters;
   /** The requests-in-flight count main reads (request-slots.ts). */
   slots: RequestSlots;
+  /** Responses by status class and duration, in memory main reads (request-metrics.ts). */
+  metrics: RequestMetrics;
   drain: DrainMode;
   hooks: ActorHooks;
   actorId: number;
@@ -192,7 +198,7 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
 export function createActorServer(
   app: LoadedApp,
   settings: HttpSettings,
-  { log, counters, slots, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring,
+  { log, counters, slots, metrics, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring,
 ): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
@@ -203,6 +209,7 @@ export function createActorServer(
     counters.inFlight--;
     slots.release(res);
     counters.served++;
+    metrics.record(res.headersSent ? res.statusCode : 0, (performance.now() - res.arrivedAt) / 1000);
     counters.afterResponse();
   };
   const { accessLogFormat } = settings;
@@ -234,6 +241,7 @@ export function createActorServer(
     const response = res as ActorResponse;
     counters.inFlight++;
     response.countedByActor = true;
+    response.arrivedAt = performance.now();
     response.on('close', settleOnClose);
     slots.take(req.socket, response);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };

@@ -59,6 +59,7 @@ async function actorPath(): Promise<void> {
   const floor = process.argv.includes('floor');
   const { ConnectionHost } = await import('../actors/connection-host.js');
   const { RequestSlots } = await import('../actors/request-slots.js');
+  const { RequestMetrics, requestMetricsBuffer } = await import('../actors/request-metrics.js');
   const { createActorServer } = await import('../actors/http-server.js');
   const { DrainMode } = await import('../actors/drain.js');
   const { generationFrom } = await import('../source/server.js');
@@ -71,6 +72,7 @@ async function actorPath(): Promise<void> {
     log: createLogger('warning'),
     counters: { inFlight: 0, served: 0, afterResponse() {} },
     slots,
+    metrics: new RequestMetrics(requestMetricsBuffer()),
     drain: new DrainMode(),
     hooks: {},
     actorId: 1,

@@ -22,6 +22,7 @@ import type { AppSpec } from './app-spec.js';
 import type { AppKind } from '../actors/app-loader.js';
 import type { ListeningAddress } from '../actors/fastify-lifecycle.js';
 import { ActorLink } from './actor-link.js';
+import { addTotals, emptyTotals, readRequestMetrics, requestMetricsBuffer, type RequestTotals } from '../actors/request-metrics.js';
 import { GrainbowsError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -89,6 +90,7 @@ export class Actor {
     private readonly control: Comlink.Remote<ActorControl>,
     private readonly controlPort: MessagePort,
     readonly heartbeat: SharedArrayBuffer,
+    private readonly requestMetrics: SharedArrayBuffer,
   ) {
     this.beat = new BigInt64Array(heartbeat);
   }
@@ -100,6 +102,11 @@ export class Actor {
   /** Requests it is answering now: what `--worker-connections` limits. */
   get requestsInFlight(): number {
     return this.link.requestsInFlight;
+  }
+
+  /** Its responses so far, by status class and duration (read from shared memory: no round trip). */
+  requestTotals(): RequestTotals {
+    return readRequestMetrics(this.requestMetrics);
   }
 
   /** Milliseconds since the actor's event loop last turned (its last heartbeat). */
@@ -167,10 +174,26 @@ export interface PoolEvents {
 export interface PoolActorStats extends ActorStats {
   generation: number;
   state: ActorState;
+  responses: RequestTotals;
+}
+
+/** How actors have ended since the pool started. */
+export interface ActorEndings {
+  /** Died while serving: an uncaught exception, process.exit, out of memory. */
+  crashed: number;
+  /** Terminated by the watchdog (`--timeout`). */
+  hung: number;
+  /** Retired on purpose: reload, resize, `--max-requests`, stop. */
+  retired: number;
 }
 
 export class ActorPool extends EventEmitter<PoolEvents> {
   private readonly actors = new Set<Actor>();
+  /** The responses of actors that have ended, so that totals never go back. */
+  private readonly endedTotals = emptyTotals();
+  /** Actors started since the pool started, replacements included. */
+  startedCount = 0;
+  readonly endings: ActorEndings = { crashed: 0, hung: 0, retired: 0 };
   private nextActorId = 1;
   private generation = 1;
   private generationOptions: GenerationOptions;
@@ -272,10 +295,24 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const answers = await Promise.all(
       live.map(async (actor) => {
         const stats = await actor.stats();
-        return stats && { ...stats, generation: actor.generation, state: actor.state };
+        return stats && { ...stats, generation: actor.generation, state: actor.state, responses: actor.requestTotals() };
       }),
     );
     return answers.filter((answer): answer is PoolActorStats => answer !== undefined);
+  }
+
+  /** Every response the actors gave since the pool started, those of ended actors included. */
+  requestTotals(): RequestTotals {
+    const totals = addTotals(emptyTotals(), this.endedTotals);
+    for (const actor of this.actors) addTotals(totals, actor.requestTotals());
+    return totals;
+  }
+
+  /** The actors serving now (not booting, draining or stopping). */
+  get readyCount(): number {
+    let count = 0;
+    for (const actor of this.actors) if (actor.state === 'ready') count++;
+    return count;
   }
 
   /**
@@ -385,6 +422,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const control = new MessageChannel();
     const heartbeat = new SharedArrayBuffer(8);
     const requestSlots = new SharedArrayBuffer(4);
+    const requestMetrics = requestMetricsBuffer();
     const piscina = new Piscina<ActorTask, ActorExit>({
       filename: ACTOR_ENTRY,
       minThreads: 1,
@@ -407,7 +445,16 @@ export class ActorPool extends EventEmitter<PoolEvents> {
         if (started) void this.recycle(started);
       },
     );
-    started = new Actor(id, generation, piscina, link, Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint), control.port1, heartbeat);
+    started = new Actor(
+      id,
+      generation,
+      piscina,
+      link,
+      Comlink.wrap<ActorControl>(control.port1 as unknown as Comlink.Endpoint),
+      control.port1,
+      heartbeat,
+      requestMetrics,
+    );
     const actor = started;
     this.actors.add(actor);
     const task: ActorTask = {
@@ -418,6 +465,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       settings: { ...settings, maxRequests: this.maxRequestsFor() },
       heartbeat,
       requestSlots,
+      requestMetrics,
     };
     const run = piscina.run(task, { transferList: [data.port2, control.port2] });
     actor.exited = run.then(
@@ -444,6 +492,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     actor.appKind = boot.kind;
     this.options.log.info(`Booted actor ${id} (generation ${generation}, ${boot.kind} app)`);
     if (this.listeningAddresses) void actor.announceListening(this.listeningAddresses);
+    this.startedCount++;
     this.emit('actor-start', actor);
     this.emit('slot-freed');
     return actor;
@@ -453,6 +502,10 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     const wasServing = actor.state === 'ready' && !this.closing;
     actor.crashed = wasServing;
     this.actors.delete(actor);
+    addTotals(this.endedTotals, actor.requestTotals());
+    if (actor.hung) this.endings.hung++;
+    else if (wasServing) this.endings.crashed++;
+    else if (actor.appKind) this.endings.retired++; // one that never booted is a boot failure, reported as such
     if (actor.state !== 'gone') actor.detach();
     void actor.terminate(); // piscina would otherwise start a fresh thread in place of a crashed one
     this.emit('actor-exit', actor, error);

@@ -50,7 +50,6 @@ export function parseBind(spec: string): BindAddress {
   return { kind: 'tcp', host, port: port === undefined ? DEFAULT_PORT : parsePort(port, spec) };
 }
 
-/** How a bound listener is shown to people: `http://127.0.0.1:8000`, `unix:/run/app.sock`. */
 /** The descriptor numbers of the `fd://N` binds (a malformed bind is left for the server to report). */
 export function inheritedDescriptors(binds: readonly string[]): number[] {
   return binds.flatMap((spec) => {
@@ -63,6 +62,7 @@ export function inheritedDescriptors(binds: readonly string[]): number[] {
   });
 }
 
+/** How a bound listener is shown to people: `http://127.0.0.1:8000`, `unix:/run/app.sock`. */
 export function describeListener(server: net.Server, bind: BindAddress, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address();
   if (typeof address === 'string') return `unix:${address}`;

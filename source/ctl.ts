@@ -1,20 +1,23 @@
 /**
  * `grainbows ctl [--pid FILE | --socket PATH] [--json] status|reload|resize N|stop|upgrade`: talks to a
  * running grainbows over its control channel (control.ts) and prints what it answers.
- * Exit status: 0 done, 1 the server refused or could not be reached, 2 usage.
+ * Exit status: 0 done, 1 the server refused or could not be reached, 2 usage, 5 (status only) the server
+ * answers but is not ready: no actor serving yet, or stopping. So `grainbows ctl status` is a readiness check.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import meow from 'meow';
 import { CONTROL_COMMANDS, defaultControlPath, type ControlAnswer, type ControlRequest, type StatusReport } from './control.js';
 import { ExitStatus, GrainbowsError } from './errors.js';
+import { STATUS_CLASSES } from '../actors/request-metrics.js';
 
 const HELP = `
   Usage
     $ grainbows ctl [--pid FILE | --socket PATH] [--json] COMMAND
 
   Commands
-    status        Per-actor state: connections, requests served, event-loop utilisation, age, generation
+    status        Per-actor state: connections, requests served, event-loop utilisation, age, generation;
+                  responses by status class and actor restarts. Exits 5 when the server is not ready.
     reload        Start a new generation of actors (config re-read, app imported afresh); old one drains
     resize N      Grow or shrink to N actors; removed actors drain first
     stop          Graceful stop (as TERM)
@@ -69,7 +72,14 @@ export function formatStatus(status: StatusReport): string {
   ]);
   const widths = columns.map((column, i) => Math.max(column.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [header, line(columns), ...rows.map(line)].join('\n');
+  const { responses, actorEndings: ended } = status;
+  const classes = STATUS_CLASSES.map((name) => `${name} ${responses.byStatusClass[name]}`).join(', ');
+  const mean = responses.count > 0 ? `, mean ${((responses.durationSum / responses.count) * 1000).toFixed(1)} ms` : '';
+  const totals = [
+    `responses: ${responses.count} (${classes})${mean}`,
+    `actors: ${status.actorsStarted} started, ${ended.crashed} crashed, ${ended.hung} hung, ${ended.retired} retired${status.ready ? '' : '; NOT READY'}`,
+  ];
+  return [header, line(columns), ...rows.map(line), ...totals].join('\n');
 }
 
 export async function runCtl(argv: string[], importMeta: ImportMeta): Promise<number> {
@@ -110,5 +120,7 @@ export async function runCtl(argv: string[], importMeta: ImportMeta): Promise<nu
   else if (typeof reply.result === 'object' && reply.result !== null && 'actors' in reply.result)
     process.stdout.write(`${formatStatus(reply.result as StatusReport)}\n`);
   else process.stdout.write(`${String(reply.result)}\n`);
-  return reply.ok ? ExitStatus.ok : ExitStatus.failure;
+  if (!reply.ok) return ExitStatus.failure;
+  const notReady = command === 'status' && (reply.result as Partial<StatusReport> | null)?.ready === false;
+  return notReady ? ExitStatus.notReady : ExitStatus.ok;
 }

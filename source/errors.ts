@@ -12,6 +12,8 @@ export const ExitStatus = {
   config: 3,
   /** The app module could not be found, loaded or used as an app (gunicorn's APP_LOAD_ERROR is 4 too). */
   appLoad: 4,
+  /** `grainbows ctl status`: the server answers but is not ready (no actor serving yet, or stopping). */
+  notReady: 5,
 } as const;
 
 export type ErrorCode =

@@ -7,7 +7,8 @@ export { GrainbowsServer, DEFAULTS, type ServeOptions, type ServerStats, type Se
 export { GrainbowsError, ExitStatus, type ErrorCode } from './errors.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
 export type { HandoffStrategy } from './actor-link.js';
-export type { ActorState, PoolActorStats as ActorStatsEntry } from './actor-pool.js';
+export type { ActorEndings, ActorState, PoolActorStats as ActorStatsEntry } from './actor-pool.js';
+export { DURATION_BUCKETS, STATUS_CLASSES, type RequestTotals, type StatusClass } from '../actors/request-metrics.js';
 export type { ActorStats } from '../actors/actor.js';
 export type { AppSpec } from './app-spec.js';
 export type { BindAddress } from './bind.js';

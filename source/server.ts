@@ -7,7 +7,11 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from './app-spec.js';
-import { ActorPool, type Actor, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
+import { ActorPool, type Actor, type ActorEndings, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
+import type { RequestTotals } from '../actors/request-metrics.js';
+import { MetricsEndpoint } from './metrics.js';
+import type { StatsD } from 'hot-shots';
+import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../actors/statsd.js';
 import type { HandoffStrategy } from './actor-link.js';
 import { parseBind, type BindAddress } from './bind.js';
 import { Dispatcher } from './dispatcher.js';
@@ -80,6 +84,15 @@ export interface ServeOptions {
   memoryReducer?: boolean;
   /** Access log: a file to append to, or `-` for stdout. Off when not given. */
   accessLogfile?: string;
+  /**
+   * Where the Prometheus endpoint listens (HOST:PORT or unix:PATH): `GET /metrics`, and `GET /healthz` for
+   * readiness (metrics.ts). Off when not given.
+   */
+  metricsBind?: string;
+  /** Send gunicorn's StatsD metrics over UDP to HOST:PORT (actors/statsd.ts). Off when not given. */
+  statsdHost?: string;
+  /** Prefix for the StatsD names, joined with a dot: `app` gives `app.gunicorn.requests`. */
+  statsdPrefix?: string;
   /** gunicorn's access log format (atoms like `%(h)s`), or `json` for one JSON object per line. */
   accessLogformat?: string;
   /** Seconds an actor's event loop may stand still before it is terminated and replaced; 0 = never. Default 30. */
@@ -182,6 +195,8 @@ export interface ServerEvents {
 }
 
 export interface ServerStats {
+  /** Serving: at least one actor ready, and not stopping (the readiness probe's answer). */
+  ready: boolean;
   handoff: HandoffStrategy;
   generation: number;
   /** Connections whose request head arrived, waiting in main for an actor slot. */
@@ -189,6 +204,12 @@ export interface ServerStats {
   /** Connections held in main while they send their first request head (they cost no actor slot). */
   awaitingHead: number;
   actors: PoolActorStats[];
+  /** Every response the actors gave since the server started, by status class and duration (ended actors' included). */
+  responses: RequestTotals;
+  /** Actors started since the server started, replacements included. */
+  actorsStarted: number;
+  /** How actors have ended: crashed, hung (terminated after `timeout`), retired. */
+  actorEndings: ActorEndings;
 }
 
 export interface CloseOptions {
@@ -197,6 +218,9 @@ export interface CloseOptions {
   /** A successor process took over the listening sockets (binary upgrade): leave unix socket paths in place. */
   handingOver?: boolean;
 }
+
+/** How often gunicorn.workers is sent (gunicorn's arbiter sends it about once a second). */
+const STATSD_WORKERS_EVERY_MS = 1000;
 
 export const DEFAULTS = {
   bind: '127.0.0.1:8000',
@@ -287,6 +311,7 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
       logLevel: options.logLevel ?? 'info',
       maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
       hooksFile: options.hooksFile ?? null,
+      statsd: statsdTarget(options.statsdHost, options.statsdPrefix),
       forwardedAllowIps: checkedAllowIps(options.forwardedAllowIps ?? DEFAULTS.forwardedAllowIps),
       requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
       ...readDeadlines(options),
@@ -302,6 +327,8 @@ export function generationFrom(options: ServeOptions, accessLogOn: boolean): Gen
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
   private closing: Promise<void> | undefined;
   private hurry = false;
+  private metrics: MetricsEndpoint | undefined;
+  private statsd: { client: StatsD; timer: NodeJS.Timeout } | undefined;
 
   private constructor(
     readonly handoff: HandoffStrategy,
@@ -323,7 +350,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   static async start(options: ServeOptions): Promise<GrainbowsServer> {
-    const log = options.logger ?? createLogger(options.logLevel ?? 'info');
+    const target = statsdTarget(options.statsdHost, options.statsdPrefix);
+    const baseLog = options.logger ?? createLogger(options.logLevel ?? 'info');
+    const statsd = target ? openStatsd(target, (error) => baseLog.debug(`statsd: ${error.message}`)) : undefined;
+    const log = statsd ? countLogLines(baseLog, statsd) : baseLog;
     const binds = (options.bind ?? [DEFAULTS.bind]).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
     const workers = wholeNumberAtLeast('workers', options.workers ?? DEFAULTS.workers, 1);
     if (options.heapGrowingPercent) {
@@ -383,7 +413,29 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
     pool.announceListening(listeners.flatMap((listener) => listener.server.address() ?? []));
-    return new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
+    const server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
+    if (statsd) server.reportToStatsd(statsd);
+    if (options.metricsBind) {
+      try {
+        server.metrics = await MetricsEndpoint.open(options.metricsBind, server, log);
+      } catch (error) {
+        await server.close({ graceful: false });
+        throw error;
+      }
+    }
+    return server;
+  }
+
+  /** gunicorn.workers every second, as gunicorn's arbiter sends it. */
+  private reportToStatsd(client: StatsD): void {
+    const timer = setInterval(() => client.gauge('gunicorn.workers', this.pool.readyCount), STATSD_WORKERS_EVERY_MS).unref();
+    client.gauge('gunicorn.workers', this.pool.readyCount);
+    this.statsd = { client, timer };
+  }
+
+  /** Where the Prometheus endpoint listens (`--metrics-bind`), e.g. `http://127.0.0.1:9100`; undefined when off. */
+  get metricsUrl(): string | undefined {
+    return this.metrics?.url;
   }
 
   /** Where the server listens, e.g. `http://127.0.0.1:41234` (the real port when 0 was asked for). */
@@ -395,11 +447,15 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const actors = await this.pool.stats();
     // Connections still sending their first head wait at main's gate (relay) or at their actor's (transfer).
     return {
+      ready: this.ready,
       handoff: this.handoff,
       generation: this.pool.currentGeneration,
       queued: this.dispatcher.queued,
       awaitingHead: this.dispatcher.awaitingHead + actors.reduce((sum, actor) => sum + actor.awaitingHead, 0),
       actors,
+      responses: this.pool.requestTotals(),
+      actorsStarted: this.pool.startedCount,
+      actorEndings: { ...this.pool.endings },
     };
   }
 
@@ -428,6 +484,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     this.log.info(`Resizing to ${workers} actors`);
     await this.pool.resize(workers);
     this.options = { ...this.options, workers };
+  }
+
+  /** Serving: at least one actor ready, and not stopping. */
+  get ready(): boolean {
+    return this.closing === undefined && this.pool.readyCount > 0;
   }
 
   /** How many actors the server keeps serving. */
@@ -483,6 +544,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     this.dispatcher.close();
     await this.pool.close();
     await listening;
+    await this.metrics?.close(); // last: the readiness probe says 503 until the very end
+    if (this.statsd) {
+      clearInterval(this.statsd.timer);
+      await closeStatsd(this.statsd.client);
+    }
     this.accessLog?.close();
     this.log.debug('server closed');
   }

@@ -37,6 +37,9 @@ export interface SettingsValues {
   logLevel: LogLevel;
   accessLogfile: string;
   accessLogformat: string;
+  metricsBind: string;
+  statsdHost: string;
+  statsdPrefix: string;
   timeout: number;
   gracefulTimeout: number;
   maxRequests: number;
@@ -456,6 +459,43 @@ export const SETTINGS = [
     default: DEFAULTS.accessLogformat,
     section: 'Logging',
     doc: "Access log format: gunicorn's atoms (%(h)s remote address, %(l)s '-', %(u)s user, %(t)s time, %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(T)s/%(D)s/%(L)s duration in s/µs/decimal s, %(p)s pid, %({Header}i)s and %({Header}o)s), or json for one JSON object per line.",
+    parse: (raw: string) => raw,
+  },
+  {
+    name: 'metricsBind',
+    flag: 'metrics-bind',
+    type: 'string',
+    default: '',
+    section: 'Logging',
+    doc: "Serve Prometheus metrics at HOST:PORT or unix:PATH: GET /metrics, and GET /healthz for readiness (200 while serving, 503 while starting or stopping). Apart from the app's binds. Empty: off.",
+    parse: (raw: string) => {
+      if (raw === '') return raw;
+      const bind = parseBind(raw);
+      if (bind.kind !== 'tcp' && bind.kind !== 'unix') throw new Error(`--metrics-bind takes HOST:PORT or unix:PATH, not '${raw}'`);
+      return raw;
+    },
+  },
+  {
+    name: 'statsdHost',
+    flag: 'statsd-host',
+    type: 'string',
+    default: '',
+    section: 'Logging',
+    doc: "Send gunicorn's StatsD metrics over UDP to HOST:PORT (gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.<code>, gunicorn.workers, gunicorn.log.<level>). Empty: off.",
+    parse: (raw: string) => {
+      if (raw === '') return raw;
+      const bind = parseBind(raw);
+      if (bind.kind !== 'tcp') throw new Error(`--statsd-host takes HOST:PORT, not '${raw}'`);
+      return raw;
+    },
+  },
+  {
+    name: 'statsdPrefix',
+    flag: 'statsd-prefix',
+    type: 'string',
+    default: '',
+    section: 'Logging',
+    doc: "Prefix for the StatsD metric names, joined with a dot (gunicorn's statsd_prefix): --statsd-prefix app gives app.gunicorn.requests.",
     parse: (raw: string) => raw,
   },
   {
