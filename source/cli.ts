@@ -22,6 +22,7 @@ import { CodeWatcher } from './code-watcher.js';
 import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './upgrade.js';
 import { parseAppSpec } from './app-spec.js';
 import { activatedDescriptors, forgetActivation, ServiceNotifier } from './systemd.js';
+import { startedByNpm, watchParent } from './parent-watch.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -51,11 +52,18 @@ async function watchCode(config: ResolvedConfig, app: string, onChange: (files: 
   return CodeWatcher.start({ roots: [appDirectory], extraFiles, onChange });
 }
 
-/**
- * Serves until stopped. `activated`: the listening descriptors systemd passed (systemd.ts), which stand in
- * for the binds.
- */
-async function serve(config: ResolvedConfig, app: string, launched: boolean, activated: readonly number[]): Promise<void> {
+/** How this process was started, as far as serving cares. */
+interface Start {
+  /** By a launcher (relaunch.ts), which it stops with. */
+  launched: boolean;
+  /** The listening descriptors systemd passed (systemd.ts), which stand in for the binds. */
+  activated: readonly number[];
+  /** By npm, whose end it stops with (parent-watch.ts). */
+  stopWithParent: boolean;
+}
+
+/** Serves until stopped. */
+async function serve(config: ResolvedConfig, app: string, { launched, activated, stopWithParent }: Start): Promise<void> {
   const { settings, sources } = config;
   // --log-file is the original grainbows spelling ('-' = stdout); --error-logfile is gunicorn's ('-' = stderr).
   const errorLog = settings.logFile ? openLogDestination(settings.logFile, 'stdout') : openLogDestination(settings.errorLogfile, 'stderr');
@@ -113,6 +121,11 @@ async function serve(config: ResolvedConfig, app: string, launched: boolean, act
     else log.info(`Handling signal: ${why.replace(/^SIG/, '').toLowerCase()} (through the launching process)`);
     arbiter.enqueue('stop').catch(() => {});
   });
+  if (stopWithParent)
+    watchParent((parent) => {
+      log.warning(`The npm process that started grainbows (${parent}) is gone; stopping gracefully`);
+      arbiter.enqueue('stop').catch(() => {});
+    });
   let running: GrainbowsServer;
   try {
     server = running = await GrainbowsServer.start({
@@ -207,7 +220,8 @@ async function main(): Promise<void> {
   if (activated.length > 0) config.settings.bind = activated.map((fd) => `fd://${fd}`);
   // Before --daemon, so that the daemon is started with them too.
   const mainFlags = missingMainFlags(config.settings);
-  if (mainFlags.length > 0) process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind)));
+  const stopWithParent = !launched && startedByNpm() && !isDaemonChild() && upgradingFrom() === undefined;
+  if (mainFlags.length > 0) process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind), { stopWithParent }));
   if (config.settings.daemon && !isDaemonChild()) {
     try {
       refuseUnsupported(config.sources);
@@ -217,7 +231,7 @@ async function main(): Promise<void> {
     process.exit(await daemonize(process.argv.slice(1)));
   }
   forgetActivation(process.env); // this process serves: none it starts (an upgrade's successor) may claim them
-  await serve(config, config.app, launched, activated);
+  await serve(config, config.app, { launched, activated, stopWithParent });
 }
 
 await main();

@@ -17,6 +17,7 @@
  *   sees its IPC channel close), so a `kill -9` of the launcher never leaves a server behind.
  */
 import { spawn } from 'node:child_process';
+import { watchParent } from './parent-watch.js';
 
 /** The settings that decide the main thread's node flags. */
 export interface MainThreadSettings {
@@ -68,7 +69,11 @@ type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
  * with a promise of the exit status the child ended with (a signal that killed it is re-raised here first).
  * `inheritedFds`: descriptors beyond stdio the child needs at the same numbers (the `fd://N` binds).
  */
-export function relaunch(flags: readonly string[], inheritedFds: readonly number[] = [], argv: readonly string[] = process.argv.slice(1)): Promise<number> {
+export function relaunch(
+  flags: readonly string[],
+  inheritedFds: readonly number[] = [],
+  { argv = process.argv.slice(1), stopWithParent = false }: { argv?: readonly string[]; stopWithParent?: boolean } = {},
+): Promise<number> {
   const nodeArgs = [...process.execArgv, ...flags, ...argv];
   const { execve } = process as NodeJS.Process & { execve?: Execve };
   // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
@@ -89,6 +94,8 @@ export function relaunch(flags: readonly string[], inheritedFds: readonly number
         : FORWARDED.map((signal) => [signal, () => child.kill(signal)]),
     );
     for (const [signal, handler] of handlers) process.on(signal, handler);
+    // Started by npm, which may end without passing TERM on (parent-watch.ts): its end means TERM.
+    if (stopWithParent) watchParent(() => handlers.get('SIGTERM')?.());
     child.on('error', (error) => {
       process.stderr.write(`grainbows: cannot start ${process.execPath}: ${error.message}\n`);
       resolve(1);
