@@ -7,7 +7,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../source/wire.js';
-import { HeadGate, type Arrival } from '../source/head-gate.js';
+import { HeadGate, type GatedConnection } from '../source/head-gate.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
 import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
@@ -22,7 +22,8 @@ import { RequestNormalizer, attachNormalizer, type ParserCompat } from './reques
  */
 type Inbound = AsyncGenerator<void, void, Uint8Array | null>;
 
-interface RelayedConnection {
+/** The actor's end of a relayed connection (main's end is source/relay.ts). */
+interface RelayEnd {
   socket: RelaySocket;
   inbound: Inbound;
 }
@@ -37,7 +38,7 @@ function headIsComplete(bytes: Uint8Array): boolean {
 }
 
 export class ConnectionHost implements RelayOutlet {
-  private readonly relayed = new Map<number, RelayedConnection>();
+  private readonly relayed = new Map<number, RelayEnd>();
   private readonly transferred = new Map<number, Socket>();
   /** Transferred connections in Node's server whose first request head is not complete yet. */
   private readonly headPending = new Set<Socket>();
@@ -148,7 +149,7 @@ export class ConnectionHost implements RelayOutlet {
       normalizer = new RequestNormalizer(this.compat);
       attachNormalizer(socket, normalizer);
     }
-    const connection: RelayedConnection = { socket, inbound: this.runInbound(socket, normalizer) };
+    const connection: RelayEnd = { socket, inbound: this.runInbound(socket, normalizer) };
     this.relayed.set(id, connection);
     socket.once('close', () => {
       this.relayed.delete(id);
@@ -227,7 +228,7 @@ export class ConnectionHost implements RelayOutlet {
   }
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
-  private readonly serveTransferred = ({ socket, head, ended }: Arrival): void => {
+  private readonly serveTransferred = ({ socket, head, ended }: GatedConnection): void => {
     if (!socket.destroyed && !headIsComplete(head)) {
       this.noticeWholeHeads();
       this.headPending.add(socket);

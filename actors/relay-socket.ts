@@ -25,7 +25,7 @@ export interface RelayOutlet {
 type WriteCallback = (error?: Error | null) => void;
 
 /** Where the request now arriving on a connection is (arrival-deadlines.ts reads it once a second). */
-export interface Arrival {
+export interface ArrivingRequest {
   /** When its first byte came (performance.now() ms); 0 while no request is arriving. */
   startedAt: number;
   /** The request, once its head is whole and while its body is still coming; null before. */
@@ -70,7 +70,7 @@ export class RelaySocket extends Duplex {
   private lastActive = 0;
   private demandWaiter: (() => void) | null = null;
   /** The request now arriving, for arrival-deadlines.ts. */
-  readonly arrival: Arrival = { startedAt: 0, body: null };
+  readonly arrival: ArrivingRequest = { startedAt: 0, body: null };
   /** The bytes push() is handing to Node's parser now, if it is. */
   private delivering: Uint8Array | null = null;
 

@@ -5,7 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { postSocket } from './handoff.js';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
-import type { Arrival } from './head-gate.js';
+import type { GatedConnection } from './head-gate.js';
 import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from './wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
@@ -58,7 +58,7 @@ export class ActorLink {
    * Hands over a connection. One whose head has arrived (through the gate) counts its first request as in
    * flight from now on; an unread one counts nothing until the actor parses a request on it.
    */
-  handOff(strategy: HandoffStrategy, id: number, arrival: Arrival): void {
+  handOff(strategy: HandoffStrategy, id: number, arrival: GatedConnection): void {
     if (arrival.unread && this.transfer(id, arrival, false)) return;
     Atomics.add(this.inFlight, 0, 1);
     // A client that half-closed at the gate is relayed: its FIN was read here and must be passed on as a frame.
@@ -75,7 +75,7 @@ export class ActorLink {
     this.port.close();
   }
 
-  private relay(id: number, { socket, head, client, ended }: Arrival): void {
+  private relay(id: number, { socket, head, client, ended }: GatedConnection): void {
     const connection = new RelayedConnection(id, socket, this.batcher, (closed) => {
       if (this.relayed.delete(closed.id)) this.onConnectionEnded();
     });
@@ -84,7 +84,7 @@ export class ActorLink {
   }
 
   /** Moves the socket itself into the actor. False when the runtime refuses; the caller relays instead. */
-  private transfer(id: number, { socket, head, client }: Arrival, counted: boolean): boolean {
+  private transfer(id: number, { socket, head, client }: GatedConnection, counted: boolean): boolean {
     // A copy of just these bytes, transferred: posting the Buffer would clone its whole pool slab (pitfall 2).
     const owned = new Uint8Array(head);
     if (!postSocket(this.port, { kind: 'socket', id, head: owned, counted, ...(client ? { client } : {}) }, socket)) return false;

@@ -68,7 +68,11 @@ export interface PoolOptions extends GenerationOptions {
 
 export type ActorState = 'booting' | 'ready' | 'draining' | 'stopping' | 'gone';
 
-export class Actor {
+/**
+ * Main's handle on one actor: its thread (a piscina of one), its ports, and the shared memory it writes
+ * (heartbeat, requests in flight, response counters). The actor's own code is actors/actor.ts.
+ */
+export class ActorThread {
   state: ActorState = 'booting';
   /** What kind of app the actor detected, once booted. */
   appKind?: AppKind;
@@ -166,8 +170,8 @@ export class Actor {
 
 export interface PoolEvents {
   'slot-freed': [];
-  'actor-start': [actor: Actor];
-  'actor-exit': [actor: Actor, error: Error | null];
+  'actor-start': [actor: ActorThread];
+  'actor-exit': [actor: ActorThread, error: Error | null];
   fatal: [error: GrainbowsError];
 }
 
@@ -188,7 +192,7 @@ export interface ActorEndings {
 }
 
 export class ActorPool extends EventEmitter<PoolEvents> {
-  private readonly actors = new Set<Actor>();
+  private readonly actors = new Set<ActorThread>();
   /** The responses of actors that have ended, so that totals never go back. */
   private readonly endedTotals = emptyTotals();
   /** Actors started since the pool started, replacements included. */
@@ -252,8 +256,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
    * load) split wrk's 64 connections as unevenly as 25/39, leaving one core short of work; idle
    * keep-alive connections still weigh half what busy ones do.
    */
-  pick(cap: number, { takeDraining = false } = {}): Actor | undefined {
-    let best: Actor | undefined;
+  pick(cap: number, { takeDraining = false } = {}): ActorThread | undefined {
+    let best: ActorThread | undefined;
     const candidates = [...this.actors];
     // Start the scan at a rotating offset so ties spread across actors instead of piling on the first.
     this.rotation = (this.rotation + 1) % Math.max(candidates.length, 1);
@@ -276,7 +280,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
    * The actor with this id, if it is open (ready, or draining when `takeDraining`): undefined when it is
    * gone. `full` when it is open but at `cap` requests in flight.
    */
-  pickById(id: number, cap: number, { takeDraining = false } = {}): Actor | 'full' | undefined {
+  pickById(id: number, cap: number, { takeDraining = false } = {}): ActorThread | 'full' | undefined {
     for (const actor of this.actors) {
       if (actor.id !== id) continue;
       if (!(actor.state === 'ready' || (takeDraining && actor.state === 'draining'))) return undefined;
@@ -377,12 +381,12 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   }
 
   /** Drain, wait for its connections to end (at most --graceful-timeout), then stop. Once per actor. */
-  private retire(actor: Actor): Promise<void> {
+  private retire(actor: ActorThread): Promise<void> {
     actor.retiring ??= this.drainAndStop(actor);
     return actor.retiring;
   }
 
-  private async drainAndStop(actor: Actor): Promise<void> {
+  private async drainAndStop(actor: ActorThread): Promise<void> {
     if (actor.state === 'stopping' || actor.state === 'gone') return;
     actor.state = 'draining';
     this.options.log.info(`Retiring actor ${actor.id} (generation ${actor.generation}): draining ${actor.connectionCount} connections`);
@@ -399,7 +403,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     await this.stop(actor);
   }
 
-  private async stop(actor: Actor): Promise<void> {
+  private async stop(actor: ActorThread): Promise<void> {
     if (actor.state === 'gone') return actor.exited;
     actor.state = 'stopping';
     const timer = new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
@@ -414,7 +418,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return settings.maxRequests + (maxRequestsJitter > 0 ? randomInt(maxRequestsJitter + 1) : 0);
   }
 
-  private async startActor(): Promise<Actor> {
+  private async startActor(): Promise<ActorThread> {
     const id = this.nextActorId++;
     const generation = this.generation;
     const { app, settings, resourceLimits } = this.generationOptions;
@@ -434,7 +438,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       ...(this.generationOptions.env ? { env: this.generationOptions.env } : {}),
     });
     piscina.on('error', (error: unknown) => this.options.log.error(`actor ${id} thread: ${String(error)}`));
-    let started: Actor | undefined;
+    let started: ActorThread | undefined;
     const link = new ActorLink(
       data.port1,
       requestSlots,
@@ -445,7 +449,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
         if (started) void this.recycle(started);
       },
     );
-    started = new Actor(
+    started = new ActorThread(
       id,
       generation,
       piscina,
@@ -498,7 +502,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return actor;
   }
 
-  private onActorExit(actor: Actor, error: Error | null): void {
+  private onActorExit(actor: ActorThread, error: Error | null): void {
     const wasServing = actor.state === 'ready' && !this.closing;
     actor.crashed = wasServing;
     this.actors.delete(actor);
@@ -516,7 +520,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   }
 
   /** The actor served its --max-requests: a fresh one takes its place before it drains. */
-  private async recycle(actor: Actor): Promise<void> {
+  private async recycle(actor: ActorThread): Promise<void> {
     if (actor.state !== 'ready' || this.closing) return;
     this.options.log.info(`actor ${actor.id} reached its max requests; recycling`);
     actor.state = 'draining'; // no new connections from now on

@@ -4,13 +4,13 @@
  */
 import net from 'node:net';
 import { GrainbowsError } from './errors.js';
-import type { InheritedListener } from './upgrade.js';
+import type { InheritedListener } from './binary-upgrade.js';
 
 export type BindAddress =
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'unix'; path: string }
   | { kind: 'fd'; fd: number }
-  /** A listening socket handed over by a predecessor process (binary upgrade, upgrade.ts). */
+  /** A listening socket handed over by a predecessor process (binary upgrade, binary-upgrade.ts). */
   | { kind: 'handle'; inherited: InheritedListener; was: string };
 
 export const DEFAULT_PORT = 8000;

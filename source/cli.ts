@@ -19,7 +19,7 @@ import { openLogDestination } from './log-destination.js';
 import { loadTlsMaterial } from './tls.js';
 import { VERSION } from './version.js';
 import { CodeWatcher } from './code-watcher.js';
-import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './upgrade.js';
+import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './binary-upgrade.js';
 import { parseAppSpec } from './app-spec.js';
 import { activatedDescriptors, forgetActivation, ServiceNotifier } from './systemd.js';
 import { startedByNpm, watchParent } from './parent-watch.js';

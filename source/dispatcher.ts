@@ -13,14 +13,14 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HandoffStrategy } from './actor-link.js';
 import type { ActorPool } from './actor-pool.js';
-import { HeadGate, type Arrival, type GateSettings } from './head-gate.js';
+import { HeadGate, type GatedConnection, type GateSettings } from './head-gate.js';
 import { actorOfSession } from './affinity.js';
 
 const UNREAD = Buffer.alloc(0);
 
 export class Dispatcher {
   /** Arrivals waiting for a slot, oldest first (a Map keeps insertion order and removes in O(1)). */
-  private readonly waiting = new Map<Socket, Arrival>();
+  private readonly waiting = new Map<Socket, GatedConnection>();
   private readonly gate: HeadGate;
   private nextConnectionId = 1;
   /**
@@ -92,7 +92,7 @@ export class Dispatcher {
     this.waiting.clear();
   }
 
-  private readonly dispatch = (arrival: Arrival): void => {
+  private readonly dispatch = (arrival: GatedConnection): void => {
     if (this.phase === 'closed') {
       arrival.socket.destroy();
       return;
@@ -103,7 +103,7 @@ export class Dispatcher {
     socket.once('close', () => this.waiting.delete(socket));
   };
 
-  private handOff(arrival: Arrival): boolean {
+  private handOff(arrival: GatedConnection): boolean {
     const takeDraining = this.phase === 'stopping';
     const sessionOwner = this.sticky ? actorOfSession(arrival.head) : undefined;
     const owner = sessionOwner === undefined ? undefined : this.pool.pickById(sessionOwner, this.requestsPerActor, { takeDraining });

@@ -52,7 +52,7 @@ export interface GateSettings {
 }
 
 /** A connection through the gate: its bytes so far (the head, perhaps more) and, via PROXY, its real client. */
-export interface Arrival {
+export interface GatedConnection {
   socket: Socket;
   head: Buffer;
   client?: ClientAddress;
@@ -153,7 +153,7 @@ export class HeadGate {
 
   constructor(
     private readonly settings: GateSettings,
-    private readonly onArrival: (arrival: Arrival) => void,
+    private readonly onArrival: (arrival: GatedConnection) => void,
   ) {
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
   }

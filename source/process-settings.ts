@@ -123,7 +123,7 @@ export function daemonize(argv: string[]): Promise<number> {
 
 /** In the daemon: tell the starting process how start-up went. */
 export function reportToStarter(message: DaemonMessage): void {
-  // The starter is the --daemon parent, or the old process of a binary upgrade (upgrade.ts).
+  // The starter is the --daemon parent, or the old process of a binary upgrade (binary-upgrade.ts).
   if (!(isDaemonChild() || process.env.GRAINBOWS_UPGRADE_FROM) || !process.send || !process.connected) return;
   process.send(message);
   if (message.kind === 'ready') process.disconnect();

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from './app-spec.js';
-import { ActorPool, type Actor, type ActorEndings, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
+import { ActorPool, type ActorThread, type ActorEndings, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
 import type { RequestTotals } from '../actors/request-metrics.js';
 import { MetricsEndpoint } from './metrics.js';
 import type { StatsD } from 'hot-shots';
@@ -340,7 +340,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     private options: ServeOptions,
   ) {
     super();
-    const info = (actor: Actor): ActorInfo => ({ id: actor.id, generation: actor.generation });
+    const info = (actor: ActorThread): ActorInfo => ({ id: actor.id, generation: actor.generation });
     pool.on('actor-start', (actor) => this.emit('actor-start', info(actor)));
     pool.on('actor-exit', (actor, error) => {
       this.emit('actor-exit', info(actor), error);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
+import { until } from './helpers/wait.js';
 
 /** Lines arrive from the actors in batches: wait until the file holds `count` of them. */
 async function linesOf(file: string, count: number): Promise<string[]> {
@@ -82,8 +83,7 @@ describe('access log on the command line', () => {
     let stdout = '';
     cli.child.stdout!.on('data', (chunk) => (stdout += chunk));
     await (await fetch(`${cli.url}/cli-path`)).text();
-    const deadline = Date.now() + 5000;
-    while (!stdout.includes('/cli-path') && Date.now() < deadline) await sleep(20);
+    await until(() => stdout.includes('/cli-path'), 'the access log line on stdout', 5000);
     await cli.stop();
     assert.match(stdout, /"GET \/cli-path HTTP\/1\.1" 200 13 "-" /);
     assert.doesNotMatch(cli.output(), /cli-path/);

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT, example, fixture, withServer } from './helpers/servers.js';
+import { until } from './helpers/wait.js';
 import {
   createLogger,
   serve,
@@ -64,8 +65,7 @@ describe('programmatic API', () => {
       server.on('actor-start', ({ id }) => started.push(id));
       server.on('actor-crash', ({ id }) => crashed.push(id));
       await fetch(`${url}/crash`).catch(() => undefined);
-      const deadline = Date.now() + 5000;
-      while (started.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      await until(() => started.length > 0, 'a replacement actor', 5000);
       assert.equal(crashed.length, 1);
       assert.deepEqual(started, [3], 'the replacement is actor 3');
     });

@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { canTransferSockets, transferMechanism } from '../source/handoff.js';
 import { exchange } from './helpers/wire.js';
+import { until } from './helpers/wait.js';
 
 function requestOverUnixSocket(socketPath: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -114,8 +115,7 @@ describe('grainbows CLI', () => {
       const port = await new Promise<string>((resolve) => child.stdout.once('data', (chunk) => resolve(String(chunk).trim())));
       let stderr = '';
       child.stderr.on('data', (chunk) => (stderr += chunk));
-      const deadline = Date.now() + 15_000;
-      while (!stderr.includes('Listening at') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(() => stderr.includes('Listening at'), 'Listening at', 15_000).catch(() => {});
       assert.match(stderr, /Listening at: http:\/\/127\.0\.0\.1:\d+/);
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'Hello, World!');
     } finally {

@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
+import { until } from './helpers/wait.js';
 import { renderSettingsDoc } from '../source/settings-doc.js';
 
 function dirWithConfig(source: string, name = 'grainbows.config.js'): string {
@@ -93,8 +93,7 @@ describe('settings', () => {
       const output = { stdout: '', stderr: '' };
       child.stdout.on('data', (chunk) => (output.stdout += chunk));
       child.stderr.on('data', (chunk) => (output.stderr += chunk));
-      const deadline = Date.now() + 15_000;
-      while (!/Listening at: /.test(output.stdout + output.stderr) && Date.now() < deadline) await sleep(25);
+      await until(() => /Listening at: /.test(output.stdout + output.stderr), 'Listening at', 15_000).catch(() => {});
       child.kill('SIGTERM');
       await new Promise((resolve) => child.on('close', resolve));
       const other = stream === 'stdout' ? 'stderr' : 'stdout';

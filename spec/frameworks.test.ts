@@ -86,27 +86,35 @@ interface CtlTotals {
   inFlight: number;
   /** The ids of the actors serving: the same ids before and after means no actor ended. */
   actorIds: number[];
+  /** Responses in the server's totals (the metrics' counters), and those with a 5xx status. */
+  responses: number;
+  serverErrors: number;
 }
 
 /** Reads the counters as an operator does: `grainbows ctl --pid FILE --json status`. */
 async function ctlTotals(pidfile: string): Promise<CtlTotals> {
   const status = await runCli(['ctl', '--pid', pidfile, '--json', 'status']);
   assert.equal(status.status, 0, status.stderr);
-  const { actors } = JSON.parse(status.stdout).result as { actors: Array<{ actorId: number; requestsServed: number; requestsInFlight: number }> };
+  const { actors, responses } = JSON.parse(status.stdout).result as {
+    actors: Array<{ actorId: number; requestsServed: number; requestsInFlight: number }>;
+    responses: { count: number; byStatusClass: Record<string, number> };
+  };
   return {
     served: actors.reduce((sum, actor) => sum + actor.requestsServed, 0),
     inFlight: actors.reduce((sum, actor) => sum + actor.requestsInFlight, 0),
     actorIds: actors.map((actor) => actor.actorId),
+    responses: responses.count,
+    serverErrors: responses.byStatusClass['5xx'],
   };
 }
 
-/** Waits for the counters to settle, then asserts them exact. */
-async function assertSettled(pidfile: string, sent: number, actorIds: number[]): Promise<void> {
+/** Waits for the counters to settle, then asserts them exact: each request counted once, as served and in the metrics' totals. */
+async function assertSettled(pidfile: string, sent: number, actorIds: number[], serverErrors: number): Promise<void> {
   await until(async () => {
     const now = await ctlTotals(pidfile);
     return now.inFlight === 0 && now.served >= sent;
   }, `in flight 0 and ${sent} served`).catch(() => {});
-  assert.deepEqual(await ctlTotals(pidfile), { served: sent, inFlight: 0, actorIds });
+  assert.deepEqual(await ctlTotals(pidfile), { served: sent, inFlight: 0, actorIds, responses: sent, serverErrors });
 }
 
 /** Sends a request on a fresh connection; resolves with the first bytes answered, then resets the connection. */
@@ -219,12 +227,14 @@ for (const handoff of await strategies()) {
             const { actorIds } = await ctlTotals(pidfile);
             const routes = framework.routes ?? ROUTES;
             const sent = await driveVolume(cli.url, Number(new URL(cli.url).port), routes, cap);
-            await assertSettled(pidfile, sent, actorIds);
+            // The two thrown errors are the only 5xx responses (GraphQL answers them 200).
+            const serverErrors = routes.boom.status >= 500 ? 2 : 0;
+            await assertSettled(pidfile, sent, actorIds, serverErrors);
             // The actor still answers, and counts on.
             const response = await fetch(`${cli.url}${routes.hello}`);
             assert.equal(response.status, 200);
             await response.text();
-            await assertSettled(pidfile, sent + 1, actorIds);
+            await assertSettled(pidfile, sent + 1, actorIds, serverErrors);
             // Nothing in flight: a graceful stop has nothing to wait for.
             const stopped = await cli.stop('SIGTERM');
             assert.equal(stopped.status, 0);

@@ -54,7 +54,7 @@ for (const strategy of await strategies()) {
           c.socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
           await answered(c, 1);
           const at = Date.now();
-          while (!c.isClosed() && Date.now() - at < 6000) await sleep(20);
+          await until(() => c.isClosed(), 'the idle connection to close', 6000, 20).catch(() => {});
           return { closed: c.isClosed(), afterMs: Date.now() - at };
         };
         const busy = async () => {
@@ -204,8 +204,7 @@ for (const strategy of await strategies()) {
         let received = 0;
         stalled.on('data', (chunk: Buffer) => (received += chunk.length));
         stalled.resume();
-        const deadline = Date.now() + 20_000;
-        while (received < mb * 1024 * 1024 && Date.now() < deadline) await sleep(20);
+        await until(() => received >= mb * 1024 * 1024, 'the whole response', 20_000, 20).catch(() => {});
         assert.ok(received > mb * 1024 * 1024, `the whole response arrives once the client reads (${received} bytes)`);
         stalled.destroy();
       }));

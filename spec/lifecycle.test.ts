@@ -88,12 +88,7 @@ for (const strategy of await strategies()) {
         assert.ok(started.length >= 7, `${started.length} replacements started`);
         assert.ok(logs.some((line) => line.includes('reached its max requests')));
         // A recycle under way when the load stopped finishes by itself: two actors serve again.
-        let ready = 0;
-        for (const deadline = Date.now() + 3000; Date.now() < deadline; await sleep(25)) {
-          ready = (await server.stats()).actors.filter((actor) => actor.state === 'ready').length;
-          if (ready === 2) break;
-        }
-        assert.equal(ready, 2);
+        await until(async () => (await server.stats()).actors.filter((actor) => actor.state === 'ready').length === 2, 'two actors ready', 3000);
       }));
 
     it('close() while 200 requests sleep: all 200 are answered, new connections are refused', () =>

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
+import { until } from './helpers/wait.js';
 
 for (const strategy of await strategies()) {
   describe(`actor crash recovery (${strategy})`, () => {
@@ -36,8 +37,7 @@ for (const strategy of await strategies()) {
             const answered = results.filter((r) => r.responses[0]?.status === 200).length;
             assert.ok(answered >= 1, 'the other actor finished its request');
             const diedAt = Date.now();
-            const deadline = diedAt + 3000;
-            while ((await server.stats()).actors.length < 2 && Date.now() < deadline) await sleep(20);
+            await until(async () => (await server.stats()).actors.length === 2, 'a replacement actor', 3000, 20).catch(() => {});
             const replacedAfter = Date.now() - diedAt;
             assert.equal((await server.stats()).actors.length, 2, 'a replacement actor is serving');
             assert.ok(replacedAfter <= 1000, `the replacement served ${replacedAfter} ms after the crash`);
