@@ -9,20 +9,20 @@ import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import type { AppSpec } from '../source/app-spec.js';
-import { createForwardingLogger, describeError, type LogLevel } from '../source/log.js';
-import type { ActorNotice, LogMessage } from '../source/wire.js';
+import type { AppSpec } from '../shared/app-spec.js';
+import { createForwardingLogger, describeError, type LogLevel } from '../shared/log.js';
+import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
-import { RequestMetrics } from './request-metrics.js';
-import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from './statsd.js';
+import { RequestMetrics } from '../shared/request-metrics.js';
+import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from '../shared/statsd.js';
 import { forwardServerEvents } from './app-server.js';
-import { ACTOR_ID_KEY } from '../source/affinity.js';
+import { ACTOR_ID_KEY } from '../shared/affinity.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
-import { callHook, loadActorHooks, type ActorHooks, type HookActor } from './hooks.js';
+import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
 
 export interface ActorSettings extends HttpSettings {
   logLevel: LogLevel;

@@ -13,8 +13,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
-import type { AppSpec } from '../source/app-spec.js';
-import { locateSyntaxError } from '../source/syntax-error.js';
+import type { AppSpec } from '../shared/app-spec.js';
+import { locateSyntaxError } from '../shared/syntax-error.js';
 import { announceListening, type FastifyInstanceLike, type ListeningAddress } from './fastify-lifecycle.js';
 
 export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';

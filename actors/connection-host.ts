@@ -6,8 +6,8 @@ import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../source/wire.js';
-import { HeadGate, type GatedConnection } from '../source/head-gate.js';
+import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../shared/wire.js';
+import { HeadGate, type GatedConnection } from '../shared/head-gate.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
 import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
@@ -22,7 +22,7 @@ import { RequestNormalizer, attachNormalizer, type ParserCompat } from './reques
  */
 type Inbound = AsyncGenerator<void, void, Uint8Array | null>;
 
-/** The actor's end of a relayed connection (main's end is source/relay.ts). */
+/** The actor's end of a relayed connection (main's end is source/handoff/relay.ts). */
 interface RelayEnd {
   socket: RelaySocket;
   inbound: Inbound;
@@ -203,7 +203,7 @@ export class ConnectionHost implements RelayOutlet {
    * before anything the socket reads.
    */
   private adopt({ id, socket: moved, fd, head, client, counted }: SocketHandoff): void {
-    // Moved whole (Node 24+), or a descriptor of our own that main copied for us (source/descriptor-copy.ts).
+    // Moved whole (Node 24+), or a descriptor of our own that main copied for us (source/handoff/descriptor-copy.ts).
     // allowHalfOpen as main's listener had it: a client's FIN must not end our side before the answer is out.
     const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     startNodeDeadlines(this.server);

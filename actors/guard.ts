@@ -3,7 +3,7 @@
  * rejects, gets a 500 for that request only (or a closed connection if its response had already started).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { describeError, type Logger } from '../source/log.js';
+import { describeError, type Logger } from '../shared/log.js';
 import { answerAndClose } from './answer.js';
 
 export function answerAppError(req: IncomingMessage, res: ServerResponse, error: unknown, log: Logger): void {

@@ -6,14 +6,14 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../source/log.js';
+import type { Logger } from '../shared/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
 import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, type HeadFacts, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
-import { formatAccessLine } from './access-log.js';
+import { formatAccessLine } from '../shared/access-log.js';
 import { REQUESTS_SEEN, type DrainMode } from './drain.js';
-import { callRequestHook, type ActorHooks } from './hooks.js';
-import { createForwardingPolicy } from './forwarded.js';
+import { callRequestHook, type ActorHooks } from '../shared/hooks.js';
+import { createForwardingPolicy } from '../shared/forwarded.js';
 import { armRequestDeadline } from './request-deadline.js';
 import { answerTooLarge, countBody, declaredTooLarge } from './body-limit.js';
 import type { RequestSlots, SlotTicket } from './request-slots.js';
@@ -24,8 +24,8 @@ import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
 import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 import { RelaySocket } from './relay-socket.js';
-import type { RequestMetrics } from './request-metrics.js';
-import { sessionOwner } from '../source/affinity.js';
+import type { RequestMetrics } from '../shared/request-metrics.js';
+import { sessionOwner } from '../shared/affinity.js';
 
 export interface HttpSettings {
   keepAliveTimeoutMs: number;
@@ -36,7 +36,7 @@ export interface HttpSettings {
   /**
    * `--sticky-sessions`: a request naming another actor's session, arriving on a connection an earlier
    * request brought here, is sent back (307 to itself, connection closed) to come again on a new
-   * connection, which main routes by its session (source/affinity.ts).
+   * connection, which main routes by its session (shared/affinity.ts).
    */
   stickySessions: boolean;
   /** The access log format, or null when no access log is kept. */

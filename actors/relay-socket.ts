@@ -13,7 +13,7 @@ import { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { CREDIT_WINDOW, type ConnectionInfo } from '../source/wire.js';
+import { CREDIT_WINDOW, type ConnectionInfo } from '../shared/wire.js';
 
 /** What a relay socket needs from the actor's side of the wire. */
 export interface RelayOutlet {

@@ -10,7 +10,7 @@
  * object stops taking them once the 504 has been sent.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../source/log.js';
+import type { Logger } from '../shared/log.js';
 import { answerAndClose, failRequest } from './answer.js';
 
 export class RequestTimeoutError extends Error {

@@ -13,7 +13,7 @@
  * `-` alike they would let a client forge a header the proxy set.
  */
 import type { IncomingMessage } from 'node:http';
-import { FORWARDING_HEADERS } from './forwarded.js';
+import { FORWARDING_HEADERS } from '../shared/forwarded.js';
 
 export interface HeadLimits {
   /** Longest request line, in bytes. 0 means no limit. */

@@ -1,6 +1,6 @@
 /**
  * The actor's count of requests in flight, in memory shared with the main thread, which reads it to pick an
- * actor and to hold `--worker-connections` (source/dispatcher.ts). Counting requests rather than connections
+ * actor and to hold `--worker-connections` (source/accept/dispatcher.ts). Counting requests rather than connections
  * is what lets an actor keep thousands of idle keep-alive connections while new requests still get in.
  *
  * Main adds one when it hands a connection over (the head of its first request has arrived), so a burst of

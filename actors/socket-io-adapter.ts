@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BroadcastChannel } from 'node:worker_threads';
 import { ClusterAdapterWithHeartbeat, type ClusterAdapterOptions, type ClusterMessage, type ClusterResponse, type ServerId } from 'socket.io-adapter';
-import { currentActorId, sessionIdFor, sessionOwner } from '../source/affinity.js';
+import { currentActorId, sessionIdFor, sessionOwner } from '../shared/affinity.js';
 
 const CHANNEL = 'grainbows.socket.io';
 

@@ -9,7 +9,7 @@
  * (as body-limit.ts hooks its pushes of data), and only on chunked requests, the only ones with trailers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../source/log.js';
+import type { Logger } from '../shared/log.js';
 import { silence } from './request-deadline.js';
 import { answerAndClose, failRequest } from './answer.js';
 

@@ -8,10 +8,10 @@
  * where the parser pushes them into the request, so the app's own way of reading is untouched.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../source/log.js';
+import type { Logger } from '../shared/log.js';
 import { silence } from './request-deadline.js';
 import { answerAndClose, failRequest } from './answer.js';
-import { SLICE_GAP_MS, SliceBudget } from '../source/shedding.js';
+import { SLICE_GAP_MS, SliceBudget } from '../shared/shedding.js';
 
 export const RATE_WINDOW_MS = 10_000;
 const CHECK_MS = 1000;
@@ -97,7 +97,7 @@ export class UploadRateGuard {
 
   /**
    * Answers the slow uploads EXPIRE_SLICE at a time (fewer if they take over SLICE_BUDGET_MS), slices
-   * SLICE_GAP_MS apart (source/shedding.ts), so
+   * SLICE_GAP_MS apart (shared/shedding.ts), so
    * that ordinary requests arriving meanwhile are not held up behind hundreds of 408s (measured: 500 in one
    * turn delayed other requests by 40-100 ms).
    */

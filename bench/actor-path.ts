@@ -59,12 +59,12 @@ async function actorPath(): Promise<void> {
   const floor = process.argv.includes('floor');
   const { ConnectionHost } = await import('../actors/connection-host.js');
   const { RequestSlots } = await import('../actors/request-slots.js');
-  const { RequestMetrics, requestMetricsBuffer } = await import('../actors/request-metrics.js');
+  const { RequestMetrics, requestMetricsBuffer } = await import('../shared/request-metrics.js');
   const { createActorServer } = await import('../actors/http-server.js');
   const { DrainMode } = await import('../actors/drain.js');
   const { generationFrom } = await import('../source/server.js');
-  const { createLogger } = await import('../source/log.js');
-  const { Frame, FrameBatcher, decodeBatch } = await import('../source/wire.js');
+  const { createLogger } = await import('../shared/log.js');
+  const { Frame, FrameBatcher, decodeBatch } = await import('../shared/wire.js');
   const app = (await import(pathToFileURL(path.join(ROOT, 'bench/app.js')).href)).default as RequestListener;
   const { settings } = generationFrom({ app: path.join(ROOT, 'bench/app.js'), cwd: ROOT }, false);
   const slots = new RequestSlots(new SharedArrayBuffer(4), REQUESTS, () => {});
@@ -130,9 +130,9 @@ async function actorPath(): Promise<void> {
 function serveFloor(
   port: MessagePort,
   app: RequestListener,
-  Batcher: typeof import('../source/wire.js').FrameBatcher,
-  decode: typeof import('../source/wire.js').decodeBatch,
-  frame: typeof import('../source/wire.js').Frame,
+  Batcher: typeof import('../shared/wire.js').FrameBatcher,
+  decode: typeof import('../shared/wire.js').decodeBatch,
+  frame: typeof import('../shared/wire.js').Frame,
 ): void {
   const batcher = new Batcher(port);
   const server = http.createServer({ keepAliveTimeout: 75_000, requestTimeout: 0 }, app);

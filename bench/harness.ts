@@ -23,7 +23,7 @@ export interface Contender {
   args?: string[];
 }
 
-export const CLI = path.join(ROOT, 'dist/source/cli.js');
+export const CLI = path.join(ROOT, 'dist/source/cli/cli.js');
 export const APP = path.join(ROOT, 'bench/app.js');
 /**
  * grainbows on `exe` with `handoff`, 2 actors unless `workers` says otherwise; `workerConnections` high by

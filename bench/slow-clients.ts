@@ -68,7 +68,7 @@ const ATTACK_SECONDS = 40;
  * on Node 20 and 22, the default there), the relay, and transfer on Node 26 (the socket moved). On 2
  * cores one actor was the faster relay under this attack (docs/performance.md): main and the actor each
  * have a core, where three threads on two cores wait for each other. The relay with one actor also runs
- * with V8's defaults for main (source/relaunch.ts: main's small young generation and no memory reducer),
+ * with V8's defaults for main (source/cli/relaunch.ts: main's small young generation and no memory reducer),
  * so their worth in memory shows.
  */
 interface GrainbowsRow {
@@ -80,7 +80,7 @@ interface GrainbowsRow {
 }
 const actors = (workers: number) => (workers === 1 ? '1 actor, the default' : `${workers} actors`);
 const GRAINBOWS_ROWS: GrainbowsRow[] = [
-  // Node 20's transfer: main dup(2)s each socket's descriptor for its actor (source/descriptor-copy.ts).
+  // Node 20's transfer: main dup(2)s each socket's descriptor for its actor (source/handoff/descriptor-copy.ts).
   ...[1, 2].map((workers): GrainbowsRow => ({ name: `grainbows transfer (${actors(workers)})`, exe: process.execPath, handoff: 'transfer', workers })),
   ...[
     { workers: 1, args: [], label: '' },

@@ -6,26 +6,26 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import v8 from 'node:v8';
-import { parseAppSpec, type AppSpec } from './app-spec.js';
-import { ActorPool, type ActorThread, type ActorEndings, type GenerationOptions, type PoolActorStats } from './actor-pool.js';
-import type { RequestTotals } from '../actors/request-metrics.js';
-import { MetricsEndpoint } from './metrics.js';
+import { parseAppSpec, type AppSpec } from '../shared/app-spec.js';
+import { ActorPool, type ActorThread, type ActorEndings, type GenerationOptions, type PoolActorStats } from './lifecycle/actor-pool.js';
+import type { RequestTotals } from '../shared/request-metrics.js';
+import { MetricsEndpoint } from './lifecycle/metrics.js';
 import type { StatsD } from 'hot-shots';
-import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../actors/statsd.js';
-import type { HandoffStrategy } from './actor-link.js';
-import { parseBind, type BindAddress } from './bind.js';
-import { Dispatcher } from './dispatcher.js';
-import { GrainbowsError } from './errors.js';
-import { chooseHandoff, transferMechanism } from './handoff.js';
-import { closeListeners, openListeners, renewCertificates, type Listener } from './listeners.js';
-import { createLogger, type Logger, type LogLevel } from './log.js';
+import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../shared/statsd.js';
+import type { HandoffStrategy } from './handoff/actor-link.js';
+import { parseBind, type BindAddress } from './accept/bind.js';
+import { Dispatcher } from './accept/dispatcher.js';
+import { GrainbowsError } from '../shared/errors.js';
+import { chooseHandoff, transferMechanism } from './handoff/handoff.js';
+import { closeListeners, openListeners, renewCertificates, type Listener } from './accept/listeners.js';
+import { createLogger, type Logger, type LogLevel } from '../shared/log.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
-import { DEFAULT_ACCESS_LOG_FORMAT } from '../actors/access-log.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from '../shared/access-log.js';
 import { HTTP_COMPAT_MODES, compatWanted, type HttpCompat, type ParserCompat } from '../actors/request-normalizer.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
-import { checkAllowIps, createAddressMatcher } from '../actors/forwarded.js';
-import { loadTlsMaterial } from './tls.js';
+import { checkAllowIps, createAddressMatcher } from '../shared/forwarded.js';
+import { loadTlsMaterial } from './accept/tls.js';
 
 export interface ServeOptions {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
@@ -89,7 +89,7 @@ export interface ServeOptions {
    * readiness (metrics.ts). Off when not given.
    */
   metricsBind?: string;
-  /** Send gunicorn's StatsD metrics over UDP to HOST:PORT (actors/statsd.ts). Off when not given. */
+  /** Send gunicorn's StatsD metrics over UDP to HOST:PORT (shared/statsd.ts). Off when not given. */
   statsdHost?: string;
   /** Prefix for the StatsD names, joined with a dot: `app` gives `app.gunicorn.requests`. */
   statsdPrefix?: string;

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { until } from './helpers/wait.js';
-import { renderSettingsDoc } from '../source/settings-doc.js';
+import { renderSettingsDoc } from '../source/config/settings-doc.js';
 
 function dirWithConfig(source: string, name = 'grainbows.config.js'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-config-'));

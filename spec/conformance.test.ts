@@ -12,7 +12,7 @@ import { describe, it, after } from 'node:test';
 import { ROOT, fixture, strategies } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
-import { createLogger } from '../source/log.js';
+import { createLogger } from '../shared/log.js';
 import { HTTP_COMPAT_MODES } from '../actors/request-normalizer.js';
 
 interface Expected {

@@ -1,5 +1,5 @@
 /**
- * How connections reach actors on this runtime (source/handoff.ts): the transfer mechanism found at
+ * How connections reach actors on this runtime (source/handoff/handoff.ts): the transfer mechanism found at
  * start-up, and that no hand-off leaves a descriptor behind. With the copy mechanism (Node 20 and 22) main
  * dup(2)s each socket for its actor and must close its own; the actor must close the copy.
  */
@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { transferMechanism } from '../source/handoff.js';
+import { transferMechanism } from '../source/handoff/handoff.js';
 import { fixture, strategies, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
 

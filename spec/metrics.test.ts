@@ -1,5 +1,5 @@
 /**
- * The Prometheus endpoint and readiness (source/metrics.ts, actors/request-metrics.ts, `ctl status`): an
+ * The Prometheus endpoint and readiness (source/lifecycle/metrics.ts, shared/request-metrics.ts, `ctl status`): an
  * Express app from the CLI past `--max-requests`, so that the totals must carry the responses of ended
  * actors; crashes and hangs counted by cause; `/healthz` and `ctl status` saying 503 / exit 5 while the
  * server stops.

@@ -12,9 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
-import { refuseUnsupported } from '../source/process-settings.js';
-import { defaultSettings, SETTINGS, type SettingName } from '../source/settings.js';
-import type { SettingSource } from '../source/config.js';
+import { refuseUnsupported } from '../source/cli/process-settings.js';
+import { defaultSettings, SETTINGS, type SettingName } from '../source/config/settings.js';
+import type { SettingSource } from '../source/config/config.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'grainbows-op-'));
 

@@ -1,10 +1,11 @@
 /**
  * The npm package: what `npm pack` would publish. It carries its licence, and every source map it ships
- * points at a source it ships too.
+ * points at a source it ships too. And the layout docs/design.md describes: shared/ stands alone, and the
+ * actor thread's code does not reach into the main thread's.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT } from './helpers/servers.js';
@@ -17,7 +18,7 @@ describe('the npm package', () => {
     }>;
     const files = new Set(packed.files.map((file) => file.path));
     assert.ok(files.has('LICENSE'));
-    assert.ok(files.has('dist/source/cli.js'));
+    assert.ok(files.has('dist/source/cli/cli.js'));
     const maps = [...files].filter((file) => file.endsWith('.js.map'));
     assert.ok(maps.length > 20, `${maps.length} source maps`);
     const missing = maps.flatMap((map) => {
@@ -25,5 +26,29 @@ describe('the npm package', () => {
       return sources.map((source) => path.posix.join(path.posix.dirname(map), source)).filter((source) => !files.has(source));
     });
     assert.deepEqual(missing, []);
+  });
+});
+
+describe('the layout', () => {
+  /** The relative imports of every .ts file under `folder`, as `file: specifier`. */
+  const importsUnder = (folder: string): string[] =>
+    readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts'))
+      .flatMap((file) =>
+        [...readFileSync(path.join(ROOT, folder, file), 'utf8').matchAll(/from '(\.[^']+)'/g)].map((match) => `${folder}/${file}: ${match[1]}`),
+      );
+
+  it('shared/ imports nothing from source/ or actors/', () => {
+    assert.deepEqual(
+      importsUnder('shared').filter((line) => /'?\.\.\/(source|actors)\//.test(line.split(': ')[1])),
+      [],
+    );
+  });
+
+  it('actors/ imports nothing from source/ (what both threads need is in shared/)', () => {
+    assert.deepEqual(
+      importsUnder('actors').filter((line) => /^\.\.\/source\//.test(line.split(': ')[1])),
+      [],
+    );
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Started by npm, the CLI stops with it (source/parent-watch.ts): `npx grainbows` sent TERM ends npm and
+ * Started by npm, the CLI stops with it (source/cli/parent-watch.ts): `npx grainbows` sent TERM ends npm and
  * its `sh -c` without passing the signal on, and the server must not serve on unreachable. Started any
  * other way, the server outlives its parent, as gunicorn does.
  */

@@ -1,5 +1,5 @@
 /**
- * The CLI starts node again with `--no-memory-reducer` for the main thread (source/relaunch.ts): in place
+ * The CLI starts node again with `--no-memory-reducer` for the main thread (source/cli/relaunch.ts): in place
  * where Node has process.execve, else as a child that the launcher signals for and whose status it returns.
  */
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
-import { missingMainFlags } from '../source/relaunch.js';
+import { missingMainFlags } from '../source/cli/relaunch.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';

@@ -1,5 +1,5 @@
 /**
- * systemd's protocols (source/systemd.ts) against systemd's own tool and socket format: socket activation
+ * systemd's protocols (source/lifecycle/systemd.ts) against systemd's own tool and socket format: socket activation
  * through `systemd-socket-activate`, which binds and starts grainbows on the first connection as systemd
  * does, and readiness through a notify socket read by spec/fixtures/notify-listener.py (Node cannot receive
  * a unix datagram).
@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { CLI, fixture, ROOT, startCli } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
-import { activatedDescriptors, forgetActivation } from '../source/systemd.js';
+import { activatedDescriptors, forgetActivation } from '../source/lifecycle/systemd.js';
 
 const ACTIVATE = '/usr/bin/systemd-socket-activate';
 const skip =

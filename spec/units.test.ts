@@ -4,20 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { splitAppSpec } from '../source/app-spec.js';
-import { parseBind } from '../source/bind.js';
-import { Arbiter } from '../source/arbiter.js';
-import { createLogger } from '../source/log.js';
+import { splitAppSpec } from '../shared/app-spec.js';
+import { parseBind } from '../source/accept/bind.js';
+import { Arbiter } from '../source/lifecycle/arbiter.js';
+import { createLogger } from '../shared/log.js';
 import type { GrainbowsServer } from '../source/server.js';
 import { MessageChannel } from 'node:worker_threads';
 import { Unpackr } from 'msgpackr';
-import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../source/wire.js';
+import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../shared/wire.js';
 import { openLogDestination } from '../source/log-destination.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { SLICE_BUDGET_MS, SliceBudget } from '../source/shedding.js';
+import { SLICE_BUDGET_MS, SliceBudget } from '../shared/shedding.js';
 
 describe('MODULE[:EXPORT]', () => {
   const cases: Array<[string, string, string]> = [

@@ -28,7 +28,7 @@ const skip = !NODE_EXE ? 'set GRAINBOWS_WINE_NODE to a node.exe (.ci/run does, w
 
 /** A Linux path as the Windows process sees it (wine maps / to Z:). */
 const windowsPath = (file: string) => `Z:${file.replaceAll('/', '\\')}`;
-const CLI = windowsPath(path.join(ROOT, 'dist/source/cli.js'));
+const CLI = windowsPath(path.join(ROOT, 'dist/source/cli/cli.js'));
 
 function wineNode(args: string[], output: string): ChildProcess {
   const fd = openSync(output, 'a');
@@ -77,7 +77,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       // Reload and upgrade under load, a new connection for every request (the hardest case for a swap).
       // Reload: nothing may fail. Upgrade: the old process's listeners close at the end of its drain, and
       // on Windows a connection the kernel completed into a pending AcceptEx at that moment is reset (see
-      // singleAcceptOnWindows in source/listeners.ts: with one pending accept, at most one). Measured under
+      // singleAcceptOnWindows in source/accept/listeners.ts: with one pending accept, at most one). Measured under
       // wine: 4 resets in 11 runs of ~1,000 requests (before single-accept mode: 13 in 5); on Linux the
       // same upgrade drops 0 of 10,000 (upgrade.test.ts).
       const load = startLoad(url, { concurrency: 4, newConnectionEvery: 1 });
@@ -149,7 +149,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       assert.equal(lines.length, 1, result.output);
       assert.match(lines[0], message);
     }
-    // Node 22 cannot move a socket to a thread, and Windows has no descriptor to dup (source/handoff.ts).
+    // Node 22 cannot move a socket to a thread, and Windows has no descriptor to dup (source/handoff/handoff.ts).
     // Found out once the server starts (after its "Starting" line), so only the error line is counted.
     const result = await run([CLI, '--handoff', 'transfer', '-b', '127.0.0.1:0', windowsPath(path.join(ROOT, 'examples/hello.js'))], dir);
     assert.equal(result.status, 2, result.output);

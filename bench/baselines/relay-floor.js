@@ -17,7 +17,7 @@ import app from '../app.js';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false });
 
-/** `[id, bytes, id, bytes, ...]` for one port, posted once per turn (source/wire.ts does the same). */
+/** `[id, bytes, id, bytes, ...]` for one port, posted once per turn (shared/wire.ts does the same). */
 class Batcher {
   frames = [];
   scheduled = false;

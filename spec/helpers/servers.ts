@@ -8,11 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type GrainbowsServer, type HandoffStrategy, type ServeOptions } from '../../source/index.js';
-import { canTransferSockets } from '../../source/handoff.js';
-import { createLogger } from '../../source/log.js';
+import { canTransferSockets } from '../../source/handoff/handoff.js';
+import { createLogger } from '../../shared/log.js';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-export const CLI = path.join(ROOT, 'dist/source/cli.js');
+export const CLI = path.join(ROOT, 'dist/source/cli/cli.js');
 export const fixture = (name: string): string => path.join(ROOT, 'spec/fixtures', name);
 export const example = (name: string): string => path.join(ROOT, 'examples', name);
 
@@ -117,7 +117,7 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
 }
 
 export interface RunningCli {
-  /** The process started: the server itself, or on Node 20 its launcher (source/relaunch.ts). */
+  /** The process started: the server itself, or on Node 20 its launcher (source/cli/relaunch.ts). */
   child: ChildProcess;
   /** The serving process's pid, from its `Listening at: URL (PID)` line. */
   pid: number;

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { describeError, type Logger } from '../source/log.js';
+import { describeError, type Logger } from './log.js';
 
 /** Hook names with their snake_case config-file spelling accepted too. */
 export const MAIN_HOOKS = ['onStarting', 'whenReady', 'onReload', 'onExit'] as const;

@@ -88,7 +88,7 @@ export interface ForwardingPolicy {
 
 /**
  * A test for "is this peer in the list": IPs and CIDR networks, `*` for every peer. A unix socket peer
- * (no address) matches only `*`. Shared with `--proxy-allow-from` (source/head-gate.ts).
+ * (no address) matches only `*`. Shared with `--proxy-allow-from` (shared/head-gate.ts).
  */
 export function createAddressMatcher(allowIps: string): (address: string | undefined) => boolean {
   const entries = splitEntries(allowIps);

@@ -30,7 +30,7 @@ const SWEEP_MS = 250;
 const CLOSE_GRACE_MS = 2000;
 /**
  * Most connections one slice of a sweep refuses (slices SLICE_GAP_MS apart and at most SLICE_BUDGET_MS
- * long, source/shedding.ts). A
+ * long, shared/shedding.ts). A
  * slow-header attack opens its connections together, so their deadlines pass together: 4,000 of them made
  * sweeps of 250 refusals at once, 7-17 ms in which no other connection was accepted or read (measured
  * with a 1 ms loop-lag probe).
@@ -303,7 +303,7 @@ export class HeadGate {
     for (const [socket, entry] of this.waiting) {
       if (entry.since <= headDeadline) {
         if (refused === REFUSALS_PER_SLICE || (refused > 0 && budget.spent())) {
-          // The rest in the next slice (source/shedding.ts): accepted and readable connections go first.
+          // The rest in the next slice (shared/shedding.ts): accepted and readable connections go first.
           this.sweepResumes = setTimeout(() => {
             this.sweepResumes = null;
             this.sweep();

@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { GrainbowsError } from './errors.js';
-import type { SettingSource } from './config.js';
-import type { SettingName, SettingsValues } from './settings.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import type { SettingSource } from '../config/config.js';
+import type { SettingName, SettingsValues } from '../config/settings.js';
 
 /** The POSIX-only settings and what to use on Windows instead. */
 const WINDOWS_ALTERNATIVES: Partial<Record<SettingName, string>> = {

@@ -10,7 +10,7 @@
  * one packet per request, as gunicorn sends, would cost the actor a system call per metric.
  */
 import StatsDClient, { type StatsD } from 'hot-shots';
-import type { Logger, LogLevel } from '../source/log.js';
+import type { Logger, LogLevel } from './log.js';
 
 /** Where StatsD lines go: `--statsd-host` split, and the prefix with its dot (gunicorn's statsd_prefix). */
 export interface StatsdTarget {

@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArguments, splitWords, type ParsedArguments } from './arguments.js';
-import { GrainbowsError } from './errors.js';
-import { describeError } from './log.js';
+import { parseArguments, splitWords, type ParsedArguments } from '../cli/arguments.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import { describeError } from '../../shared/log.js';
 import { SETTINGS, configKey, defaultSettings, findSetting, parseSettingValue, type SettingName, type SettingRow, type SettingsValues } from './settings.js';
-import { locateSyntaxError } from './syntax-error.js';
-import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../actors/hooks.js';
+import { locateSyntaxError } from '../../shared/syntax-error.js';
+import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../../shared/hooks.js';
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
 

@@ -17,16 +17,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageChannel, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
-import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, BootResult } from '../actors/actor.js';
-import type { AppSpec } from './app-spec.js';
-import type { AppKind } from '../actors/app-loader.js';
-import type { ListeningAddress } from '../actors/fastify-lifecycle.js';
-import { ActorLink } from './actor-link.js';
-import { addTotals, emptyTotals, readRequestMetrics, requestMetricsBuffer, type RequestTotals } from '../actors/request-metrics.js';
-import { GrainbowsError } from './errors.js';
-import type { Logger } from './log.js';
+import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, BootResult } from '../../actors/actor.js';
+import type { AppSpec } from '../../shared/app-spec.js';
+import type { AppKind } from '../../actors/app-loader.js';
+import type { ListeningAddress } from '../../actors/fastify-lifecycle.js';
+import { ActorLink } from '../handoff/actor-link.js';
+import { addTotals, emptyTotals, readRequestMetrics, requestMetricsBuffer, type RequestTotals } from '../../shared/request-metrics.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
 
-const ACTOR_ENTRY = new URL('../actors/actor.js', import.meta.url).href;
+const ACTOR_ENTRY = new URL('../../actors/actor.js', import.meta.url).href;
 
 /** A replacement actor that fails to boot this many times in a row stops the server instead of looping. */
 const MAX_CONSECUTIVE_BOOT_FAILURES = 3;

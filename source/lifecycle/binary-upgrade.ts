@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, renameSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
-import type { Logger } from './log.js';
+import type { Logger } from '../../shared/log.js';
 
 /** Set in the new process's environment: the old process's pid. */
 export const UPGRADE_FROM = 'GRAINBOWS_UPGRADE_FROM';

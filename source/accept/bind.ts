@@ -3,8 +3,8 @@
  * `unix:PATH` and `fd://N` (a listening socket inherited from the parent, e.g. systemd or a supervisor).
  */
 import net from 'node:net';
-import { GrainbowsError } from './errors.js';
-import type { InheritedListener } from './binary-upgrade.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import type { InheritedListener } from '../lifecycle/binary-upgrade.js';
 
 export type BindAddress =
   | { kind: 'tcp'; host: string; port: number }

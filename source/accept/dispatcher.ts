@@ -11,10 +11,10 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { HandoffStrategy } from './actor-link.js';
-import type { ActorPool } from './actor-pool.js';
-import { HeadGate, type GatedConnection, type GateSettings } from './head-gate.js';
-import { actorOfSession } from './affinity.js';
+import type { HandoffStrategy } from '../handoff/actor-link.js';
+import type { ActorPool } from '../lifecycle/actor-pool.js';
+import { HeadGate, type GatedConnection, type GateSettings } from '../../shared/head-gate.js';
+import { actorOfSession } from '../../shared/affinity.js';
 
 const UNREAD = Buffer.alloc(0);
 

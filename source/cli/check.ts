@@ -2,12 +2,12 @@
  * `--check-config`: everything start-up would do short of listening. The settings are already valid
  * (resolving them validates); this boots one actor to prove the app loads, then stops it.
  */
-import { ActorPool } from './actor-pool.js';
-import { parseBind } from './bind.js';
-import { createLogger } from './log.js';
-import { generationFrom } from './server.js';
-import type { SettingsValues } from './settings.js';
-import type { AppKind } from '../actors/app-loader.js';
+import { ActorPool } from '../lifecycle/actor-pool.js';
+import { parseBind } from '../accept/bind.js';
+import { createLogger } from '../../shared/log.js';
+import { generationFrom } from '../server.js';
+import type { SettingsValues } from '../config/settings.js';
+import type { AppKind } from '../../actors/app-loader.js';
 
 export async function checkApp(app: string, settings: SettingsValues): Promise<AppKind> {
   for (const bind of settings.bind) parseBind(bind);

@@ -56,7 +56,7 @@ export interface SocketHandoff {
   id: number;
   /** The `net.Socket` itself, moved (Node 24+)... */
   socket?: unknown;
-  /** ...or a descriptor main dup(2)ed for this actor, to open a `net.Socket` on (source/descriptor-copy.ts). */
+  /** ...or a descriptor main dup(2)ed for this actor, to open a `net.Socket` on (source/handoff/descriptor-copy.ts). */
   fd?: number;
   /** What main read from the socket before handing it over (the request head, perhaps more): read it first. */
   head: Uint8Array;

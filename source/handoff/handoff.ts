@@ -1,19 +1,19 @@
 /**
  * Which hand-off strategy this runtime can do. `transfer` needs a way to give an accepted socket to another
  * thread: Node 24 and 26 on Linux move the `net.Socket` itself (Node 20 and 22 throw "Found invalid object in
- * transferList"); on Unix a dup(2)ed descriptor does it on any version (source/descriptor-copy.ts). We find
+ * transferList"); on Unix a dup(2)ed descriptor does it on any version (source/handoff/descriptor-copy.ts). We find
  * out by trying once on a loopback connection, not by reading version numbers.
  */
 import net from 'node:net';
 import { MessageChannel, type MessagePort, type TransferListItem } from 'node:worker_threads';
-import { GrainbowsError } from './errors.js';
+import { GrainbowsError } from '../../shared/errors.js';
 import { descriptorCopier, descriptorOf, type DescriptorCopier } from './descriptor-copy.js';
 import type { HandoffStrategy } from './actor-link.js';
-import type { SocketHandoff } from './wire.js';
+import type { SocketHandoff } from '../../shared/wire.js';
 
 /**
  * How this runtime moves a socket into an actor: `move` puts the `net.Socket` itself in postMessage's
- * transfer list (Node 24+); `copy` posts a dup(2)ed descriptor for the actor to open (source/descriptor-copy.ts:
+ * transfer list (Node 24+); `copy` posts a dup(2)ed descriptor for the actor to open (source/handoff/descriptor-copy.ts:
  * Node 20 and 22 on Unix, with koffi installed).
  */
 export type TransferMechanism = 'move' | 'copy';

@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import meow from 'meow';
-import { CONTROL_COMMANDS, defaultControlPath, type ControlAnswer, type ControlRequest, type StatusReport } from './control.js';
-import { ExitStatus, GrainbowsError } from './errors.js';
-import { STATUS_CLASSES } from '../actors/request-metrics.js';
+import { CONTROL_COMMANDS, defaultControlPath, type ControlAnswer, type ControlRequest, type StatusReport } from '../lifecycle/control.js';
+import { ExitStatus, GrainbowsError } from '../../shared/errors.js';
+import { STATUS_CLASSES } from '../../shared/request-metrics.js';
 
 const HELP = `
   Usage

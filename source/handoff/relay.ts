@@ -9,8 +9,8 @@
  *   so a client that stops reading stops the app's writes after one window.
  */
 import type { Socket } from 'node:net';
-import type { ClientAddress } from './proxy-protocol.js';
-import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from './wire.js';
+import type { ClientAddress } from '../../shared/proxy-protocol.js';
+import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from '../../shared/wire.js';
 
 /** 502: the actor serving the request died. 503: it hung and was killed (`--timeout`). */
 export type AbandonStatus = 502 | 503;

@@ -4,24 +4,24 @@
  * of three things: print them, check them (and that the app loads), or serve.
  * Every failure a user can cause ends in one line on stderr and a documented exit status (errors.ts).
  */
-import { ExitStatus, GrainbowsError } from './errors.js';
-import { formatConfig, resolveConfig, type ResolvedConfig } from './config.js';
-import { GrainbowsServer } from './server.js';
-import { inheritedDescriptors } from './bind.js';
+import { ExitStatus, GrainbowsError } from '../../shared/errors.js';
+import { formatConfig, resolveConfig, type ResolvedConfig } from '../config/config.js';
+import { GrainbowsServer } from '../server.js';
+import { inheritedDescriptors } from '../accept/bind.js';
 import { checkApp } from './check.js';
 import { claimLauncher, missingMainFlags, relaunch, watchLauncher } from './relaunch.js';
-import { createLogger, describeError } from './log.js';
-import { Arbiter } from './arbiter.js';
-import { ControlServer, defaultControlPath } from './control.js';
+import { createLogger, describeError } from '../../shared/log.js';
+import { Arbiter } from '../lifecycle/arbiter.js';
+import { ControlServer, defaultControlPath } from '../lifecycle/control.js';
 import { runCtl } from './ctl.js';
-import { callHook } from '../actors/hooks.js';
-import { openLogDestination } from './log-destination.js';
-import { loadTlsMaterial } from './tls.js';
-import { VERSION } from './version.js';
-import { CodeWatcher } from './code-watcher.js';
-import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from './binary-upgrade.js';
-import { parseAppSpec } from './app-spec.js';
-import { activatedDescriptors, forgetActivation, ServiceNotifier } from './systemd.js';
+import { callHook } from '../../shared/hooks.js';
+import { openLogDestination } from '../log-destination.js';
+import { loadTlsMaterial } from '../accept/tls.js';
+import { VERSION } from '../version.js';
+import { CodeWatcher } from '../lifecycle/code-watcher.js';
+import { promoteWhenPredecessorExits, receiveListeners, startSuccessor, upgradingFrom } from '../lifecycle/binary-upgrade.js';
+import { parseAppSpec } from '../../shared/app-spec.js';
+import { activatedDescriptors, forgetActivation, ServiceNotifier } from '../lifecycle/systemd.js';
 import { startedByNpm, watchParent } from './parent-watch.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -13,8 +13,8 @@
  *   library (libc.ts).
  */
 import os from 'node:os';
-import { libc } from './libc.js';
-import type { Logger } from './log.js';
+import { libc } from '../handoff/libc.js';
+import type { Logger } from '../../shared/log.js';
 
 /** The first descriptor systemd passes (SD_LISTEN_FDS_START). */
 const LISTEN_FDS_START = 3;

@@ -3,8 +3,8 @@
  * GRAINBOWS_CMD_ARGS, so both accept exactly the same flags.
  */
 import meow from 'meow';
-import { GrainbowsError } from './errors.js';
-import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from './settings.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from '../config/settings.js';
 
 /** Flags that are not settings: they choose what the command does or where the config file is. */
 export const COMMAND_FLAGS = {

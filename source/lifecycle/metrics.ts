@@ -8,17 +8,17 @@
  *
  * prom-client formats the text and adds the main thread's process metrics (CPU, memory, event-loop lag).
  * Each scrape reads one snapshot (`server.stats()`): the responses from the actors' shared counters
- * (actors/request-metrics.ts), the rest from each actor over the control port. prom-client's Histogram
+ * (shared/request-metrics.ts), the rest from each actor over the control port. prom-client's Histogram
  * counts observations made in its own thread, and ours are made in the actors', so the duration histogram
  * is a subclass that reports the shared buckets instead.
  */
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { DURATION_BUCKETS, emptyTotals, STATUS_CLASSES, type RequestTotals } from '../actors/request-metrics.js';
-import { describeListener, parseBind } from './bind.js';
-import { GrainbowsError } from './errors.js';
-import type { Logger } from './log.js';
-import type { ServerStats } from './server.js';
+import { DURATION_BUCKETS, emptyTotals, STATUS_CLASSES, type RequestTotals } from '../../shared/request-metrics.js';
+import { describeListener, parseBind } from '../accept/bind.js';
+import { GrainbowsError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import type { ServerStats } from '../server.js';
 
 /** What the endpoint reads: the server (an interface, so this module does not import the server's). */
 export interface MetricsSource {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { GrainbowsError } from './errors.js';
+import { GrainbowsError } from '../../shared/errors.js';
 
 export interface TlsFiles {
   certfile: string;

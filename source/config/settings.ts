@@ -3,13 +3,13 @@
  * --print-config and docs/settings.md. A row knows its flag, type, default, how to validate a value and
  * what to say about it.
  */
-import { LOG_LEVELS, type LogLevel } from './log.js';
-import { parseBind } from './bind.js';
-import { DEFAULTS } from './server.js';
-import type { HandoffStrategy } from './actor-link.js';
-import { HEADER_MAPS, type HeaderMap } from '../actors/request-rules.js';
-import { checkAllowIps } from '../actors/forwarded.js';
-import { HTTP_COMPAT_MODES, type HttpCompat } from '../actors/request-normalizer.js';
+import { LOG_LEVELS, type LogLevel } from '../../shared/log.js';
+import { parseBind } from '../accept/bind.js';
+import { DEFAULTS } from '../server.js';
+import type { HandoffStrategy } from '../handoff/actor-link.js';
+import { HEADER_MAPS, type HeaderMap } from '../../actors/request-rules.js';
+import { checkAllowIps } from '../../shared/forwarded.js';
+import { HTTP_COMPAT_MODES, type HttpCompat } from '../../actors/request-normalizer.js';
 
 export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
 export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];

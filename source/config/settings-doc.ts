@@ -2,7 +2,7 @@
  * docs/settings.md, generated from the settings table (`npm run docs`). A test fails when the file is stale.
  */
 import { pathToFileURL } from 'node:url';
-import { COMMAND_FLAGS } from './arguments.js';
+import { COMMAND_FLAGS } from '../cli/arguments.js';
 import { SETTINGS, configKey, type SettingRow } from './settings.js';
 
 export function renderSettingsDoc(): string {
@@ -10,7 +10,7 @@ export function renderSettingsDoc(): string {
   const out: string[] = [
     '# Settings',
     '',
-    '<!-- Generated from source/settings.ts by `npm run docs`; do not edit by hand. -->',
+    '<!-- Generated from source/config/settings.ts by `npm run docs`; do not edit by hand. -->',
     '',
     'Every setting can be given, lowest precedence first, as its default, its own environment variable',
     '(the env column: the variables gunicorn and PaaS platforms use), in the config file',

@@ -8,9 +8,9 @@
  * On Windows there are no HUP/TTIN/TTOU/USR1 signals: Ctrl+C and Ctrl+Break stop gracefully, and a console
  * close (which Node reports as SIGHUP there) stops too, never reloads.
  */
-import type { GrainbowsServer, ServeOptions } from './server.js';
-import type { Logger } from './log.js';
-import { ExitStatus } from './errors.js';
+import type { GrainbowsServer, ServeOptions } from '../server.js';
+import type { Logger } from '../../shared/log.js';
+import { ExitStatus } from '../../shared/errors.js';
 import type { ServiceState } from './systemd.js';
 
 export type Command = 'reload' | 'stop' | 'quit' | 'increment' | 'decrement' | 'reopen' | 'resize' | 'upgrade';

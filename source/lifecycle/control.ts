@@ -13,8 +13,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from './arbiter.js';
-import type { ServerStats } from './server.js';
-import type { Logger } from './log.js';
+import type { ServerStats } from '../server.js';
+import type { Logger } from '../../shared/log.js';
 
 export const CONTROL_COMMANDS = ['status', 'reload', 'resize', 'stop', 'upgrade'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];

@@ -5,8 +5,8 @@
 import type { MessagePort } from 'node:worker_threads';
 import { postSocket } from './handoff.js';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
-import type { GatedConnection } from './head-gate.js';
-import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from './wire.js';
+import type { GatedConnection } from '../../shared/head-gate.js';
+import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from '../../shared/wire.js';
 
 export type HandoffStrategy = 'relay' | 'transfer';
 

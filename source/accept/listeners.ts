@@ -7,7 +7,7 @@ import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync } fr
 import net from 'node:net';
 import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
-import { GrainbowsError } from './errors.js';
+import { GrainbowsError } from '../../shared/errors.js';
 import { tlsServerOptions, type TlsMaterial } from './tls.js';
 
 export interface Listener {
