@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,16 +11,7 @@ import { fixture, startCli, strategies, withServer, versionedApp } from './helpe
 import { startLoad } from './helpers/load.js';
 import { until } from './helpers/wait.js';
 import { exchange } from './helpers/wire.js';
-
-const refused = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
-  });
+import { isRefused } from './helpers/probes.js';
 
 for (const strategy of await strategies()) {
   describe(`lifecycle under load (${strategy})`, () => {
@@ -97,7 +87,7 @@ for (const strategy of await strategies()) {
         await sleep(400);
         const closing = server.close();
         await sleep(50);
-        assert.ok(await refused(port), 'a new connection is refused once closing began');
+        assert.ok(await isRefused(port), 'a new connection is refused once closing began');
         const answers = await Promise.all(sleepers);
         assert.equal(answers.filter((answer) => answer.responses[0]?.status === 200).length, 200);
         assert.ok(
@@ -205,7 +195,7 @@ describe('signals (CLI)', () => {
     const exited = cli.stop('SIGTERM');
     await cli.waitFor(/Handling signal: term/);
     await sleep(100);
-    assert.ok(await refused(port), 'new connections are refused after TERM');
+    assert.ok(await isRefused(port), 'new connections are refused after TERM');
     const answers = await Promise.all(sleepers);
     assert.equal(answers.filter((answer) => answer.responses[0]?.status === 200 && answer.responses[0].body.toString() === 'v1').length, 200);
     const exit = await exited;

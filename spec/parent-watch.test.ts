@@ -5,32 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
-import net from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CLI, fixture, ROOT } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-const refused = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
+import { isAlive, isRefused } from './helpers/probes.js';
 
 /** The environment without npm's variables: as from a plain shell. */
 function withoutNpm(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -53,14 +34,15 @@ describe(
   () => {
     const started: number[] = [];
     after(() => {
-      for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     });
 
     // A project that has grainbows installed, as npm links it: node_modules/.bin/grainbows.
     const project = mkdtempSync(path.join(os.tmpdir(), 'grainbows-npx-'));
     mkdirSync(path.join(project, 'node_modules', '.bin'), { recursive: true });
     symlinkSync(ROOT, path.join(project, 'node_modules', 'grainbows'));
-    symlinkSync(path.join('..', 'grainbows', 'dist', 'source', 'cli.js'), path.join(project, 'node_modules', '.bin', 'grainbows'));
+    symlinkSync(path.join('..', 'grainbows', path.relative(ROOT, CLI)), path.join(project, 'node_modules', '.bin', 'grainbows'));
+    chmodSync(CLI, 0o755); // as npm makes a bin it links executable
 
     const cases = [
       { name: 'with the default main-thread flags (a launcher on Node 20, the server itself after execve)', flags: [] },
@@ -74,8 +56,8 @@ describe(
         });
         started.push(npx.pid);
         npx.child.kill('SIGTERM');
-        await until(() => !alive(npx.pid), `the server (${npx.pid}) to stop after npx did:\n${npx.output()}`, 15_000);
-        assert.ok(await refused(npx.port), 'nothing listens any more');
+        await until(() => !isAlive(npx.pid), `the server (${npx.pid}) to stop after npx did:\n${npx.output()}`, 15_000);
+        assert.ok(await isRefused(npx.port), 'nothing listens any more');
         assert.match(npx.output(), /Shutting down: Master/, 'a graceful stop, not a kill');
       });
     }
@@ -91,10 +73,10 @@ describe(
       await new Promise((resolve) => shell.child.once('exit', resolve));
       // Longer than the parent check's period (500 ms), then still serving.
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      assert.ok(alive(shell.pid), 'still running');
-      assert.ok(!(await refused(shell.port)), 'still listening');
+      assert.ok(isAlive(shell.pid), 'still running');
+      assert.ok(!(await isRefused(shell.port)), 'still listening');
       process.kill(shell.pid, 'SIGTERM');
-      await until(() => !alive(shell.pid), 'the server to stop on TERM', 15_000);
+      await until(() => !isAlive(shell.pid), 'the server to stop on TERM', 15_000);
     });
   },
 );

@@ -8,19 +8,12 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
+import { isAlive } from './helpers/probes.js';
 import { missingMainFlags } from '../source/cli/relaunch.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
 
 /** The process title hides the arguments; environ and the execArgv the app reports do not. */
@@ -59,7 +52,7 @@ describe('main thread started without V8 memory reducer, with a small young gene
       stopped = true;
       assert.equal(exit.status, 0, 'the status of the server, through the launcher');
       assert.match(exit.stderr, /Handling signal: term/);
-      await until(() => !alive(cli.pid), 'the server to be gone');
+      await until(() => !isAlive(cli.pid), 'the server to be gone');
     } finally {
       if (!stopped) await cli.stop('SIGKILL');
     }
@@ -90,7 +83,7 @@ describe('main thread started without V8 memory reducer, with a small young gene
       const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
       const port = new URL(cli.url).port;
       cli.child.kill('SIGKILL');
-      await until(() => !alive(cli.pid), 'the orphaned server to stop');
+      await until(() => !isAlive(cli.pid), 'the orphaned server to stop');
       assert.match(cli.output(), /The launching process is gone; stopping gracefully/);
       await sleep(50);
       await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'nothing listens any more');

@@ -10,20 +10,12 @@ import { describe, it } from 'node:test';
 import { until } from './helpers/wait.js';
 import { runCli, startCli, type RunningCli, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
+import { isAlive } from './helpers/probes.js';
 
 /** Processes start and stop slowly here: wait up to 15,000 ms. */
 const slowly = <T>(probe: Parameters<typeof until<T>>[0], what: string) => until<T>(probe, what, 15_000, 25);
 
 const pidIn = (file: string): number | undefined => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined);
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** The old process's exit: its status once the new one has taken over. */
 const exitOf = (cli: RunningCli): Promise<number | null> =>
   cli.child.exitCode !== null ? Promise.resolve(cli.child.exitCode) : new Promise((resolve) => cli.child.once('exit', (status) => resolve(status)));
@@ -32,9 +24,9 @@ const exitOf = (cli: RunningCli): Promise<number | null> =>
 async function stopByPidfile(pidfile: string): Promise<void> {
   for (const file of [pidfile, `${pidfile}.2`, `${pidfile}.oldbin`]) {
     const pid = pidIn(file);
-    if (!pid || !alive(pid)) continue;
+    if (!pid || !isAlive(pid)) continue;
     process.kill(pid, 'SIGTERM');
-    await slowly(() => !alive(pid), `process ${pid} to stop`);
+    await slowly(() => !isAlive(pid), `process ${pid} to stop`);
   }
 }
 
@@ -94,7 +86,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       assert.equal(failed.status, 1);
       assert.match(failed.stderr, /^grainbows ctl: the new process did not start, this one keeps serving: process \d+ (failed to start|exited)/);
       assert.equal(pidIn(pidfile), oldPid);
-      assert.ok(alive(oldPid));
+      assert.ok(isAlive(oldPid));
       writeFileSync(path.join(dir, 'version.txt'), 'v3');
       assert.equal(await overUnix(), 'v1', 'still the old process');
       const exited = exitOf(cli);
