@@ -10,7 +10,8 @@ import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../shared/app-spec.js';
-import { createForwardingLogger, describeError, type LogLevel } from '../shared/log.js';
+import { createForwardingLogger, describeError } from '../shared/log.js';
+import type { SettingsValues } from '../shared/settings-values.js';
 import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
@@ -24,9 +25,9 @@ import { ACTOR_ID_KEY } from '../shared/affinity.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
 
-export interface ActorSettings extends HttpSettings {
-  logLevel: LogLevel;
-  /** After this many responses the actor asks to be replaced (`--max-requests`, jitter applied by main); 0 = never. */
+/** What an actor is told of the settings (from the settings table, source/config/settings.ts). */
+export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLevel'> {
+  /** `--max-requests` with this actor's jitter added by main; 0 = never. */
   maxRequests: number;
   /** The config file whose actor hooks (actorInit, preRequest, ...) this actor runs, if it has any. */
   hooksFile: string | null;

@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
-import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, type HeadFacts, type HeadLimits, type HeaderMap, type Rejection } from './request-rules.js';
+import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, type HeadFacts, type HeadLimits, type Rejection } from './request-rules.js';
+import type { SettingsValues } from '../shared/settings-values.js';
 import { formatAccessLine } from '../shared/access-log.js';
 import { REQUESTS_SEEN, type DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from '../shared/hooks.js';
@@ -27,34 +28,29 @@ import { RelaySocket } from './relay-socket.js';
 import type { RequestMetrics } from '../shared/request-metrics.js';
 import { sessionOwner } from '../shared/affinity.js';
 
-export interface HttpSettings {
+/**
+ * The settings an actor's HTTP server reads: those taken as they are (named and described in the settings
+ * table, source/config/settings.ts) and a few derived from the table's values by main (generationFrom in
+ * source/server.ts).
+ */
+export interface HttpSettings extends Pick<
+  SettingsValues,
+  | 'headerMap'
+  | 'stickySessions'
+  | 'forwardedAllowIps'
+  | 'requestTimeout'
+  | 'headerTimeout'
+  | 'bodyTimeout'
+  | 'limitRequestBody'
+  | 'bufferChunkedBody'
+  | 'bodyMinRate'
+> {
   keepAliveTimeoutMs: number;
   headLimits: HeadLimits;
-  headerMap: HeaderMap;
   /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
   closeAfterResponse: boolean;
-  /**
-   * `--sticky-sessions`: a request naming another actor's session, arriving on a connection an earlier
-   * request brought here, is sent back (307 to itself, connection closed) to come again on a new
-   * connection, which main routes by its session (shared/affinity.ts).
-   */
-  stickySessions: boolean;
   /** The access log format, or null when no access log is kept. */
   accessLogFormat: string | null;
-  /** Peers whose X-Forwarded-* and Forwarded headers reach the app (forwarded.ts). */
-  forwardedAllowIps: string;
-  /** Seconds from a request's head to its response's head before a 504 (request-deadline.ts); 0 = none. */
-  requestTimeout: number;
-  /** Seconds a client gets to send a whole request head (408 beyond). */
-  headerTimeout: number;
-  /** Seconds a client gets to send a whole request, head and body (408 beyond); 0 = no limit. */
-  bodyTimeout: number;
-  /** Most bytes of request body (413 beyond, counted as they arrive); 0 = no limit. */
-  limitRequestBody: number;
-  /** Read a chunked body whole (up to this many bytes, 413 beyond) and give it to the app with a length; 0 = off. */
-  bufferChunkedBody: number;
-  /** Uploads slower than this many bytes/s (over 10 s windows) are answered 408; 0 = off. */
-  bodyMinRate: number;
   /** The leniencies of request-normalizer.ts in front of Node's parser; null: Node's parser alone. */
   compat: ParserCompat | null;
 }

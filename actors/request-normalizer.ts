@@ -29,8 +29,6 @@
 import { METHODS, type IncomingMessage } from 'node:http';
 
 /** `--http-compat`: `node`, Node's parser alone (default); `gunicorn`, also what gunicorn's accepts by default. */
-export type HttpCompat = 'node' | 'gunicorn';
-export const HTTP_COMPAT_MODES: readonly HttpCompat[] = ['node', 'gunicorn'];
 
 export interface ParserCompat {
   /** gunicorn's default leniencies: token methods, raw non-ASCII targets, TE identity, BWS in chunk extensions. */

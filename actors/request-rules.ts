@@ -12,6 +12,7 @@
  * Header names with `_` are dropped, as gunicorn's and nginx's defaults do: behind a proxy that maps `_` and
  * `-` alike they would let a client forge a header the proxy set.
  */
+import type { HeaderMap } from '../shared/settings-values.js';
 import type { IncomingMessage } from 'node:http';
 import { FORWARDING_HEADERS } from '../shared/forwarded.js';
 
@@ -30,8 +31,6 @@ export const DEFAULT_HEAD_LIMITS: HeadLimits = { requestLine: 4094, fields: 100,
  * What to do with header names containing `_` (gunicorn's `header_map`): `drop` them (default), `refuse`
  * the request (400), or pass them through (`dangerous`).
  */
-export type HeaderMap = 'drop' | 'refuse' | 'dangerous';
-export const HEADER_MAPS: readonly HeaderMap[] = ['drop', 'refuse', 'dangerous'];
 
 export interface Rejection {
   status: 400 | 414 | 431 | 505;

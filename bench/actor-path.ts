@@ -66,7 +66,7 @@ async function actorPath(): Promise<void> {
   const { createLogger } = await import('../shared/log.js');
   const { Frame, FrameBatcher, decodeBatch } = await import('../shared/wire.js');
   const app = (await import(pathToFileURL(path.join(ROOT, 'bench/app.js')).href)).default as RequestListener;
-  const { settings } = generationFrom({ app: path.join(ROOT, 'bench/app.js'), cwd: ROOT }, false);
+  const { settings } = generationFrom({ app: path.join(ROOT, 'bench/app.js'), cwd: ROOT });
   const slots = new RequestSlots(new SharedArrayBuffer(4), REQUESTS, () => {});
   const server = createActorServer({ kind: 'listener', listener: app }, settings, {
     log: createLogger('warning'),

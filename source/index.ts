@@ -6,14 +6,12 @@ import { GrainbowsServer, type ServeOptions } from './server.js';
 export { GrainbowsServer, DEFAULTS, type ServeOptions, type ServerStats, type ServerEvents, type ActorInfo, type CloseOptions } from './server.js';
 export { GrainbowsError, ExitStatus, type ErrorCode } from '../shared/errors.js';
 export { createLogger, type Logger, type LogLevel } from '../shared/log.js';
-export type { HandoffStrategy } from './handoff/actor-link.js';
 export type { ActorEndings, ActorState, PoolActorStats as ActorStatsEntry } from './lifecycle/actor-pool.js';
 export { DURATION_BUCKETS, STATUS_CLASSES, type RequestTotals, type StatusClass } from '../shared/request-metrics.js';
 export type { ActorStats } from '../actors/actor.js';
 export type { AppSpec } from '../shared/app-spec.js';
 export type { BindAddress } from './accept/bind.js';
-export type { HeaderMap } from '../actors/request-rules.js';
-export type { HttpCompat } from '../actors/request-normalizer.js';
+export type { HandoffStrategy, HeaderMap, HttpCompat, ConcurrencyModel } from '../shared/settings-values.js';
 export type { ServerHook, AppKind } from '../actors/app-loader.js';
 export type { ActorHooks, HookActor } from '../shared/hooks.js';
 

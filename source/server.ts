@@ -12,118 +12,32 @@ import type { RequestTotals } from '../shared/request-metrics.js';
 import { MetricsEndpoint } from './lifecycle/metrics.js';
 import type { StatsD } from 'hot-shots';
 import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../shared/statsd.js';
-import type { HandoffStrategy } from './handoff/actor-link.js';
+import type { HandoffStrategy } from '../shared/settings-values.js';
 import { parseBind, type BindAddress } from './accept/bind.js';
 import { Dispatcher } from './accept/dispatcher.js';
 import { GrainbowsError } from '../shared/errors.js';
 import { chooseHandoff, transferMechanism } from './handoff/handoff.js';
 import { closeListeners, openListeners, renewCertificates, type Listener } from './accept/listeners.js';
-import { createLogger, type Logger, type LogLevel } from '../shared/log.js';
+import { createLogger, type Logger } from '../shared/log.js';
 import type { ResourceLimits } from 'node:worker_threads';
-import { DEFAULT_HEAD_LIMITS, type HeaderMap } from '../actors/request-rules.js';
-import { DEFAULT_ACCESS_LOG_FORMAT } from '../shared/access-log.js';
-import { HTTP_COMPAT_MODES, compatWanted, type HttpCompat, type ParserCompat } from '../actors/request-normalizer.js';
+import { compatWanted, type ParserCompat } from '../actors/request-normalizer.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
-import { checkAllowIps, createAddressMatcher } from '../shared/forwarded.js';
+import { createAddressMatcher } from '../shared/forwarded.js';
 import { loadTlsMaterial } from './accept/tls.js';
+import { resolveServeSettings, type ServeSettings } from './config/settings.js';
 
-export interface ServeOptions {
+/**
+ * What `serve()` takes. Each setting it reads (SERVE_SETTINGS: workers, timeouts, limits, TLS, logs, ...)
+ * is an option named as in the settings table (source/config/settings.ts), with the command line's type,
+ * default and validation; docs/settings.md describes each one. The rest are the library's own.
+ */
+export interface ServeOptions extends Partial<Omit<ServeSettings, 'bind'>> {
   /** `MODULE[:EXPORT]`, relative to `cwd`, or an already resolved spec. */
   app: string | AppSpec;
-  /** Addresses to listen on (default `127.0.0.1:8000`). */
+  /** Addresses to listen on (default `127.0.0.1:8000`): as `--bind` spells them, or parsed. */
   bind?: Array<string | BindAddress>;
-  /** Number of actors (threads). Default 1. */
-  workers?: number;
-  /**
-   * Most requests one actor answers at once. Default 1000. Idle keep-alive connections and connections
-   * still sending their first head do not count; past the cap, new connections wait in the main thread.
-   */
-  workerConnections?: number;
-  /**
-   * `coroutine` (default): many requests per actor. `sync`: one request per actor at a time, each
-   * connection closed after its response (gunicorn's sync worker), for apps that block their thread.
-   */
-  use?: 'coroutine' | 'sync';
-  /** `auto` (default) transfers sockets where the runtime can and relays elsewhere. */
-  handoff?: HandoffStrategy | 'auto';
-  /** Seconds an idle keep-alive connection stays open. Default 75. */
-  keepAlive?: number;
-  /** Longest request line in bytes (414 beyond; 0 = no limit). Default 4094. */
-  limitRequestLine?: number;
-  /** Most header fields (431 beyond; 0 = no limit). Default 100. */
-  limitRequestFields?: number;
-  /** Longest header field with its CRLF in bytes (431 beyond; 0 = the default, as in gunicorn). Default 8190. */
-  limitRequestFieldSize?: number;
-  /** Header names with `_`: drop (default), refuse (400) or dangerous (pass through). */
-  headerMap?: HeaderMap;
-  /**
-   * `node` (default): Node's HTTP parser alone judges requests. `gunicorn`: a framer in front of it also
-   * accepts what gunicorn's parser accepts by default and Node's refuses: methods Node does not know (an
-   * upper-case token), raw non-ASCII bytes in the target, `Transfer-Encoding: identity`, whitespace in
-   * chunk extensions. Costs the transfer hand-off its native read path (bytes pass through JavaScript).
-   */
-  httpCompat?: HttpCompat;
-  /** Accept obs-fold continuation lines and join them with a space (gunicorn's permit_obsolete_folding). Default false. */
-  permitObsoleteFolding?: boolean;
-  /** Remove whitespace between a header name and its colon instead of refusing it (gunicorn's strip_header_spaces). Default false. */
-  stripHeaderSpaces?: boolean;
-  /** Accept any token as a method, lower case and short ones too (gunicorn's permit_unconventional_http_method). Default false. */
-  permitUnconventionalHttpMethod?: boolean;
-  /** Upper-case the method before the app sees it (gunicorn's casefold_http_method). Default false. */
-  casefoldHttpMethod?: boolean;
-  /**
-   * Sets V8's `--heap-growing-percent` for the whole process (main and actors) before the actors start.
-   * Not set by default for library users, since it is process-wide; the CLI sets 20 (docs/settings.md).
-   */
-  heapGrowingPercent?: number;
-  /**
-   * `false` starts the actors without V8's memory reducer (`--no-memory-reducer`, process-wide, for isolates
-   * created from then on). The main thread's own reducer can only be turned off on node's command line
-   * (relaunch.ts). Left alone by default for library users; the CLI passes `false` (docs/settings.md).
-   */
-  memoryReducer?: boolean;
-  /** Access log: a file to append to, or `-` for stdout. Off when not given. */
-  accessLogfile?: string;
-  /**
-   * Where the Prometheus endpoint listens (HOST:PORT or unix:PATH): `GET /metrics`, and `GET /healthz` for
-   * readiness (metrics.ts). Off when not given.
-   */
-  metricsBind?: string;
-  /** Send gunicorn's StatsD metrics over UDP to HOST:PORT (shared/statsd.ts). Off when not given. */
-  statsdHost?: string;
-  /** Prefix for the StatsD names, joined with a dot: `app` gives `app.gunicorn.requests`. */
-  statsdPrefix?: string;
-  /** gunicorn's access log format (atoms like `%(h)s`), or `json` for one JSON object per line. */
-  accessLogformat?: string;
-  /** Seconds an actor's event loop may stand still before it is terminated and replaced; 0 = never. Default 30. */
-  timeout?: number;
-  /** Seconds draining actors get to finish in-flight requests (reload, resize, recycling, stop). Default 30. */
-  gracefulTimeout?: number;
-  /**
-   * Seconds from a request's head to its response's head: past it the client gets 504, a Fetch app's
-   * `request.signal` aborts and a listener app's request closes. Started responses are not cut. 0 = off (default).
-   */
-  requestTimeout?: number;
-  /** Seconds a client gets to send a request head; 408 and close beyond. Default 20. */
-  headerTimeout?: number;
-  /** Seconds a client gets to send a whole request, head and body; 408 beyond; 0 = no limit. Default 300. */
-  bodyTimeout?: number;
-  /** Most bytes of request body (413 beyond, chunked bodies counted as they arrive); 0 = no limit (default). */
-  limitRequestBody?: number;
-  /**
-   * Read a chunked request body whole, up to this many bytes (413 beyond), and give it to the app with a
-   * Content-Length, for frameworks that ignore bodies without one. 0 = off (default).
-   */
-  bufferChunkedBody?: number;
-  /**
-   * Uploads arriving slower than this many bytes a second, measured over 10 s windows in which the app was
-   * waiting for the body, are answered 408 (slow-body attacks). 0 = off. Default 100.
-   */
-  bodyMinRate?: number;
-  /** An actor is replaced (gracefully) after this many responses; 0 = never. Default 0. */
-  maxRequests?: number;
-  /** Adds 0..N to each actor's max requests, so actors do not all recycle at once. Default 0. */
-  maxRequestsJitter?: number;
+  /** Where the server logs; default: stderr at `logLevel`. */
+  logger?: Logger;
   /**
    * Called after the listeners are open and before any actor loads the app: where the CLI drops root
    * privileges (--user, --group). When given, the server listens first and connections that arrive while
@@ -133,38 +47,10 @@ export interface ServeOptions {
   /** A config file whose actor hooks (actorInit, actorExit, preRequest, postRequest) every actor runs. */
   hooksFile?: string;
   /**
-   * Peers allowed to set X-Forwarded-For/-Proto/-Host, X-Real-IP and Forwarded: comma-separated IPs or CIDR
-   * networks, or `*`. From other peers those headers are removed. Default `127.0.0.1,::1` (as gunicorn).
-   */
-  forwardedAllowIps?: string;
-  /**
    * Binary upgrade (CLI): listen on the sockets a predecessor process hands over instead of `bind`, asked
    * for once the actors are up.
    */
   inheritListeners?: () => Promise<BindAddress[]>;
-  /** HTTPS: the certificate chain (PEM file). Needs `keyfile`; both are read again on reload (rotation). */
-  certfile?: string;
-  /** HTTPS: the private key (PEM file) of `certfile`. */
-  keyfile?: string;
-  /**
-   * Read a PROXY protocol header (v1 or v2) at the start of connections from `proxyAllowFrom` peers, and
-   * give the app the client it names. Connections without one are served as they are. Default false.
-   */
-  proxyProtocol?: boolean;
-  /**
-   * Main reads each new connection's first request head and hands a connection whose request names an
-   * actor's session (socket.io long-polling's `?sid=`, made by `grainbows/socket.io`) to that actor.
-   * Connections read in main cannot move unread, so with the transfer hand-off they carry their head along.
-   */
-  stickySessions?: boolean;
-  /** Unix-socket binds get mode 0o777 without these bits (gunicorn's `--umask`); default 0: any local user may connect. */
-  umask?: number;
-  /** Peers allowed to send a PROXY header (IPs, CIDR networks, `*`); others get 403. Default `127.0.0.1,::1`. */
-  proxyAllowFrom?: string;
-  /** Listen backlog. Default 2048. */
-  backlog?: number;
-  logLevel?: LogLevel;
-  logger?: Logger;
   /**
    * Limits for each actor thread. Default: an 8 MB young generation. Three isolates (main and two actors)
    * with V8's default young generation held 1.55× the RSS of one node:http process under 5,000 sleeping
@@ -177,6 +63,7 @@ export interface ServeOptions {
    * thread's environment as it is when the actor starts. A reload starts actors with the new value.
    */
   actorEnv?: Record<string, string>;
+  /** Where `app` and the TLS files are resolved from; default `process.cwd()`. */
   cwd?: string;
 }
 
@@ -222,104 +109,52 @@ export interface CloseOptions {
 /** How often gunicorn.workers is sent (gunicorn's arbiter sends it about once a second). */
 const STATSD_WORKERS_EVERY_MS = 1000;
 
-export const DEFAULTS = {
-  bind: '127.0.0.1:8000',
-  workers: 1,
-  workerConnections: 1000,
-  keepAlive: 75,
-  backlog: 2048,
+/** The default of every serve() setting (from the settings table), and of each actor's resource limits. */
+export const DEFAULTS = Object.freeze({
+  ...resolveServeSettings({}),
   actorResourceLimits: { maxYoungGenerationSizeMb: 8 } satisfies ResourceLimits,
-  limitRequestLine: DEFAULT_HEAD_LIMITS.requestLine,
-  limitRequestFields: DEFAULT_HEAD_LIMITS.fields,
-  limitRequestFieldSize: DEFAULT_HEAD_LIMITS.fieldSize,
-  headerMap: 'drop',
-  httpCompat: 'node',
-  permitObsoleteFolding: false,
-  stripHeaderSpaces: false,
-  permitUnconventionalHttpMethod: false,
-  casefoldHttpMethod: false,
-  accessLogformat: DEFAULT_ACCESS_LOG_FORMAT,
-  timeout: 30,
-  gracefulTimeout: 30,
-  maxRequests: 0,
-  maxRequestsJitter: 0,
-  forwardedAllowIps: '127.0.0.1,::1',
-  proxyProtocol: false,
-  stickySessions: false,
-  proxyAllowFrom: '127.0.0.1,::1',
-  requestTimeout: 0,
-  headerTimeout: 20,
-  bodyTimeout: 300,
-  limitRequestBody: 0,
-  bufferChunkedBody: 0,
-  bodyMinRate: 100,
-} as const;
-
-function wholeNumberAtLeast(name: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw new GrainbowsError('E_USAGE', `${name} must be a whole number ≥ ${min}, not ${value}`);
-  return value;
-}
-
-function checkedAllowIps(text: string, setting = 'forwarded allow ips'): string {
-  const problem = checkAllowIps(text);
-  if (problem) throw new GrainbowsError('E_USAGE', `${setting}: ${problem}`);
-  return text;
-}
-
-function readDeadlines(options: ServeOptions): { headerTimeout: number; bodyTimeout: number } {
-  const headerTimeout = wholeNumberAtLeast('header timeout', options.headerTimeout ?? DEFAULTS.headerTimeout, 1);
-  const bodyTimeout = wholeNumberAtLeast('body timeout', options.bodyTimeout ?? DEFAULTS.bodyTimeout, 0);
-  if (bodyTimeout > 0 && bodyTimeout < headerTimeout)
-    throw new GrainbowsError('E_USAGE', `body timeout (${bodyTimeout} s) must be at least the header timeout (${headerTimeout} s), or 0`);
-  return { headerTimeout, bodyTimeout };
-}
+});
 
 /** The parser-compatibility settings, or null when none is on (Node's parser alone). */
-function readCompat(options: ServeOptions): ParserCompat | null {
-  const httpCompat = options.httpCompat ?? DEFAULTS.httpCompat;
-  if (!HTTP_COMPAT_MODES.includes(httpCompat))
-    throw new GrainbowsError('E_USAGE', `http compat must be one of ${HTTP_COMPAT_MODES.join(', ')}, not ${String(httpCompat)}`);
+function compatFrom(settings: ServeSettings): ParserCompat | null {
   const compat: ParserCompat = {
-    gunicorn: httpCompat === 'gunicorn',
-    permitObsoleteFolding: options.permitObsoleteFolding ?? DEFAULTS.permitObsoleteFolding,
-    stripHeaderSpaces: options.stripHeaderSpaces ?? DEFAULTS.stripHeaderSpaces,
-    permitUnconventionalHttpMethod: options.permitUnconventionalHttpMethod ?? DEFAULTS.permitUnconventionalHttpMethod,
-    casefoldHttpMethod: options.casefoldHttpMethod ?? DEFAULTS.casefoldHttpMethod,
-    fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
+    gunicorn: settings.httpCompat === 'gunicorn',
+    permitObsoleteFolding: settings.permitObsoleteFolding,
+    stripHeaderSpaces: settings.stripHeaderSpaces,
+    permitUnconventionalHttpMethod: settings.permitUnconventionalHttpMethod,
+    casefoldHttpMethod: settings.casefoldHttpMethod,
+    fieldSize: settings.limitRequestFieldSize,
   };
   return compatWanted(compat) ? compat : null;
 }
 
-/** What one generation of actors runs, from the options: rebuilt on every reload. */
-export function generationFrom(options: ServeOptions, accessLogOn: boolean): GenerationOptions {
+/** What one generation of actors runs, from the options: rebuilt on every reload. Validates the options. */
+export function generationFrom(options: ServeOptions, settings: ServeSettings = resolveServeSettings(options)): GenerationOptions {
   return {
     app: typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app,
     resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
     ...(options.actorEnv ? { env: options.actorEnv } : {}),
-    maxRequestsJitter: wholeNumberAtLeast('max requests jitter', options.maxRequestsJitter ?? DEFAULTS.maxRequestsJitter, 0),
+    maxRequestsJitter: settings.maxRequestsJitter,
     settings: {
-      keepAliveTimeoutMs: (options.keepAlive ?? DEFAULTS.keepAlive) * 1000,
-      headLimits: {
-        requestLine: options.limitRequestLine ?? DEFAULTS.limitRequestLine,
-        fields: options.limitRequestFields ?? DEFAULTS.limitRequestFields,
-        fieldSize: options.limitRequestFieldSize ?? DEFAULTS.limitRequestFieldSize,
-      },
-      headerMap: options.headerMap ?? DEFAULTS.headerMap,
-      closeAfterResponse: options.use === 'sync',
-      stickySessions: options.stickySessions ?? DEFAULTS.stickySessions,
-      accessLogFormat: accessLogOn ? (options.accessLogformat ?? DEFAULTS.accessLogformat) : null,
-      logLevel: options.logLevel ?? 'info',
-      maxRequests: wholeNumberAtLeast('max requests', options.maxRequests ?? DEFAULTS.maxRequests, 0),
+      keepAliveTimeoutMs: settings.keepAlive * 1000,
+      headLimits: { requestLine: settings.limitRequestLine, fields: settings.limitRequestFields, fieldSize: settings.limitRequestFieldSize },
+      headerMap: settings.headerMap,
+      closeAfterResponse: settings.use === 'sync',
+      stickySessions: settings.stickySessions,
+      accessLogFormat: settings.accessLogfile ? settings.accessLogformat : null,
+      logLevel: settings.logLevel,
+      maxRequests: settings.maxRequests,
       hooksFile: options.hooksFile ?? null,
-      statsd: statsdTarget(options.statsdHost, options.statsdPrefix),
-      forwardedAllowIps: checkedAllowIps(options.forwardedAllowIps ?? DEFAULTS.forwardedAllowIps),
-      requestTimeout: wholeNumberAtLeast('request timeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0),
-      ...readDeadlines(options),
-      limitRequestBody: wholeNumberAtLeast('limit request body', options.limitRequestBody ?? DEFAULTS.limitRequestBody, 0),
-      bufferChunkedBody: wholeNumberAtLeast('buffer chunked body', options.bufferChunkedBody ?? DEFAULTS.bufferChunkedBody, 0),
-      bodyMinRate: wholeNumberAtLeast('body min rate', options.bodyMinRate ?? DEFAULTS.bodyMinRate, 0),
-      compat: readCompat(options),
-      requestsPerActor: options.use === 'sync' ? 1 : wholeNumberAtLeast('worker connections', options.workerConnections ?? DEFAULTS.workerConnections, 1),
+      statsd: statsdTarget(settings.statsdHost, settings.statsdPrefix),
+      forwardedAllowIps: settings.forwardedAllowIps,
+      requestTimeout: settings.requestTimeout,
+      headerTimeout: settings.headerTimeout,
+      bodyTimeout: settings.bodyTimeout,
+      limitRequestBody: settings.limitRequestBody,
+      bufferChunkedBody: settings.bufferChunkedBody,
+      bodyMinRate: settings.bodyMinRate,
+      compat: compatFrom(settings),
+      requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
     },
   };
 }
@@ -350,51 +185,45 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   static async start(options: ServeOptions): Promise<GrainbowsServer> {
-    const target = statsdTarget(options.statsdHost, options.statsdPrefix);
-    const baseLog = options.logger ?? createLogger(options.logLevel ?? 'info');
+    const settings = resolveServeSettings(options);
+    const target = statsdTarget(settings.statsdHost, settings.statsdPrefix);
+    const baseLog = options.logger ?? createLogger(settings.logLevel);
     const statsd = target ? openStatsd(target, (error) => baseLog.debug(`statsd: ${error.message}`)) : undefined;
     const log = statsd ? countLogLines(baseLog, statsd) : baseLog;
-    const binds = (options.bind ?? [DEFAULTS.bind]).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
-    const workers = wholeNumberAtLeast('workers', options.workers ?? DEFAULTS.workers, 1);
-    if (options.heapGrowingPercent) {
+    const binds = (options.bind ?? settings.bind).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
+    if (settings.heapGrowingPercent) {
       // Read by V8 at every major GC, so setting it at start-up, before any actor exists, takes effect everywhere.
-      v8.setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent}`);
+      v8.setFlagsFromString(`--heap-growing-percent=${settings.heapGrowingPercent}`);
     }
     // Read when an isolate's heap is set up: this reaches every actor started from now on, not this thread.
-    if (options.memoryReducer === false) v8.setFlagsFromString('--no-memory-reducer');
-    const generation = generationFrom(options, Boolean(options.accessLogfile));
-    const secure = loadTlsMaterial(options, options.cwd);
-    const handoff = await chooseHandoff(options.handoff ?? 'auto');
-    const accessLog = options.accessLogfile ? openLogDestination(options.accessLogfile, 'stdout') : undefined;
+    if (!settings.memoryReducer) v8.setFlagsFromString('--no-memory-reducer');
+    const generation = generationFrom(options, settings);
+    const secure = loadTlsMaterial(settings, options.cwd);
+    const handoff = await chooseHandoff(settings.handoff);
+    const accessLog = settings.accessLogfile ? openLogDestination(settings.accessLogfile, 'stdout') : undefined;
     const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? 'dup()ed descriptors' : 'sockets moved'})` : '';
-    log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${options.use ?? 'coroutine'}`);
+    log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${settings.use}`);
 
     const pool = new ActorPool({
       ...generation,
-      size: workers,
+      size: settings.workers,
       log,
       onAccessLine: accessLog?.write,
-      timeout: wholeNumberAtLeast('timeout', options.timeout ?? DEFAULTS.timeout, 0),
-      gracefulTimeout: wholeNumberAtLeast('graceful timeout', options.gracefulTimeout ?? DEFAULTS.gracefulTimeout, 0),
+      timeout: settings.timeout,
+      gracefulTimeout: settings.gracefulTimeout,
     });
     const dispatcher = new Dispatcher(
       pool,
       handoff,
       generation.settings.requestsPerActor,
       {
-        headerTimeoutMs: generation.settings.headerTimeout * 1000,
-        proxyFrom: options.proxyProtocol ? createAddressMatcher(checkedAllowIps(options.proxyAllowFrom ?? DEFAULTS.proxyAllowFrom, 'proxy allow from')) : null,
+        headerTimeoutMs: settings.headerTimeout * 1000,
+        proxyFrom: settings.proxyProtocol ? createAddressMatcher(settings.proxyAllowFrom) : null,
       },
-      options.stickySessions ?? DEFAULTS.stickySessions,
+      settings.stickySessions,
     );
     const listen = async () =>
-      openListeners(
-        options.inheritListeners ? await options.inheritListeners() : binds,
-        options.backlog ?? DEFAULTS.backlog,
-        dispatcher.accept,
-        secure,
-        options.umask ?? 0,
-      );
+      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, settings.backlog, dispatcher.accept, secure, settings.umask);
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
@@ -415,9 +244,9 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     pool.announceListening(listeners.flatMap((listener) => listener.server.address() ?? []));
     const server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
     if (statsd) server.reportToStatsd(statsd);
-    if (options.metricsBind) {
+    if (settings.metricsBind) {
       try {
-        server.metrics = await MetricsEndpoint.open(options.metricsBind, server, log);
+        server.metrics = await MetricsEndpoint.open(settings.metricsBind, server, log);
       } catch (error) {
         await server.close({ graceful: false });
         throw error;
@@ -466,9 +295,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
    */
   async reload(changes: Partial<ServeOptions> = {}): Promise<void> {
     const next = { ...this.options, ...changes };
-    const generation = generationFrom(next, Boolean(this.accessLog));
-    const workers = wholeNumberAtLeast('workers', next.workers ?? DEFAULTS.workers, 1);
-    const secure = loadTlsMaterial(next, next.cwd);
+    const settings = resolveServeSettings(next);
+    const generation = generationFrom(next, settings);
+    const workers = settings.workers;
+    const secure = loadTlsMaterial(settings, next.cwd);
     if (Boolean(next.certfile) !== Boolean(this.options.certfile)) {
       this.log.warning('reload: listeners do not switch between HTTP and HTTPS on reload (restart, or upgrade with USR2)');
     }

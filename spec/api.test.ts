@@ -8,7 +8,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT, example, fixture, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
+import { SERVE_SETTINGS, findSetting } from '../source/config/settings.js';
 import {
+  DEFAULTS,
+  GrainbowsError,
   createLogger,
   serve,
   type ActorInfo,
@@ -69,5 +72,38 @@ describe('programmatic API', () => {
       assert.equal(crashed.length, 1);
       assert.deepEqual(started, [3], 'the replacement is actor 3');
     });
+  });
+});
+
+describe('serve() options are the settings table', () => {
+  const logger = createLogger('critical');
+  const app = fixture('echo.js');
+  const refusal = async (options: Record<string, unknown>): Promise<string> => {
+    const error = await serve({ app, bind: ['127.0.0.1:0'], logger, ...options }).then(
+      async (server) => {
+        await server.close();
+        return undefined;
+      },
+      (failure: unknown) => failure,
+    );
+    assert.ok(error instanceof GrainbowsError, `refused: ${JSON.stringify(options)}`);
+    assert.equal(error.code, 'E_USAGE');
+    return error.message;
+  };
+
+  it('a bad value is refused as the command line refuses it, naming the option', async () => {
+    assert.equal(await refusal({ workers: 0 }), "workers must be a whole number ≥ 1, not '0'");
+    assert.equal(await refusal({ keepAlive: 2.5 }), "keepAlive must be a whole number ≥ 0, not '2.5'");
+    assert.equal(await refusal({ handoff: 'teleport' }), "handoff must be one of auto, relay, transfer, not 'teleport'");
+    assert.match(await refusal({ forwardedAllowIps: '10.0.0.0/99' }), /^forwardedAllowIps: /);
+    assert.match(await refusal({ umask: 0o1777 }), /^umask must be a mode/);
+    assert.equal(await refusal({ headerTimeout: 30, bodyTimeout: 10 }), 'body timeout (10 s) must be at least the header timeout (30 s), or 0');
+  });
+
+  it("DEFAULTS are the table's defaults, except the two that change the whole process", () => {
+    for (const name of SERVE_SETTINGS) {
+      const expected = name === 'heapGrowingPercent' ? 0 : name === 'memoryReducer' ? true : findSetting(name)?.default;
+      assert.deepEqual(DEFAULTS[name], expected, name);
+    }
   });
 });

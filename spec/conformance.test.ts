@@ -13,7 +13,7 @@ import { ROOT, fixture, strategies } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { serve, type GrainbowsServer, type ServeOptions } from '../source/index.js';
 import { createLogger } from '../shared/log.js';
-import { HTTP_COMPAT_MODES } from '../actors/request-normalizer.js';
+import { HTTP_COMPAT_MODES } from '../shared/settings-values.js';
 
 interface Expected {
   method: string;

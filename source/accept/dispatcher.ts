@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { HandoffStrategy } from '../handoff/actor-link.js';
+import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { ActorPool } from '../lifecycle/actor-pool.js';
 import { HeadGate, type GatedConnection, type GateSettings } from '../../shared/head-gate.js';
 import { actorOfSession } from '../../shared/affinity.js';

@@ -12,7 +12,7 @@ import type { AppKind } from '../../actors/app-loader.js';
 export async function checkApp(app: string, settings: SettingsValues): Promise<AppKind> {
   for (const bind of settings.bind) parseBind(bind);
   const pool = new ActorPool({
-    ...generationFrom({ ...settings, app, logLevel: 'critical' }, false),
+    ...generationFrom({ ...settings, app, logLevel: 'critical', accessLogfile: '' }),
     size: 1,
     log: createLogger('critical'),
     timeout: 0,

@@ -3,7 +3,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { COMMAND_FLAGS } from '../cli/arguments.js';
-import { SETTINGS, configKey, type SettingRow } from './settings.js';
+import { SERVE_SETTINGS, SETTINGS, configKey, type SettingRow } from './settings.js';
 
 export function renderSettingsDoc(): string {
   const rows = SETTINGS as ReadonlyArray<SettingRow>;
@@ -27,14 +27,19 @@ export function renderSettingsDoc(): string {
     "// or: export default { use: 'coroutine', worker_connections: 1000 };",
     '```',
     '',
+    'The settings marked **serve()** are also options of `serve()` in the library, under their camelCase',
+    'name, with the same defaults and validation (`heapGrowingPercent` and `memoryReducer` excepted: they',
+    'change the whole process, so the library leaves them off unless asked).',
+    '',
   ];
   const sections = [...new Set(rows.map((row) => row.section))];
   for (const section of sections) {
     out.push(`## ${section}`, '', '| config key | flag | env | default | meaning |', '|---|---|---|---|---|');
     for (const row of rows.filter((r) => r.section === section)) {
       const flag = `${row.short ? `\`-${row.short}\`, ` : ''}\`--${row.flag}\``;
+      const serveOption = (SERVE_SETTINGS as readonly string[]).includes(row.name) ? ` **serve()**: \`${row.name}\`.` : '';
       out.push(
-        `| \`${configKey(row.name)}\` | ${flag} | ${row.env ? `\`${row.env}\`` : ''} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')} |`,
+        `| \`${configKey(row.name)}\` | ${flag} | ${row.env ? `\`${row.env}\`` : ''} | \`${JSON.stringify(row.default)}\` | ${row.doc.replace(/\|/g, '\\|')}${serveOption} |`,
       );
     }
     out.push('');

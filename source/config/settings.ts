@@ -1,76 +1,17 @@
 /**
  * The settings table: one row per setting drives the command line, the config file, GRAINBOWS_CMD_ARGS,
- * --print-config and docs/settings.md. A row knows its flag, type, default, how to validate a value and
- * what to say about it.
+ * --print-config, docs/settings.md and `serve()`'s options (SERVE_SETTINGS). A row knows its flag, type,
+ * default, how to validate a value and what to say about it; nothing else declares a default or validates.
  */
-import { LOG_LEVELS, type LogLevel } from '../../shared/log.js';
+import { LOG_LEVELS } from '../../shared/log.js';
+import { GrainbowsError } from '../../shared/errors.js';
 import { parseBind } from '../accept/bind.js';
-import { DEFAULTS } from '../server.js';
-import type { HandoffStrategy } from '../handoff/actor-link.js';
-import { HEADER_MAPS, type HeaderMap } from '../../actors/request-rules.js';
+import { DEFAULT_HEAD_LIMITS } from '../../actors/request-rules.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from '../../shared/access-log.js';
 import { checkAllowIps } from '../../shared/forwarded.js';
-import { HTTP_COMPAT_MODES, type HttpCompat } from '../../actors/request-normalizer.js';
+import { CONCURRENCY_MODELS, HANDOFF_CHOICES, HEADER_MAPS, HTTP_COMPAT_MODES, type SettingsValues } from '../../shared/settings-values.js';
 
-export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
-export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
-
-export interface SettingsValues {
-  use: ConcurrencyModel;
-  bind: string[];
-  workers: number;
-  workerConnections: number;
-  handoff: HandoffStrategy | 'auto';
-  keepAlive: number;
-  backlog: number;
-  limitRequestLine: number;
-  limitRequestFields: number;
-  limitRequestFieldSize: number;
-  headerMap: HeaderMap;
-  httpCompat: HttpCompat;
-  permitObsoleteFolding: boolean;
-  stripHeaderSpaces: boolean;
-  permitUnconventionalHttpMethod: boolean;
-  casefoldHttpMethod: boolean;
-  heapGrowingPercent: number;
-  memoryReducer: boolean;
-  mainSemiSpaceSize: number;
-  logLevel: LogLevel;
-  accessLogfile: string;
-  accessLogformat: string;
-  metricsBind: string;
-  statsdHost: string;
-  statsdPrefix: string;
-  timeout: number;
-  gracefulTimeout: number;
-  maxRequests: number;
-  maxRequestsJitter: number;
-  pidfile: string;
-  controlSocket: string;
-  procName: string;
-  umask: number;
-  chdir: string;
-  rawEnv: string[];
-  user: string;
-  group: string;
-  daemon: boolean;
-  errorLogfile: string;
-  logFile: string;
-  forwardedAllowIps: string;
-  proxyProtocol: boolean;
-  stickySessions: boolean;
-  proxyAllowFrom: string;
-  certfile: string;
-  keyfile: string;
-  reload: boolean;
-  reloadExtraFile: string[];
-  debug: boolean;
-  requestTimeout: number;
-  headerTimeout: number;
-  bodyTimeout: number;
-  limitRequestBody: number;
-  bufferChunkedBody: number;
-  bodyMinRate: number;
-}
+export { CONCURRENCY_MODELS, type ConcurrencyModel, type SettingsValues } from '../../shared/settings-values.js';
 
 export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValues> {
   name: K;
@@ -122,7 +63,7 @@ export const SETTINGS = [
     short: 'b',
     type: 'string',
     multiple: true,
-    default: [DEFAULTS.bind],
+    default: ['127.0.0.1:8000'],
     section: 'Server socket',
     doc: 'Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat for several.',
     parse: (raw: string) => {
@@ -134,7 +75,7 @@ export const SETTINGS = [
     name: 'backlog',
     flag: 'backlog',
     type: 'number',
-    default: DEFAULTS.backlog,
+    default: 2048,
     section: 'Server socket',
     doc: 'Most connections waiting in the kernel to be accepted.',
     parse: wholeNumber('backlog', 1),
@@ -154,7 +95,7 @@ export const SETTINGS = [
     short: 'w',
     env: 'WEB_CONCURRENCY',
     type: 'number',
-    default: DEFAULTS.workers,
+    default: 1,
     section: 'Actors',
     doc: 'Number of actors (worker threads), each serving many connections. An actor multiplexes sleeping requests, so more actors help CPU-bound apps and spread slow clients. With the relay hand-off the main thread needs a core too: one actor fewer than cores (on 2 cores, 1 actor answered probes faster than 2 under a slow-client attack); with transfer main only accepts: one actor per core.',
     parse: wholeNumber('workers', 1),
@@ -163,7 +104,7 @@ export const SETTINGS = [
     name: 'workerConnections',
     flag: 'worker-connections',
     type: 'number',
-    default: DEFAULTS.workerConnections,
+    default: 1000,
     section: 'Actors',
     doc: 'Most requests one actor answers at once; past it, new connections wait in the main thread. Idle keep-alive connections and connections still sending their first request head do not count.',
     parse: wholeNumber('worker-connections', 1),
@@ -175,12 +116,12 @@ export const SETTINGS = [
     default: 'auto',
     section: 'Actors',
     doc: 'How connections reach actors: transfer (the actor owns the socket: moved on Node 24+, a dup(2)ed descriptor on Node 20 and 22 on Unix, through the optional koffi package), relay (main keeps the socket and relays its bytes; the only way on Windows before Node 24, and for TLS), auto (transfer where possible).',
-    parse: oneOf('handoff', ['auto', 'relay', 'transfer'] as const),
+    parse: oneOf('handoff', HANDOFF_CHOICES),
   },
   switchRow(
     'stickySessions',
     'sticky-sessions',
-    DEFAULTS.stickySessions,
+    false,
     'Actors',
     "Send every connection whose first request names a session made by an actor (socket.io long-polling with grainbows/socket.io's adapter) to that actor, as node:cluster's sticky sessions do. Main reads each new connection's first request head to decide.",
   ),
@@ -188,7 +129,7 @@ export const SETTINGS = [
     name: 'keepAlive',
     flag: 'keep-alive',
     type: 'number',
-    default: DEFAULTS.keepAlive,
+    default: 75,
     section: 'Actors',
     doc: "Seconds an idle keep-alive connection stays open (above load balancers' 60 s).",
     parse: wholeNumber('keep-alive', 0),
@@ -198,7 +139,7 @@ export const SETTINGS = [
     flag: 'timeout',
     short: 't',
     type: 'number',
-    default: DEFAULTS.timeout,
+    default: 30,
     section: 'Actors',
     doc: 'Actor liveness: an actor whose event loop has not turned for this many seconds is terminated and replaced; its waiting requests get 503. 0 = never.',
     parse: wholeNumber('timeout', 0),
@@ -207,7 +148,7 @@ export const SETTINGS = [
     name: 'requestTimeout',
     flag: 'request-timeout',
     type: 'number',
-    default: DEFAULTS.requestTimeout,
+    default: 0,
     section: 'Actors',
     doc: "Seconds from a request's head to its response's head: past it the client gets 504, a Fetch app's request.signal aborts and a listener app's request closes. A response already streaming is not cut. 0 = off.",
     parse: wholeNumber('request-timeout', 0),
@@ -216,7 +157,7 @@ export const SETTINGS = [
     name: 'gracefulTimeout',
     flag: 'graceful-timeout',
     type: 'number',
-    default: DEFAULTS.gracefulTimeout,
+    default: 30,
     section: 'Actors',
     doc: 'Seconds a draining actor (reload, resize, recycling, TERM) gets to finish its requests before its connections are closed.',
     parse: wholeNumber('graceful-timeout', 0),
@@ -225,7 +166,7 @@ export const SETTINGS = [
     name: 'maxRequests',
     flag: 'max-requests',
     type: 'number',
-    default: DEFAULTS.maxRequests,
+    default: 0,
     section: 'Actors',
     doc: 'Replace an actor after it has served this many requests (a fresh one starts first, the old one drains). 0 = never.',
     parse: wholeNumber('max-requests', 0),
@@ -234,7 +175,7 @@ export const SETTINGS = [
     name: 'maxRequestsJitter',
     flag: 'max-requests-jitter',
     type: 'number',
-    default: DEFAULTS.maxRequestsJitter,
+    default: 0,
     section: 'Actors',
     doc: "Adds a random 0..N to each actor's max-requests, so actors do not all recycle at once.",
     parse: wholeNumber('max-requests-jitter', 0),
@@ -243,7 +184,7 @@ export const SETTINGS = [
     name: 'limitRequestLine',
     flag: 'limit-request-line',
     type: 'number',
-    default: DEFAULTS.limitRequestLine,
+    default: DEFAULT_HEAD_LIMITS.requestLine,
     section: 'Security',
     doc: 'Longest request line in bytes; longer is answered 414. 0 = no limit.',
     parse: wholeNumber('limit-request-line', 0),
@@ -252,7 +193,7 @@ export const SETTINGS = [
     name: 'limitRequestFields',
     flag: 'limit-request-fields',
     type: 'number',
-    default: DEFAULTS.limitRequestFields,
+    default: DEFAULT_HEAD_LIMITS.fields,
     section: 'Security',
     doc: 'Most header fields in a request; more is answered 431. 0 = no limit.',
     parse: wholeNumber('limit-request-fields', 0),
@@ -261,7 +202,7 @@ export const SETTINGS = [
     name: 'limitRequestFieldSize',
     flag: 'limit-request-field-size',
     type: 'number',
-    default: DEFAULTS.limitRequestFieldSize,
+    default: DEFAULT_HEAD_LIMITS.fieldSize,
     section: 'Security',
     doc: 'Longest header field (name, value, CRLF) in bytes; longer is answered 431. 0 = the default.',
     parse: wholeNumber('limit-request-field-size', 0),
@@ -270,7 +211,7 @@ export const SETTINGS = [
     name: 'limitRequestBody',
     flag: 'limit-request-body',
     type: 'number',
-    default: DEFAULTS.limitRequestBody,
+    default: 0,
     section: 'Security',
     doc: 'Most bytes of request body; a larger Content-Length is answered 413 before the app runs, a chunked body is counted as it arrives and cut at the limit (413). 0 = no limit (uploads of any size).',
     parse: wholeNumber('limit-request-body', 0),
@@ -279,7 +220,7 @@ export const SETTINGS = [
     name: 'bufferChunkedBody',
     flag: 'buffer-chunked-body',
     type: 'number',
-    default: DEFAULTS.bufferChunkedBody,
+    default: 0,
     section: 'Security',
     doc: 'Read a chunked request body whole, up to this many bytes (413 beyond), and give it to the app with a Content-Length and no Transfer-Encoding, for frameworks that take a body without a length for none. 0 = off: bodies stream as they arrive.',
     parse: wholeNumber('buffer-chunked-body', 0),
@@ -288,7 +229,7 @@ export const SETTINGS = [
     name: 'headerTimeout',
     flag: 'header-timeout',
     type: 'number',
-    default: DEFAULTS.headerTimeout,
+    default: 20,
     section: 'Security',
     doc: 'Seconds a client gets to send a whole request head; 408 and close beyond (slow-header attacks).',
     parse: wholeNumber('header-timeout', 1),
@@ -297,7 +238,7 @@ export const SETTINGS = [
     name: 'bodyTimeout',
     flag: 'body-timeout',
     type: 'number',
-    default: DEFAULTS.bodyTimeout,
+    default: 300,
     section: 'Security',
     doc: 'Seconds a client gets to send a whole request, head and body; 408 beyond. 0 = no limit (for very slow uploads).',
     parse: wholeNumber('body-timeout', 0),
@@ -306,7 +247,7 @@ export const SETTINGS = [
     name: 'bodyMinRate',
     flag: 'body-min-rate',
     type: 'number',
-    default: DEFAULTS.bodyMinRate,
+    default: 100,
     section: 'Security',
     doc: 'Uploads arriving slower than this many bytes a second, over 10 s windows in which the app was waiting for the body, are answered 408 and closed (slow-body attacks). 0 = off.',
     parse: wholeNumber('body-min-rate', 0),
@@ -315,7 +256,7 @@ export const SETTINGS = [
     name: 'headerMap',
     flag: 'header-map',
     type: 'string',
-    default: DEFAULTS.headerMap,
+    default: 'drop',
     section: 'Security',
     doc: "Header names with '_': drop them, refuse the request (400), or pass them through (dangerous).",
     parse: oneOf('header-map', HEADER_MAPS),
@@ -324,7 +265,7 @@ export const SETTINGS = [
     name: 'httpCompat',
     flag: 'http-compat',
     type: 'string',
-    default: DEFAULTS.httpCompat,
+    default: 'node',
     section: 'Security',
     doc: "node: Node's HTTP parser alone judges requests. gunicorn: a framer in front of it also accepts what gunicorn's parser accepts by default and Node's refuses (methods Node does not know, as upper-case tokens; raw non-ASCII bytes in the target; Transfer-Encoding: identity; whitespace in chunk extensions), and the app sees them as sent. It stops rewriting a connection at the first framing it does not follow plainly, so it cannot change where a message ends. Costs the transfer hand-off its native read path.",
     parse: oneOf('http-compat', HTTP_COMPAT_MODES),
@@ -332,37 +273,31 @@ export const SETTINGS = [
   switchRow(
     'permitObsoleteFolding',
     'permit-obsolete-folding',
-    DEFAULTS.permitObsoleteFolding,
+    false,
     'Security',
     'Accept obs-fold header continuation lines (RFC 9112 §5.2) and join them with one space; the folded field counts against --limit-request-field-size. Off: refused 400.',
   ),
   switchRow(
     'stripHeaderSpaces',
     'strip-header-spaces',
-    DEFAULTS.stripHeaderSpaces,
+    false,
     'Security',
     'Remove whitespace between a header name and its colon instead of refusing the request (400). Dangerous behind a proxy that reads such a field differently.',
   ),
   switchRow(
     'permitUnconventionalHttpMethod',
     'permit-unconventional-http-method',
-    DEFAULTS.permitUnconventionalHttpMethod,
+    false,
     'Security',
     'Accept any token as a method, lower-case and short ones too; the app sees it as sent. Off: a method Node does not know is refused 400 (with --http-compat gunicorn: unless it is an upper-case token of 3-20 characters).',
   ),
-  switchRow(
-    'casefoldHttpMethod',
-    'casefold-http-method',
-    DEFAULTS.casefoldHttpMethod,
-    'Security',
-    'Upper-case the method before judging it and before the app sees it.',
-  ),
+  switchRow('casefoldHttpMethod', 'casefold-http-method', false, 'Security', 'Upper-case the method before judging it and before the app sees it.'),
   {
     name: 'forwardedAllowIps',
     flag: 'forwarded-allow-ips',
     env: 'FORWARDED_ALLOW_IPS',
     type: 'string',
-    default: DEFAULTS.forwardedAllowIps,
+    default: '127.0.0.1,::1',
     section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
     parse: (raw: string) => {
@@ -374,7 +309,7 @@ export const SETTINGS = [
   switchRow(
     'proxyProtocol',
     'proxy-protocol',
-    DEFAULTS.proxyProtocol,
+    false,
     'Security',
     'Read a PROXY protocol header (HAProxy v1 text or v2 binary) at the start of connections from --proxy-allow-from peers: the app sees the client it names as the remote address. Connections without one are served as they are; a malformed one is answered 400.',
   ),
@@ -382,7 +317,7 @@ export const SETTINGS = [
     name: 'proxyAllowFrom',
     flag: 'proxy-allow-from',
     type: 'string',
-    default: DEFAULTS.proxyAllowFrom,
+    default: '127.0.0.1,::1',
     section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') allowed to send a PROXY header; one from anybody else is answered 403.",
     parse: (raw: string) => {
@@ -456,7 +391,7 @@ export const SETTINGS = [
     name: 'accessLogformat',
     flag: 'access-logformat',
     type: 'string',
-    default: DEFAULTS.accessLogformat,
+    default: DEFAULT_ACCESS_LOG_FORMAT,
     section: 'Logging',
     doc: "Access log format: gunicorn's atoms (%(h)s remote address, %(l)s '-', %(u)s user, %(t)s time, %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(T)s/%(D)s/%(L)s duration in s/µs/decimal s, %(p)s pid, %({Header}i)s and %({Header}o)s), or json for one JSON object per line.",
     parse: (raw: string) => raw,
@@ -668,4 +603,96 @@ export function defaultSettings(): SettingsValues {
   const values: Record<string, unknown> = {};
   for (const row of SETTINGS) values[row.name] = Array.isArray(row.default) ? [...row.default] : row.default;
   return values as unknown as SettingsValues;
+}
+
+/**
+ * The settings `serve()` reads, each a row above: the library takes them as options of the same name and
+ * type, with the same defaults and validation as the command line. The other rows are the command's own
+ * (process, daemon, logging to files, reload on change).
+ */
+export const SERVE_SETTINGS = [
+  'bind',
+  'backlog',
+  'use',
+  'workers',
+  'workerConnections',
+  'handoff',
+  'stickySessions',
+  'keepAlive',
+  'timeout',
+  'requestTimeout',
+  'gracefulTimeout',
+  'maxRequests',
+  'maxRequestsJitter',
+  'limitRequestLine',
+  'limitRequestFields',
+  'limitRequestFieldSize',
+  'limitRequestBody',
+  'bufferChunkedBody',
+  'headerTimeout',
+  'bodyTimeout',
+  'bodyMinRate',
+  'headerMap',
+  'httpCompat',
+  'permitObsoleteFolding',
+  'stripHeaderSpaces',
+  'permitUnconventionalHttpMethod',
+  'casefoldHttpMethod',
+  'forwardedAllowIps',
+  'proxyProtocol',
+  'proxyAllowFrom',
+  'certfile',
+  'keyfile',
+  'heapGrowingPercent',
+  'memoryReducer',
+  'logLevel',
+  'accessLogfile',
+  'accessLogformat',
+  'metricsBind',
+  'statsdHost',
+  'statsdPrefix',
+  'umask',
+] as const satisfies ReadonlyArray<SettingName>;
+
+export type ServeSettingName = (typeof SERVE_SETTINGS)[number];
+export type ServeSettings = Pick<SettingsValues, ServeSettingName>;
+
+/**
+ * Where a library's default differs from the command's: these settings change the whole process (V8 flags),
+ * which the command may do and an embedding app must ask for.
+ */
+const LIBRARY_DEFAULTS: Partial<ServeSettings> = { heapGrowingPercent: 0, memoryReducer: true };
+
+/**
+ * `serve()`'s settings: each one given validated by its row, exactly as a flag or a config-file value is,
+ * the rest from the row's default (or LIBRARY_DEFAULTS). Throws E_USAGE naming the option. `bind` is taken
+ * as given: the library also accepts parsed addresses, which the listeners check.
+ */
+export function resolveServeSettings(options: Partial<Record<ServeSettingName, unknown>>): ServeSettings {
+  const resolved: Record<string, unknown> = {};
+  for (const name of SERVE_SETTINGS) {
+    const row = findSetting(name) as SettingRow;
+    const given = options[name];
+    if (given === undefined) {
+      const fallback = name in LIBRARY_DEFAULTS ? LIBRARY_DEFAULTS[name] : row.default;
+      resolved[name] = Array.isArray(fallback) ? [...(fallback as unknown[])] : fallback;
+    } else if (name === 'bind') {
+      resolved[name] = given;
+    } else {
+      try {
+        resolved[name] = parseSettingValue(row, given);
+      } catch (error) {
+        throw new GrainbowsError('E_USAGE', (error as Error).message.replace(/^--[\w-]+/, name));
+      }
+    }
+  }
+  const settings = resolved as unknown as ServeSettings;
+  checkTogether(settings);
+  return settings;
+}
+
+/** The rules that involve two settings; the command checks them too, through the same serve(). */
+function checkTogether({ headerTimeout, bodyTimeout }: ServeSettings): void {
+  if (bodyTimeout > 0 && bodyTimeout < headerTimeout)
+    throw new GrainbowsError('E_USAGE', `body timeout (${bodyTimeout} s) must be at least the header timeout (${headerTimeout} s), or 0`);
 }

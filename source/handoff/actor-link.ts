@@ -2,13 +2,12 @@
  * The main thread's end of one actor's data port: hands connections over by either strategy, routes the
  * actor's frames to the right relayed connection, and counts the connections the actor holds.
  */
+import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { MessagePort } from 'node:worker_threads';
 import { postSocket } from './handoff.js';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
 import type { GatedConnection } from '../../shared/head-gate.js';
 import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from '../../shared/wire.js';
-
-export type HandoffStrategy = 'relay' | 'transfer';
 
 export class ActorLink {
   private readonly batcher: FrameBatcher;

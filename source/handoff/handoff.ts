@@ -8,7 +8,7 @@ import net from 'node:net';
 import { MessageChannel, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { GrainbowsError } from '../../shared/errors.js';
 import { descriptorCopier, descriptorOf, type DescriptorCopier } from './descriptor-copy.js';
-import type { HandoffStrategy } from './actor-link.js';
+import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { SocketHandoff } from '../../shared/wire.js';
 
 /**

@@ -1,0 +1,80 @@
+/**
+ * The values of every setting, by name: the shape the settings table (source/config/settings.ts) fills,
+ * with each setting's default, validation and documentation there. Here so that both threads can name a
+ * setting's type (the actors read theirs from ActorSettings), and with the lists of choices the table
+ * validates against.
+ */
+import type { LogLevel } from './log.js';
+
+export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
+export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
+
+/** How connections reach actors (docs/design.md, The two hand-offs). */
+export type HandoffStrategy = 'relay' | 'transfer';
+export const HANDOFF_CHOICES = ['auto', 'relay', 'transfer'] as const;
+
+/** What to do with header names containing `_` (CGI-style ambiguity with `-`). */
+export type HeaderMap = 'drop' | 'refuse' | 'dangerous';
+export const HEADER_MAPS: readonly HeaderMap[] = ['drop', 'refuse', 'dangerous'];
+
+/** Which parser judges requests: Node's alone, or gunicorn's leniencies in front of it. */
+export type HttpCompat = 'node' | 'gunicorn';
+export const HTTP_COMPAT_MODES: readonly HttpCompat[] = ['node', 'gunicorn'];
+
+export interface SettingsValues {
+  use: ConcurrencyModel;
+  bind: string[];
+  workers: number;
+  workerConnections: number;
+  handoff: HandoffStrategy | 'auto';
+  keepAlive: number;
+  backlog: number;
+  limitRequestLine: number;
+  limitRequestFields: number;
+  limitRequestFieldSize: number;
+  headerMap: HeaderMap;
+  httpCompat: HttpCompat;
+  permitObsoleteFolding: boolean;
+  stripHeaderSpaces: boolean;
+  permitUnconventionalHttpMethod: boolean;
+  casefoldHttpMethod: boolean;
+  heapGrowingPercent: number;
+  memoryReducer: boolean;
+  mainSemiSpaceSize: number;
+  logLevel: LogLevel;
+  accessLogfile: string;
+  accessLogformat: string;
+  metricsBind: string;
+  statsdHost: string;
+  statsdPrefix: string;
+  timeout: number;
+  gracefulTimeout: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
+  pidfile: string;
+  controlSocket: string;
+  procName: string;
+  umask: number;
+  chdir: string;
+  rawEnv: string[];
+  user: string;
+  group: string;
+  daemon: boolean;
+  errorLogfile: string;
+  logFile: string;
+  forwardedAllowIps: string;
+  proxyProtocol: boolean;
+  stickySessions: boolean;
+  proxyAllowFrom: string;
+  certfile: string;
+  keyfile: string;
+  reload: boolean;
+  reloadExtraFile: string[];
+  debug: boolean;
+  requestTimeout: number;
+  headerTimeout: number;
+  bodyTimeout: number;
+  limitRequestBody: number;
+  bufferChunkedBody: number;
+  bodyMinRate: number;
+}
