@@ -1,5 +1,5 @@
 /**
- * Slow clients, the reason grainbows exists (issue 5): grainbows against node:http and node:cluster, one run.
+ * Slow clients, the reason grainbows exists: grainbows against node:http and node:cluster, one run.
  *
  * 1. Attack: slowhttptest opens 4,000 slow-header connections (Slowloris: a header line every 5 s, never
  *    finished), then 1,000 slow-body uploads (R-U-Dead-Yet: a declared 1 MB body trickled), while 200

@@ -1,11 +1,10 @@
 /**
  * The head gate: a new connection waits here until it has sent a whole request head. It runs in the main
  * thread for relayed connections, and in each actor for sockets the transfer hand-off moved there unread.
- * Only then does it cost Node's HTTP server anything, and only a request costs a slot (issue 5's deferred
+ * Only then does it cost Node's HTTP server anything, and only a request costs a slot (the deferred
  * hand-off; gunicorn's #3518 outage came from tying a worker to a connection that had not sent its request
- * yet). A client trickling its head, or
- * connecting and saying nothing, holds a socket and a few bytes here, and is answered 408 and closed once
- * `--header-timeout` passes.
+ * yet). A client trickling its head, or connecting and saying nothing, holds a socket and a few bytes here,
+ * and is answered 408 and closed once `--header-timeout` passes.
  *
  * The gate does not parse HTTP, it finds where the head ends (an empty line) and lets the actor's parser
  * (Node's) judge it. It checks one thing itself, the request line's shape (400), because Node's parser

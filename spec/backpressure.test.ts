@@ -1,5 +1,5 @@
 /**
- * Memory stays bounded per connection both ways (issue 5): a client that stops reading a 64 MiB response,
+ * Memory stays bounded per connection both ways: a client that stops reading a 64 MiB response,
  * and a client uploading 64 MiB as fast as it can to an app that does not read yet, each grow the server
  * process by less than 8 MB. And an unread request body is drained within a cap on keep-alive connections.
  * The server runs as the real CLI in a child process, so its resident memory is its own.

@@ -1,5 +1,5 @@
 /**
- * The deferred hand-off (issue 5): a connection costs no actor slot until its request head has arrived, and
+ * The deferred hand-off: a connection costs no actor slot until its request head has arrived, and
  * `--worker-connections` counts requests in flight, not connections. Plus the PROXY protocol, which the
  * same gate reads. Under every hand-off strategy this runtime has.
  */

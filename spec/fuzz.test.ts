@@ -1,5 +1,5 @@
 /**
- * A mutation fuzzer for the request path (issue 5). It takes the valid requests of gunicorn's corpus,
+ * A mutation fuzzer for the request path. It takes the valid requests of gunicorn's corpus,
  * mutates their bytes (flip, insert CR/LF/NUL/space/colon/digits, delete, duplicate a slice, truncate,
  * split into trickled writes) and sends each over a raw socket. It asserts:
  * - every connection ends with a response or a close, within a deadline (nothing hangs);

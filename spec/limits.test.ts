@@ -1,5 +1,5 @@
 /**
- * Deadlines and body limits for slow and hostile clients (issue 5): --header-timeout and --body-timeout
+ * Deadlines and body limits for slow and hostile clients: --header-timeout and --body-timeout
  * answer 408 and close, --body-min-rate answers 408 to an upload the client trickles (never to an app that reads
  * slowly), --limit-request-body answers 413 for declared and chunked bodies alike.
  */

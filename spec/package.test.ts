@@ -45,6 +45,28 @@ describe('the layout', () => {
     );
   });
 
+  it('every module of source/, actors/ and shared/ is in spec/README.md, with test files that exist', () => {
+    const index = readFileSync(path.join(ROOT, 'spec/README.md'), 'utf8');
+    const rows = new Map([...index.matchAll(/^\| ((?:source|actors|shared)\/[\w/-]+\.ts) \| ([^|]+) \|$/gm)].map((match) => [match[1], match[2]]));
+    const modules = ['source', 'actors', 'shared'].flatMap((folder) =>
+      readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
+        .filter((file) => file.endsWith('.ts'))
+        .map((file) => `${folder}/${file}`),
+    );
+    assert.deepEqual(
+      modules.filter((module) => !rows.has(module)),
+      [],
+    );
+    const tests = new Set(readdirSync(path.join(ROOT, 'spec')).filter((file) => file.endsWith('.test.ts')));
+    for (const [module, named] of rows) {
+      for (const name of named
+        .replace(/\([^)]*\)/g, '')
+        .split(',')
+        .map((part) => part.trim()))
+        assert.ok(tests.has(`${name}.test.ts`), `${module}: spec/${name}.test.ts`);
+    }
+  });
+
   it('actors/ imports nothing from source/ (what both threads need is in shared/)', () => {
     assert.deepEqual(
       importsUnder('actors').filter((line) => /^\.\.\/source\//.test(line.split(': ')[1])),

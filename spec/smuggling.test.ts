@@ -1,5 +1,5 @@
 /**
- * Request smuggling and malformed framing, beyond gunicorn's corpus (issue 5): each request below must be
+ * Request smuggling and malformed framing, beyond gunicorn's corpus: each request below must be
  * refused with a 4xx/5xx status and the connection closed, and a request smuggled behind it must never be
  * answered. Raw bytes over `net`, under every hand-off strategy.
  */
