@@ -84,7 +84,11 @@ for (const strategy of await strategies()) {
     it('close() while 200 requests sleep: all 200 are answered, new connections are refused', () =>
       withServer({ app: versionedApp('v1').app, handoff: strategy, workers: 2 }, async ({ server, port }) => {
         const sleepers = Array.from({ length: 200 }, () => exchange(port, 'GET /?sleep=1500 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 8000 }));
-        await sleep(400);
+        await until(
+          async () => (await server.stats()).actors.reduce((sum, actor) => sum + actor.requestsInFlight, 0) === 200,
+          'all 200 requests in flight',
+          5000,
+        );
         const closing = server.close();
         await sleep(50);
         assert.ok(await isRefused(port), 'a new connection is refused once closing began');
@@ -105,15 +109,8 @@ for (const strategy of await strategies()) {
         const answer = await hung;
         if (strategy === 'relay') assert.equal(answer.responses[0]?.status, 503, 'main answers the hung request 503');
         else assert.ok(answer.closed, "the hung request's connection closes with its thread");
-        let replacedAfter = Infinity;
-        while (Date.now() - hungAt < 5000) {
-          const stats = await server.stats();
-          if (stats.actors.length === 2) {
-            replacedAfter = Date.now() - hungAt;
-            break;
-          }
-          await sleep(20);
-        }
+        await until(async () => (await server.stats()).actors.length === 2, 'a replacement actor', 5000, 20).catch(() => {});
+        const replacedAfter = Date.now() - hungAt;
         assert.ok(replacedAfter <= 2000, `a replacement served ${replacedAfter} ms after the hang (timeout 1 s + 1 s)`);
         // Requests that landed on the hung actor before it hung are answered 503 or closed; the rest 200.
         const results = await Promise.all(others);

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { startEchoServer, strategies } from './helpers/servers.js';
 import type { GrainbowsServer, ServeOptions } from '../source/index.js';
 import { exchange } from './helpers/wire.js';
+import { until } from './helpers/wait.js';
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
 const head = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
@@ -168,7 +169,7 @@ for (const strategy of await strategies())
         const stats = await server.stats();
         assert.equal(stats.actors.length, 1);
         assert.equal(stats.actors[0].generation, 1);
-        for (let i = 0; i < 40 && (await server.stats()).actors[0].connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+        await until(async () => (await server.stats()).actors[0].connections === 0, 'no connection left on the actor', 1000).catch(() => {});
         assert.equal((await server.stats()).actors[0].connections, 0);
       });
     });

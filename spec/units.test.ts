@@ -13,6 +13,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Unpackr } from 'msgpackr';
 import { Frame, FrameBatcher, MAX_BATCH_BYTES, decodeBatch } from '../shared/wire.js';
 import { openLogDestination } from '../source/log-destination.js';
+import { until } from './helpers/wait.js';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -79,7 +80,7 @@ describe('the arbiter on Windows', () => {
         arbiter.listen();
         arbiter.serve(standIn);
         process.emit(signal as NodeJS.Signals);
-        for (let i = 0; i < 50 && exited === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        await until(() => exited !== undefined, 'the stop to finish', 500, 10).catch(() => {});
         assert.deepEqual(asked, ['close graceful=true']);
         assert.equal(exited, 0);
       } finally {
