@@ -37,6 +37,15 @@ function wholeNumber(flag: string, min: number) {
   };
 }
 
+/** Peers as IPs or CIDR networks, comma-separated, or `*`. */
+function peerList(flag: string) {
+  return (raw: string): string => {
+    const problem = checkAllowIps(raw);
+    if (problem) throw new Error(`--${flag}: ${problem}`);
+    return raw;
+  };
+}
+
 function oneOf<T extends string>(flag: string, choices: readonly T[]) {
   return (raw: string): T => {
     if (!(choices as readonly string[]).includes(raw)) throw new Error(`--${flag} must be one of ${choices.join(', ')}, not '${raw}'`);
@@ -300,11 +309,7 @@ export const SETTINGS = [
     default: '127.0.0.1,::1',
     section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
-    parse: (raw: string) => {
-      const problem = checkAllowIps(raw);
-      if (problem) throw new Error(`--forwarded-allow-ips: ${problem}`);
-      return raw;
-    },
+    parse: peerList('forwarded-allow-ips'),
   },
   switchRow(
     'proxyProtocol',
@@ -320,11 +325,7 @@ export const SETTINGS = [
     default: '127.0.0.1,::1',
     section: 'Security',
     doc: "Peers (IPs or CIDR networks, comma-separated, or '*') allowed to send a PROXY header; one from anybody else is answered 403.",
-    parse: (raw: string) => {
-      const problem = checkAllowIps(raw);
-      if (problem) throw new Error(`--proxy-allow-from: ${problem}`);
-      return raw;
-    },
+    parse: peerList('proxy-allow-from'),
   },
   {
     name: 'certfile',
