@@ -24,6 +24,8 @@ import type { ServerStats } from '../server.js';
 export interface MetricsSource {
   stats(): Promise<ServerStats>;
   readonly workers: number;
+  /** Serving: an actor ready, and not stopping. */
+  readonly ready: boolean;
 }
 
 /** The probe paths, documented in docs/operations.md. */
@@ -185,12 +187,13 @@ export class MetricsEndpoint {
         res.writeHead(readOnly ? 404 : 405, { 'content-type': 'text/plain' }).end(`try GET ${METRICS_PATH} or GET ${HEALTH_PATH}\n`);
         return;
       }
+      // The probe answers at once, from the server's state: it neither waits for a scrape nor asks the actors.
+      if (path === HEALTH_PATH) {
+        res.writeHead(source.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(source.ready ? 'ok\n' : 'not ready\n');
+        return;
+      }
       const answer = (scraping = scraping.then(async () => {
         const stats = await source.stats();
-        if (path === HEALTH_PATH) {
-          res.writeHead(stats.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(stats.ready ? 'ok\n' : 'not ready\n');
-          return;
-        }
         metrics.update(stats, source.workers);
         res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
       }));
