@@ -37,6 +37,17 @@ function wholeNumber(flag: string, min: number) {
   };
 }
 
+/** An address spelled as --bind spells it, of one of `kinds`, or '' for off. */
+function optionalAddress(flag: string, kinds: ReadonlyArray<'tcp' | 'unix'>) {
+  const spelled = kinds.map((kind) => (kind === 'tcp' ? 'HOST:PORT' : 'unix:PATH')).join(' or ');
+  return (raw: string): string => {
+    if (raw === '') return raw;
+    const { kind } = parseBind(raw);
+    if (!(kinds as readonly string[]).includes(kind)) throw new Error(`--${flag} takes ${spelled}, not '${raw}'`);
+    return raw;
+  };
+}
+
 /** Peers as IPs or CIDR networks, comma-separated, or `*`. */
 function peerList(flag: string) {
   return (raw: string): string => {
@@ -404,12 +415,7 @@ export const SETTINGS = [
     default: '',
     section: 'Logging',
     doc: "Serve Prometheus metrics at HOST:PORT or unix:PATH: GET /metrics, and GET /healthz for readiness (200 while serving, 503 while starting or stopping). Apart from the app's binds. Empty: off.",
-    parse: (raw: string) => {
-      if (raw === '') return raw;
-      const bind = parseBind(raw);
-      if (bind.kind !== 'tcp' && bind.kind !== 'unix') throw new Error(`--metrics-bind takes HOST:PORT or unix:PATH, not '${raw}'`);
-      return raw;
-    },
+    parse: optionalAddress('metrics-bind', ['tcp', 'unix']),
   },
   {
     name: 'statsdHost',
@@ -418,12 +424,7 @@ export const SETTINGS = [
     default: '',
     section: 'Logging',
     doc: "Send gunicorn's StatsD metrics over UDP to HOST:PORT (gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.<code>, gunicorn.workers, gunicorn.log.<level>). Empty: off.",
-    parse: (raw: string) => {
-      if (raw === '') return raw;
-      const bind = parseBind(raw);
-      if (bind.kind !== 'tcp') throw new Error(`--statsd-host takes HOST:PORT, not '${raw}'`);
-      return raw;
-    },
+    parse: optionalAddress('statsd-host', ['tcp']),
   },
   {
     name: 'statsdPrefix',
