@@ -60,6 +60,9 @@ export function onServer(server) {
   };
   otherActors.onmessage = (event) => sendLocally(event.data);
   wss.on('connection', (ws) => {
+    // ws emits a client's protocol errors (an invalid frame) on the socket, as its README says: without a
+    // listener, one client's bad frame would end the actor and every connection on it.
+    ws.on('error', (error) => console.error(`websocket: ${error.message}`));
     ws.on('message', (data) => {
       const message = JSON.stringify({ text: String(data).slice(0, 1000), actor: threadId });
       sendLocally(message);

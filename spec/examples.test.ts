@@ -3,6 +3,8 @@
  * clients, `ws`, and a real Chromium for the pages.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { startCli, strategies } from './helpers/servers.js';
@@ -16,6 +18,7 @@ async function withExample(file: string, strategy: string, body: (url: string) =
   } finally {
     const result = await cli.stop();
     assert.equal(result.status, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /exited unexpectedly/, 'no actor died');
   }
 }
 
@@ -27,6 +30,21 @@ function connect(url: string): Promise<WebSocket> {
   });
 }
 
+/** Completes a WebSocket handshake on a raw connection, then sends a frame no WebSocket allows; resolves when the server closes it. */
+async function sendInvalidFrame(wsUrl: string): Promise<void> {
+  const { hostname, port, pathname } = new URL(wsUrl);
+  const socket = net.connect(Number(port), hostname);
+  socket.on('error', () => {});
+  const closed = once(socket, 'close');
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+  );
+  const [answer] = (await once(socket, 'data')) as [Buffer];
+  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 101/);
+  socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])); // reserved bits and opcode, unmasked
+  await closed;
+}
+
 for (const strategy of await strategies()) {
   describe(`examples (${strategy})`, () => {
     it('hello answers Hello, World!', () =>
@@ -34,10 +52,12 @@ for (const strategy of await strategies()) {
         assert.equal(await (await fetch(url)).text(), 'Hello, World!');
       }));
 
-    it('websocket relays a message to clients on every actor', () =>
+    it('websocket relays a message to clients on every actor, after a client sent an invalid frame', { timeout: 30_000 }, () =>
       withExample('websocket.js', strategy, async (url) => {
         const wsUrl = `${url.replace('http', 'ws')}/chat`;
         const clients = await Promise.all(Array.from({ length: 6 }, () => connect(wsUrl)));
+        // The example listens for its sockets' errors: the bad client is closed and the actor serves on.
+        for (let i = 0; i < 2; i++) await sendInvalidFrame(wsUrl);
         const received = clients.map(
           (ws) => new Promise<{ text: string; actor: number }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data))))),
         );
@@ -45,7 +65,8 @@ for (const strategy of await strategies()) {
         const messages = await Promise.all(received);
         assert.ok(messages.every((m) => m.text === 'hello everyone'));
         for (const ws of clients) ws.close();
-      }));
+      }),
+    );
 
     it('websocket page: two browser tabs chat through the server', { skip: browserSkipReason() }, () =>
       withExample('websocket.js', strategy, async (url) => {

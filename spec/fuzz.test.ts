@@ -11,10 +11,10 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, startEchoServer, strategies } from './helpers/servers.js';
+import { mutate, random, sendAndHalfClose, type Ending } from './helpers/mutations.js';
 import type { GrainbowsServer, ServeOptions } from '../source/index.js';
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 300);
@@ -30,105 +30,6 @@ const corpus = (
 )
   .filter((entry) => entry.valid && !entry.name.startsWith('valid/pp_'))
   .map((entry) => Buffer.from(entry.raw_base64, 'base64'));
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const INSERTS = [
-  '\r',
-  '\n',
-  '\r\n',
-  '\0',
-  ' ',
-  ':',
-  '\t',
-  '0',
-  'f',
-  ';',
-  ',',
-  '-',
-  'chunked',
-  'Content-Length: 5\r\n',
-  'Transfer-Encoding: chunked\r\n',
-  '\x7f',
-  '\xff',
-];
-
-function mutate(input: Buffer, next: () => number): Buffer {
-  let bytes = Buffer.from(input);
-  const pick = (n: number) => Math.floor(next() * n);
-  const rounds = 1 + pick(4);
-  for (let r = 0; r < rounds && bytes.length > 0; r++) {
-    const at = pick(bytes.length);
-    switch (pick(6)) {
-      case 0: // flip a byte
-        bytes[at] = pick(256);
-        break;
-      case 1: {
-        const insert = Buffer.from(INSERTS[pick(INSERTS.length)], 'latin1');
-        bytes = Buffer.concat([bytes.subarray(0, at), insert, bytes.subarray(at)]);
-        break;
-      }
-      case 2: // delete a run
-        bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(Math.min(bytes.length, at + 1 + pick(8)))]);
-        break;
-      case 3: {
-        const end = Math.min(bytes.length, at + 1 + pick(40));
-        bytes = Buffer.concat([bytes.subarray(0, end), bytes.subarray(at, end), bytes.subarray(end)]);
-        break;
-      }
-      case 4: // truncate
-        bytes = bytes.subarray(0, at);
-        break;
-      default: // grow a number
-        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from('9'.repeat(1 + pick(30))), bytes.subarray(at)]);
-    }
-  }
-  return bytes;
-}
-
-type Ending = 'response' | 'closed' | 'hung';
-
-/** Sends the bytes (in 1–3 writes), half-closes, and reports how the connection ended. */
-function send(port: number, bytes: Buffer, next: () => number): Promise<Ending> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let received = '';
-    let settled = false;
-    const finish = (ending: Ending) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ending);
-    };
-    const timer = setTimeout(() => finish(received.startsWith('HTTP/1.') ? 'response' : 'hung'), DEADLINE_MS);
-    socket.on('data', (chunk) => {
-      received += chunk.toString('latin1');
-    });
-    socket.on('close', () => finish(received.startsWith('HTTP/1.') ? 'response' : 'closed'));
-    socket.on('error', () => {});
-    socket.on('connect', async () => {
-      const parts = 1 + Math.floor(next() * 3);
-      const size = Math.ceil(bytes.length / parts);
-      for (let i = 0; i < bytes.length; i += size) {
-        socket.write(bytes.subarray(i, i + size));
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      // Half-close: a request cut short must still end (Node answers or closes at the client's FIN).
-      socket.end();
-    });
-  });
-}
 
 /** Node's parser alone (the default), and with every leniency of actors/request-normalizer.ts in front of it. */
 const PARSER_MODES: Array<{ label: string; options: Partial<ServeOptions> }> = [
@@ -157,7 +58,7 @@ for (const strategy of await strategies())
         // A few at a time, so one slow case does not serialise the run.
         for (let i = 0; i < count; i += 8) {
           const batch = Array.from({ length: Math.min(8, count - i) }, () => mutate(corpus[Math.floor(next() * corpus.length)], next));
-          const results = await Promise.all(batch.map((bytes) => send(port, bytes, next)));
+          const results = await Promise.all(batch.map((bytes) => sendAndHalfClose(port, bytes, next, DEADLINE_MS)));
           results.forEach((ending, j) => {
             endings[ending]++;
             if (ending === 'hung' && hung.length < 3) hung.push(JSON.stringify(batch[j].toString('latin1')));
