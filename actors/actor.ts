@@ -15,6 +15,7 @@ import type { SettingsValues } from '../shared/settings-values.js';
 import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
+import type { ActorTls } from './tls-front.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
@@ -35,6 +36,8 @@ export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLe
   statsd: StatsdTarget | null;
   /** `--worker-connections`: the most requests in flight main gives this actor (1 with `--use sync`). */
   requestsPerActor: number;
+  /** HTTPS ended in this actor, on the sockets main moves here unread; null: plain HTTP, or TLS ended in main. */
+  tls: ActorTls | null;
 }
 
 export interface ActorTask {
@@ -198,6 +201,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         slots,
         { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 },
         task.settings.compat,
+        task.settings.tls ? { settings: task.settings.tls, log } : undefined,
       );
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;

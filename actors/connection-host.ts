@@ -5,6 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../shared/wire.js';
 import { HeadGate, type GatedConnection } from '../shared/head-gate.js';
@@ -13,6 +14,8 @@ import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
+import { TlsFront, type ActorTls } from './tls-front.js';
+import type { Logger } from '../shared/log.js';
 
 /**
  * A relayed connection's coroutine: an async generator that main's frames resume with `next(bytes)`, the
@@ -39,6 +42,7 @@ function headIsComplete(bytes: Uint8Array): boolean {
 
 export class ConnectionHost implements RelayOutlet {
   private readonly relayed = new Map<number, RelayEnd>();
+  /** Transferred connections by id: the socket Node's server reads (the TLS socket, once its handshake is done). */
   private readonly transferred = new Map<number, Socket>();
   /** Transferred connections in Node's server whose first request head is not complete yet. */
   private readonly headPending = new Set<Socket>();
@@ -53,6 +57,8 @@ export class ConnectionHost implements RelayOutlet {
   private readonly gate: HeadGate;
   /** Header and body deadlines of relayed connections (transferred ones have Node's own). */
   private readonly arrivals: ArrivalDeadlines;
+  /** With HTTPS ended here: the handshake every transferred socket passes before the head gate. */
+  private readonly tlsFront: TlsFront | undefined;
 
   constructor(
     port: MessagePort,
@@ -61,10 +67,14 @@ export class ConnectionHost implements RelayOutlet {
     { headerTimeoutMs, bodyTimeoutMs }: { headerTimeoutMs: number; bodyTimeoutMs: number },
     /** The parser-compatibility settings; null when Node's parser alone judges requests. */
     private readonly compat: ParserCompat | null = null,
+    /** HTTPS ended in this actor (source/accept/tls.ts decides where), and where failed handshakes are told. */
+    tls?: { settings: ActorTls; log: Logger },
   ) {
     this.batcher = new FrameBatcher(port);
     this.arrivals = new ArrivalDeadlines(server, headerTimeoutMs, bodyTimeoutMs);
     this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null, releaseAfterRequestLine: true }, this.serveTransferred);
+    // The header deadline starts once the handshake is done: the handshake has its own (the same length).
+    this.tlsFront = tls ? new TlsFront(tls.settings, this.secured, tls.log) : undefined;
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isSocketHandoff(message)) this.adopt(message);
@@ -76,9 +86,9 @@ export class ConnectionHost implements RelayOutlet {
     return this.relayed.size + this.transferred.size - this.awaitingHead;
   }
 
-  /** Transferred connections still sending their first head. */
+  /** Transferred connections still in their TLS handshake or sending their first head. */
   get awaitingHead(): number {
-    return this.gate.size + this.headPending.size;
+    return (this.tlsFront?.size ?? 0) + this.gate.size + this.headPending.size;
   }
 
   /** Every connection's socket, both strategies (relay sockets stand in for the real ones). */
@@ -205,7 +215,10 @@ export class ConnectionHost implements RelayOutlet {
   private adopt({ id, socket: moved, fd, head, client, counted }: SocketHandoff): void {
     // Moved whole (Node 24+), or a descriptor of our own that main copied for us (source/handoff/descriptor-copy.ts).
     // allowHalfOpen as main's listener had it: a client's FIN must not end our side before the answer is out.
-    const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    // Not during a TLS handshake, though: the TLS socket is half-open once secure (shared/tls-options.ts, guardHandshakes).
+    const halfOpen = !this.tlsFront;
+    const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: halfOpen });
+    socket.allowHalfOpen = halfOpen;
     startNodeDeadlines(this.server);
     socket.setNoDelay(true); // not carried across the transfer (docs/design.md, pitfall 1)
     if (client) {
@@ -219,13 +232,25 @@ export class ConnectionHost implements RelayOutlet {
     this.transferred.set(id, socket);
     if (counted) this.slots.adopt(socket);
     socket.once('close', () => {
+      const served = this.transferred.get(id); // the TLS socket over this one, if any
+      if (served) this.headPending.delete(served);
       this.transferred.delete(id);
-      this.headPending.delete(socket);
       this.batcher.push(Frame.Released, id);
     });
     if (head.byteLength > 0) this.serveTransferred({ socket, head: Buffer.from(head.buffer, head.byteOffset, head.byteLength) });
+    else if (this.tlsFront) this.tlsFront.admit(socket, id);
     else this.gate.admit(socket);
   }
+
+  /** A transferred connection's TLS handshake is done: from now on it is the TLS socket that is served. */
+  private readonly secured = (socket: TLSSocket, id: number): void => {
+    if (!this.transferred.has(id)) {
+      socket.destroy();
+      return;
+    }
+    this.transferred.set(id, socket);
+    this.gate.admit(socket);
+  };
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: GatedConnection): void => {

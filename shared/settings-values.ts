@@ -5,6 +5,7 @@
  * validates against.
  */
 import type { LogLevel } from './log.js';
+import type { CertReqs, TlsMinVersion } from './tls-options.js';
 
 export const CONCURRENCY_MODELS = ['coroutine', 'sync'] as const;
 export type ConcurrencyModel = (typeof CONCURRENCY_MODELS)[number];
@@ -68,6 +69,10 @@ export interface SettingsValues {
   proxyAllowFrom: string;
   certfile: string;
   keyfile: string;
+  caCerts: string;
+  certReqs: CertReqs;
+  ciphers: string;
+  tlsMinVersion: TlsMinVersion;
   reload: boolean;
   reloadExtraFile: string[];
   debug: boolean;

@@ -17,13 +17,15 @@ import { parseBind, type BindAddress } from './accept/bind.js';
 import { Dispatcher } from './accept/dispatcher.js';
 import { GrainbowsError } from '../shared/errors.js';
 import { chooseHandoff, transferMechanism } from './handoff/handoff.js';
-import { closeListeners, openListeners, renewCertificates, type Listener } from './accept/listeners.js';
+import { closeListeners, dropTlsConnections, openListeners, renewCertificates, type Listener } from './accept/listeners.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import { compatWanted, type ParserCompat } from '../actors/request-normalizer.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { createAddressMatcher } from '../shared/forwarded.js';
-import { loadTlsMaterial } from './accept/tls.js';
+import { loadTlsMaterial, placeTls, type TlsPlacement } from './accept/tls.js';
+import type { TlsMaterial } from '../shared/tls-options.js';
+import type { ActorTls } from '../actors/tls-front.js';
 import { resolveServeSettings, type ServeSettings } from './config/settings.js';
 
 /**
@@ -50,7 +52,7 @@ export interface ServeOptions extends Partial<Omit<ServeSettings, 'bind'>> {
    * Binary upgrade (CLI): listen on the sockets a predecessor process hands over instead of `bind`, asked
    * for once the actors are up.
    */
-  inheritListeners?: () => Promise<BindAddress[]>;
+  inheritListeners?: (readsInMain: boolean) => Promise<BindAddress[]>;
   /**
    * Limits for each actor thread. Default: an 8 MB young generation. Three isolates (main and two actors)
    * with V8's default young generation held 1.55× the RSS of one node:http process under 5,000 sleeping
@@ -129,7 +131,12 @@ function compatFrom(settings: ServeSettings): ParserCompat | null {
 }
 
 /** What one generation of actors runs, from the options: rebuilt on every reload. Validates the options. */
-export function generationFrom(options: ServeOptions, settings: ServeSettings = resolveServeSettings(options)): GenerationOptions {
+export function generationFrom(
+  options: ServeOptions,
+  settings: ServeSettings = resolveServeSettings(options),
+  /** HTTPS ended in the actors: what they need for it. */
+  tls: ActorTls | null = null,
+): GenerationOptions {
   return {
     app: typeof options.app === 'string' ? parseAppSpec(options.app, options.cwd) : options.app,
     resourceLimits: options.resourceLimits ?? DEFAULTS.actorResourceLimits,
@@ -155,8 +162,14 @@ export function generationFrom(options: ServeOptions, settings: ServeSettings = 
       bodyMinRate: settings.bodyMinRate,
       compat: compatFrom(settings),
       requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
+      tls,
     },
   };
+}
+
+/** What the actors of a generation need to end TLS themselves, when that is where it ends. */
+function actorTls(material: TlsMaterial | undefined, placement: TlsPlacement | undefined, settings: ServeSettings): ActorTls | null {
+  return material && placement?.where === 'actors' ? { material, handshakeTimeoutMs: settings.headerTimeout * 1000 } : null;
 }
 
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
@@ -173,6 +186,8 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     private readonly log: Logger,
     private readonly accessLog: LogDestination | undefined,
     private options: ServeOptions,
+    /** Where HTTPS ends; undefined without it. */
+    private readonly tlsPlacement: TlsPlacement | undefined,
   ) {
     super();
     const info = (actor: ActorThread): ActorInfo => ({ id: actor.id, generation: actor.generation });
@@ -197,12 +212,15 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     // Read when an isolate's heap is set up: this reaches every actor started from now on, not this thread.
     if (!settings.memoryReducer) v8.setFlagsFromString('--no-memory-reducer');
-    const generation = generationFrom(options, settings);
     const secure = loadTlsMaterial(settings, options.cwd);
     const handoff = await chooseHandoff(settings.handoff);
+    const tlsPlacement = secure ? placeTls(handoff, settings) : undefined;
+    const generation = generationFrom(options, settings, actorTls(secure, tlsPlacement, settings));
     const accessLog = settings.accessLogfile ? openLogDestination(settings.accessLogfile, 'stdout') : undefined;
     const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? 'dup()ed descriptors' : 'sockets moved'})` : '';
     log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${settings.use}`);
+    if (tlsPlacement) log.info(`TLS ends in the ${tlsPlacement.where === 'actors' ? 'actors' : 'main thread'}: ${tlsPlacement.why}`);
+    const tlsInMain = secure && tlsPlacement?.where === 'main' ? { material: secure, handshakeTimeoutMs: settings.headerTimeout * 1000 } : undefined;
 
     const pool = new ActorPool({
       ...generation,
@@ -223,7 +241,13 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       settings.stickySessions,
     );
     const listen = async () =>
-      openListeners(options.inheritListeners ? await options.inheritListeners() : binds, settings.backlog, dispatcher.accept, secure, settings.umask);
+      openListeners(
+        options.inheritListeners ? await options.inheritListeners(tlsInMain !== undefined) : binds,
+        settings.backlog,
+        dispatcher.accept,
+        { scheme: secure ? 'https' : 'http', ...(tlsInMain ? { tlsInMain } : {}) },
+        settings.umask,
+      );
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
@@ -242,7 +266,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
     pool.announceListening(listeners.flatMap((listener) => listener.server.address() ?? []));
-    const server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options);
+    const server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options, tlsPlacement);
     if (statsd) server.reportToStatsd(statsd);
     if (settings.metricsBind) {
       try {
@@ -265,6 +289,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   /** Where the Prometheus endpoint listens (`--metrics-bind`), e.g. `http://127.0.0.1:9100`; undefined when off. */
   get metricsUrl(): string | undefined {
     return this.metrics?.url;
+  }
+
+  /** Which thread ends HTTPS: `actors` (each on the sockets it owns) or `main` (relayed); undefined for plain HTTP. */
+  get tlsEndsIn(): TlsPlacement['where'] | undefined {
+    return this.tlsPlacement?.where;
   }
 
   /** Where the server listens, e.g. `http://127.0.0.1:41234` (the real port when 0 was asked for). */
@@ -296,9 +325,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   async reload(changes: Partial<ServeOptions> = {}): Promise<void> {
     const next = { ...this.options, ...changes };
     const settings = resolveServeSettings(next);
-    const generation = generationFrom(next, settings);
-    const workers = settings.workers;
+    // Every TLS file is read again: a renewed certificate is served by the new generation (or by main's
+    // listeners, where TLS ends there); one that does not load fails the reload and the old one serves on.
     const secure = loadTlsMaterial(settings, next.cwd);
+    const generation = generationFrom(next, settings, actorTls(secure, this.tlsPlacement, settings));
+    const workers = settings.workers;
     if (Boolean(next.certfile) !== Boolean(this.options.certfile)) {
       this.log.warning('reload: listeners do not switch between HTTP and HTTPS on reload (restart, or upgrade with USR2)');
     }
@@ -373,6 +404,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     this.dispatcher.close();
     await this.pool.close();
+    dropTlsConnections(this.listening);
     await listening;
     await this.metrics?.close(); // last: the readiness probe says 503 until the very end
     if (this.statsd) {

@@ -8,14 +8,16 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
 import { GrainbowsError } from '../../shared/errors.js';
-import { tlsServerOptions, type TlsMaterial } from './tls.js';
+import { guardHandshakes, tlsServerOptions, type TlsMaterial } from '../../shared/tls-options.js';
 
 export interface Listener {
   bind: BindAddress;
   /** The listening socket's server. */
   server: net.Server;
-  /** With HTTPS on an inherited socket: the TLS server its connections are fed to. */
+  /** With TLS ended in main: the TLS server its connections pass (the listening server itself, or one fed by an inherited socket). */
   tlsFront?: tls.Server;
+  /** With TLS ended in main: the raw connections accepted and not yet closed (the handshake, the gate, the relay). */
+  tlsConnections?: Set<net.Socket>;
   /** e.g. `http://127.0.0.1:8000`, the real port when 0 was asked for. */
   url: string;
 }
@@ -82,34 +84,53 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number, umask:
   });
 }
 
-/**
- * With TLS material every listener speaks HTTPS: connections are handed on once the handshake is done
- * (tls.Server drops clients that do not finish it within its handshake timeout).
- */
+/** How the listeners speak: `https` with TLS ended in the actors still listens on plain TCP, unread. */
+export interface ListenerSecurity {
+  scheme: 'http' | 'https';
+  /** TLS ended in main: each listener is a TLS server and hands on connections once their handshake is done. */
+  tlsInMain?: { material: TlsMaterial; handshakeTimeoutMs: number };
+}
+
+/** A TLS server in front of `onConnection`, which keeps the raw connections it accepted until they close. */
+function createTlsFront(tlsInMain: NonNullable<ListenerSecurity['tlsInMain']>, onConnection: (socket: net.Socket) => void) {
+  const front = tls.createServer(tlsServerOptions(tlsInMain.material, tlsInMain.handshakeTimeoutMs), onConnection);
+  guardHandshakes(front);
+  const connections = new Set<net.Socket>();
+  front.on('connection', (raw: net.Socket) => {
+    connections.add(raw);
+    raw.once('close', () => connections.delete(raw));
+  });
+  return { front, connections };
+}
+
 export async function openListeners(
   binds: BindAddress[],
   backlog: number,
   onConnection: (socket: net.Socket) => void,
-  secure?: TlsMaterial,
+  { scheme, tlsInMain }: ListenerSecurity = { scheme: 'http' },
   /** `--umask`: unix sockets get mode 0o777 without these bits. */
   umask = 0,
 ): Promise<Listener[]> {
   const listeners: Listener[] = [];
   try {
     for (const bind of binds) {
+      const tlsFront = tlsInMain ? createTlsFront(tlsInMain, onConnection) : undefined;
       if (bind.kind === 'handle') {
         // A socket inherited in a binary upgrade: it is listening already, with connections kept for us.
         const acceptor = bind.inherited.server;
-        const tlsFront = secure ? tls.createServer(tlsServerOptions(secure), onConnection) : undefined;
-        bind.inherited.takeOver(tlsFront ? (socket) => tlsFront.emit('connection', socket) : onConnection);
-        listeners.push({ bind, server: acceptor, tlsFront, url: describeListener(acceptor, bind, secure ? 'https' : 'http') });
+        bind.inherited.takeOver(tlsFront ? (socket) => tlsFront.front.emit('connection', socket) : onConnection);
+        listeners.push({
+          bind,
+          server: acceptor,
+          tlsFront: tlsFront?.front,
+          tlsConnections: tlsFront?.connections,
+          url: describeListener(acceptor, bind, scheme),
+        });
         continue;
       }
-      const server = secure
-        ? tls.createServer(tlsServerOptions(secure), onConnection)
-        : net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
+      const server = tlsFront ? tlsFront.front : net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, onConnection);
       await listenOn(server, bind, backlog, umask);
-      listeners.push({ bind, server, url: describeListener(server, bind, secure ? 'https' : 'http') });
+      listeners.push({ bind, server, tlsFront: tlsFront?.front, tlsConnections: tlsFront?.connections, url: describeListener(server, bind, scheme) });
     }
   } catch (error) {
     await closeListeners(listeners);
@@ -118,12 +139,17 @@ export async function openListeners(
   return listeners;
 }
 
-/** Certificate rotation: new connections use the new material, open ones keep theirs. */
-export function renewCertificates(listeners: Listener[], secure: TlsMaterial): void {
-  for (const { server, tlsFront } of listeners) {
-    const front = tlsFront ?? server;
-    if (front instanceof tls.Server) front.setSecureContext(tlsServerOptions(secure));
-  }
+/** Certificate rotation with TLS in main: new connections use the new material, open ones keep theirs. */
+export function renewCertificates(listeners: Listener[], material: TlsMaterial): void {
+  for (const { tlsFront } of listeners) tlsFront?.setSecureContext(tlsServerOptions(material, 0));
+}
+
+/**
+ * Closes what main still holds of TLS connections once the actors are gone: a handshake under way, or one
+ * whose client left during it. A listener's close waits for every connection it accepted.
+ */
+export function dropTlsConnections(listeners: Listener[]): void {
+  for (const { tlsConnections } of listeners) for (const raw of tlsConnections ?? []) raw.destroy();
 }
 
 /**

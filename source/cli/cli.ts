@@ -134,8 +134,8 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
       // A binary upgrade's new process listens on the sockets its predecessor hands over.
       ...(predecessor
         ? {
-            inheritListeners: async () =>
-              (await receiveListeners(Boolean(settings.certfile))).map((listener, index) => ({
+            inheritListeners: async (readsInMain: boolean) =>
+              (await receiveListeners(readsInMain)).map((listener, index) => ({
                 kind: 'handle' as const,
                 inherited: listener,
                 was: settings.bind[index] ?? 'inherited',

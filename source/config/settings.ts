@@ -9,6 +9,7 @@ import { parseBind } from '../accept/bind.js';
 import { DEFAULT_HEAD_LIMITS } from '../../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../shared/access-log.js';
 import { checkAllowIps } from '../../shared/forwarded.js';
+import { CERT_REQS, TLS_MIN_VERSIONS } from '../../shared/tls-options.js';
 import { CONCURRENCY_MODELS, HANDOFF_CHOICES, HEADER_MAPS, HTTP_COMPAT_MODES, type SettingsValues } from '../../shared/settings-values.js';
 
 export { CONCURRENCY_MODELS, type ConcurrencyModel, type SettingsValues } from '../../shared/settings-values.js';
@@ -344,7 +345,7 @@ export const SETTINGS = [
     type: 'string',
     default: '',
     section: 'Security',
-    doc: 'HTTPS: certificate chain (PEM). With --keyfile every listener speaks TLS, ended in the main thread; both files are read again on reload.',
+    doc: 'HTTPS: certificate chain (PEM). With --keyfile every listener speaks TLS. The actors end it on the sockets they own wherever the transfer hand-off moves sockets unread; main ends it with the relay, --proxy-protocol or --sticky-sessions (the start-up log says which). Every TLS file is read again on reload (HUP, `ctl reload`); a bad new one keeps the old.',
     parse: (raw: string) => raw,
   },
   {
@@ -355,6 +356,42 @@ export const SETTINGS = [
     section: 'Security',
     doc: 'HTTPS: private key (PEM) of --certfile.',
     parse: (raw: string) => raw,
+  },
+  {
+    name: 'caCerts',
+    flag: 'ca-certs',
+    type: 'string',
+    default: '',
+    section: 'Security',
+    doc: "HTTPS: CA certificates (PEM) that client certificates are verified against (with --cert-reqs); '' = Node's bundled roots.",
+    parse: (raw: string) => raw,
+  },
+  {
+    name: 'certReqs',
+    flag: 'cert-reqs',
+    type: 'string',
+    default: 'none',
+    section: 'Security',
+    doc: "HTTPS client certificates: `none` (not asked for), `optional` (asked for; the app reads `req.socket.authorized` and `getPeerCertificate()`), `required` (a client without a certificate that verifies against --ca-certs fails the handshake). gunicorn's 0, 1, 2 mean the same.",
+    parse: (raw: string) => oneOf('cert-reqs', CERT_REQS)(CERT_REQS[Number(raw)] ?? raw),
+  },
+  {
+    name: 'ciphers',
+    flag: 'ciphers',
+    type: 'string',
+    default: '',
+    section: 'Security',
+    doc: "HTTPS: the TLS 1.2 cipher suites offered, in OpenSSL's cipher list syntax; '' = Node's default list.",
+    parse: (raw: string) => raw,
+  },
+  {
+    name: 'tlsMinVersion',
+    flag: 'tls-min-version',
+    type: 'string',
+    default: 'TLSv1.2',
+    section: 'Security',
+    doc: 'HTTPS: the oldest TLS version a client may use (TLSv1.2 or TLSv1.3).',
+    parse: oneOf('tls-min-version', TLS_MIN_VERSIONS),
   },
   {
     name: 'heapGrowingPercent',
@@ -645,6 +682,10 @@ export const SERVE_SETTINGS = [
   'proxyAllowFrom',
   'certfile',
   'keyfile',
+  'caCerts',
+  'certReqs',
+  'ciphers',
+  'tlsMinVersion',
   'heapGrowingPercent',
   'memoryReducer',
   'logLevel',

@@ -99,11 +99,11 @@ export class InheritedListener {
 
   constructor(
     readonly server: Server,
-    /** For TLS the bytes are read in main by the TLS layer; otherwise unread until an actor has the socket. */
-    tls: boolean,
+    /** With TLS ended in main its layer reads the bytes here; otherwise they stay unread until an actor has the socket. */
+    readsInMain: boolean,
   ) {
     const options = server as unknown as AcceptOptions;
-    options.pauseOnConnect = !tls;
+    options.pauseOnConnect = !readsInMain;
     options.allowHalfOpen = true;
     server.on('connection', (socket: Socket) => {
       if (this.target) this.target(socket);
@@ -119,14 +119,14 @@ export class InheritedListener {
 }
 
 /** In the new process, once its actors are up: asks for the old one's listening sockets, in its bind order. */
-export function receiveListeners(tls: boolean): Promise<InheritedListener[]> {
+export function receiveListeners(readsInMain: boolean): Promise<InheritedListener[]> {
   return new Promise((resolve, reject) => {
     const listeners: InheritedListener[] = [];
     const timer = setTimeout(() => reject(new Error('the old process did not hand over its listening sockets')), 10_000);
     const ask: SuccessorMessage = { kind: 'send-listeners' };
     const onMessage = (message: ListenerMessage, handle: unknown) => {
       // Synchronously, before the event loop can accept anything on it.
-      if (message?.kind === 'grainbows-listener') listeners[message.index] = new InheritedListener(handle as Server, tls);
+      if (message?.kind === 'grainbows-listener') listeners[message.index] = new InheritedListener(handle as Server, readsInMain);
       else if (message?.kind === 'grainbows-listeners-done') {
         clearTimeout(timer);
         process.off('message', onMessage);
