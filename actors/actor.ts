@@ -15,7 +15,7 @@ import type { SettingsValues } from '../shared/settings-values.js';
 import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
-import type { ActorTls } from './tls-front.js';
+import type { ActorTls } from '../shared/tls-options.js';
 import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';

@@ -14,7 +14,8 @@ import { startNodeDeadlines } from './http-server.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
-import { TlsFront, type ActorTls } from './tls-front.js';
+import { TlsFront } from './tls-front.js';
+import type { ActorTls } from '../shared/tls-options.js';
 import type { Logger } from '../shared/log.js';
 
 /**

@@ -13,7 +13,7 @@ import { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { CREDIT_WINDOW, type ConnectionInfo } from '../shared/wire.js';
+import { CREDIT_WINDOW, type ConnectionInfo, type RelayedTlsSession } from '../shared/wire.js';
 
 /** What a relay socket needs from the actor's side of the wire. */
 export interface RelayOutlet {
@@ -48,6 +48,11 @@ export class RelaySocket extends Duplex {
   readonly localPort?: number;
   /** Present (true) only for TLS connections, as on a real TLSSocket: apps test it for truthiness. */
   readonly encrypted?: true;
+  /** With TLS ended in main: the session as a TLSSocket would describe it (authorized, the client's certificate). */
+  readonly authorized?: boolean;
+  readonly authorizationError?: string;
+  readonly alpnProtocol?: string | false;
+  private readonly session?: RelayedTlsSession;
   readonly connecting = false;
   bytesRead = 0;
   bytesWritten = 0;
@@ -87,6 +92,22 @@ export class RelaySocket extends Duplex {
     this.localAddress = info.localAddress;
     this.localPort = info.localPort;
     if (info.encrypted) this.encrypted = true;
+    if (info.tls) {
+      this.session = info.tls;
+      this.authorized = info.tls.authorized;
+      if (info.tls.authorizationError) this.authorizationError = info.tls.authorizationError;
+      this.alpnProtocol = info.tls.alpnProtocol;
+    }
+  }
+
+  /** TLSSocket's: the client's certificate, `{}` when it sent none (only on TLS connections). */
+  getPeerCertificate(): Record<string, unknown> {
+    return this.session?.peerCertificate ?? {};
+  }
+
+  /** TLSSocket's: the TLS version of the session, e.g. `TLSv1.3`. */
+  getProtocol(): string | null {
+    return this.session?.protocol ?? null;
   }
 
   // ---- inbound: called by the connection's coroutine ----

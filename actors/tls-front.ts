@@ -6,14 +6,8 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { guardHandshakes, tlsServerOptions, type TlsMaterial } from '../shared/tls-options.js';
+import { guardHandshakes, tlsServerOptions, type ActorTls } from '../shared/tls-options.js';
 import type { Logger } from '../shared/log.js';
-
-export interface ActorTls {
-  material: TlsMaterial;
-  /** `--header-timeout`: a client has this long for its handshake too. */
-  handshakeTimeoutMs: number;
-}
 
 /** What a TLS server's socket keeps of the raw socket it wraps (Node sets `_parent`; no public name for it). */
 type WrappingSocket = tls.TLSSocket & { _parent?: Socket | null };

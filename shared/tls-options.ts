@@ -24,6 +24,13 @@ export interface TlsMaterial {
   minVersion: TlsMinVersion;
 }
 
+/** What an actor needs to end TLS itself (actors/tls-front.ts). */
+export interface ActorTls {
+  material: TlsMaterial;
+  /** `--header-timeout`: a client has this long for its handshake too. */
+  handshakeTimeoutMs: number;
+}
+
 /**
  * Options for a `tls.Server` that is fed connections (or listens): HTTP/1.1 by ALPN, the handshake bounded by
  * the header deadline. Not half-open during the handshake: see guardHandshakes.

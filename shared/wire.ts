@@ -38,6 +38,18 @@ export interface ConnectionInfo {
   localPort?: number;
   /** The client reached us over TLS (terminated in main). */
   encrypted?: boolean;
+  /** With TLS ended in main: what a TLSSocket would tell the app about the session. */
+  tls?: RelayedTlsSession;
+}
+
+/** What the app can ask a relayed connection's socket about its TLS session, as it would ask a TLSSocket. */
+export interface RelayedTlsSession {
+  authorized: boolean;
+  authorizationError?: string;
+  /** `getPeerCertificate()` (the client's own, without its issuer chain); absent when the client sent none. */
+  peerCertificate?: Record<string, unknown>;
+  protocol: string | null;
+  alpnProtocol: string | false;
 }
 
 /**

@@ -24,8 +24,7 @@ import { compatWanted, type ParserCompat } from '../actors/request-normalizer.js
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { createAddressMatcher } from '../shared/forwarded.js';
 import { loadTlsMaterial, placeTls, type TlsPlacement } from './accept/tls.js';
-import type { TlsMaterial } from '../shared/tls-options.js';
-import type { ActorTls } from '../actors/tls-front.js';
+import type { ActorTls, TlsMaterial } from '../shared/tls-options.js';
 import { resolveServeSettings, type ServeSettings } from './config/settings.js';
 
 /**

@@ -10,7 +10,8 @@
  */
 import type { Socket } from 'node:net';
 import type { ClientAddress } from '../../shared/proxy-protocol.js';
-import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher } from '../../shared/wire.js';
+import { TLSSocket } from 'node:tls';
+import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher, type RelayedTlsSession } from '../../shared/wire.js';
 
 /** 502: the actor serving the request died. 503: it hung and was killed (`--timeout`). */
 export type AbandonStatus = 502 | 503;
@@ -23,6 +24,18 @@ const FLUSH_BEFORE_CLOSE_MS = 30_000;
 function isSwitchingProtocols(bytes: Uint8Array): boolean {
   // "HTTP/1.1 101": bytes 9..11 are the status digits.
   return bytes.byteLength > 12 && bytes[0] === 0x48 && bytes[9] === 0x31 && bytes[10] === 0x30 && bytes[11] === 0x31;
+}
+
+/** The session facts of a TLS connection ended here, for the actor's stand-in socket (actors/relay-socket.ts). */
+function describeSession(socket: TLSSocket): RelayedTlsSession {
+  const certificate = socket.getPeerCertificate(false) as unknown as Record<string, unknown> | null;
+  return {
+    authorized: socket.authorized,
+    ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
+    ...(certificate && Object.keys(certificate).length > 0 ? { peerCertificate: certificate } : {}),
+    protocol: socket.getProtocol(),
+    alpnProtocol: socket.alpnProtocol ?? false,
+  };
 }
 
 export class RelayedConnection {
@@ -61,7 +74,7 @@ export class RelayedConnection {
       remoteFamily: client?.family ?? socket.remoteFamily,
       localAddress: socket.localAddress,
       localPort: socket.localPort,
-      ...('encrypted' in socket && socket.encrypted === true ? { encrypted: true } : {}),
+      ...(socket instanceof TLSSocket ? { encrypted: true, tls: describeSession(socket) } : {}),
     };
     this.batcher.push(Frame.Open, this.id, info);
     if (head && head.byteLength > 0) this.forward(head);

@@ -25,8 +25,12 @@ export interface RunningLoad {
   stop(): Promise<LoadResult>;
 }
 
-export function startLoad(url: string, { concurrency = 16, newConnectionEvery = 5, path = '/' } = {}): RunningLoad {
-  const agent = new Agent({ connections: concurrency, keepAliveTimeout: 60_000 });
+export function startLoad(
+  url: string,
+  { concurrency = 16, newConnectionEvery = 5, path = '/', ca }: { concurrency?: number; newConnectionEvery?: number; path?: string; ca?: Buffer } = {},
+): RunningLoad {
+  // `ca`: an https URL's server certificate is trusted through it.
+  const agent = new Agent({ connections: concurrency, keepAliveTimeout: 60_000, ...(ca ? { connect: { ca } } : {}) });
   const result: LoadResult = { ok: 0, failed: 0, failures: [], bodies: new Map(), lastBodies: [] };
   let running = true;
   let sent = 0;
