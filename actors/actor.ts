@@ -11,12 +11,13 @@ import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../shared/app-spec.js';
 import { createForwardingLogger, describeError } from '../shared/log.js';
-import type { SettingsValues } from '../shared/settings-values.js';
+import type { Http2Limits, SettingsValues } from '../shared/settings-values.js';
 import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import type { ActorTls } from '../shared/tls-options.js';
-import { createActorServer, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
+import { createActorServer, requestHandlerOf, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
+import { Http2Sessions, http2Refusal } from './http2-sessions.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
 import { RequestMetrics } from '../shared/request-metrics.js';
@@ -38,6 +39,8 @@ export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLe
   requestsPerActor: number;
   /** HTTPS ended in this actor, on the sockets main moves here unread; null: plain HTTP, or TLS ended in main. */
   tls: ActorTls | null;
+  /** `--http-protocols` offers h2: the SETTINGS its connections get; null: HTTP/1.1 only. */
+  http2: Http2Limits | null;
 }
 
 export interface ActorTask {
@@ -60,7 +63,8 @@ export interface ActorTask {
 /** How often an actor stamps its heartbeat. */
 export const HEARTBEAT_MS = 250;
 
-export type BootResult = { ok: true; kind: AppKind } | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
+/** `http2`: the actor serves HTTP/2 (asked for, and the app can speak it). */
+export type BootResult = { ok: true; kind: AppKind; http2: boolean } | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
 
 export interface ActorStats {
   actorId: number;
@@ -195,18 +199,24 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
+      // An app that cannot speak HTTP/2 is offered HTTP/1.1 only, whatever --http-protocols asks.
+      const refusal = task.settings.http2 ? http2Refusal(loaded) : undefined;
+      if (refusal && task.actorId === 1) log.warning(`app: HTTP/2 is not offered: ${refusal}; it is served HTTP/1.1 only (--http-protocols h1 says so)`);
+      const http2 = refusal ? null : task.settings.http2;
+      const actorTls = task.settings.tls && refusal ? { ...task.settings.tls, alpn: ['http/1.1'] } : task.settings.tls;
       const connections = new ConnectionHost(
         task.dataPort,
         server,
         slots,
         { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 },
         task.settings.compat,
-        task.settings.tls ? { settings: task.settings.tls, log } : undefined,
+        actorTls ? { settings: actorTls, log } : undefined,
+        http2 ? new Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined,
       );
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${loaded.kind} app`);
-      return { ok: true, kind: loaded.kind };
+      return { ok: true, kind: loaded.kind, http2: http2 !== null };
     } catch (error) {
       const failure = error instanceof AppLoadFailure ? error : new AppLoadFailure('E_APP_LOAD', `failed to start ${task.app.display}`, { cause: error });
       const cause = failure.cause === undefined ? '' : `: ${describeError(failure.cause)}`;

@@ -7,7 +7,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export function answerAndClose(res: ServerResponse, status: number, body: string): void {
   res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  const headers = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+  // An HTTP/2 stream ends alone (and HTTP/2 has no Connection header): its connection's other streams go on.
+  if (res.req?.httpVersionMajor === 2) res.writeHead(status, headers);
+  else res.writeHead(status, { ...headers, connection: 'close' });
   res.end(body);
 }
 

@@ -15,6 +15,7 @@ import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
 import { TlsFront } from './tls-front.js';
+import type { Http2Sessions } from './http2-sessions.js';
 import type { ActorTls } from '../shared/tls-options.js';
 import type { Logger } from '../shared/log.js';
 
@@ -70,6 +71,8 @@ export class ConnectionHost implements RelayOutlet {
     private readonly compat: ParserCompat | null = null,
     /** HTTPS ended in this actor (source/accept/tls.ts decides where), and where failed handshakes are told. */
     tls?: { settings: ActorTls; log: Logger },
+    /** With `--http-protocols` offering h2: the HTTP/2 server connections that chose it are given to. */
+    private readonly http2?: Http2Sessions,
   ) {
     this.batcher = new FrameBatcher(port);
     this.arrivals = new ArrivalDeadlines(server, headerTimeoutMs, bodyTimeoutMs);
@@ -155,6 +158,15 @@ export class ConnectionHost implements RelayOutlet {
 
   private open(id: number, info: ConnectionInfo): void {
     const socket = new RelaySocket(id, info, this);
+    if (info.tls?.alpnProtocol === 'h2') {
+      // Main offered h2 before it knew this actor's app cannot speak it: such a connection is closed.
+      if (this.http2) this.openHttp2(id, socket);
+      else {
+        this.slots.release({ slotRunning: false }); // the request main counted for it
+        socket.destroy();
+      }
+      return;
+    }
     let normalizer: RequestNormalizer | undefined;
     if (this.compat) {
       normalizer = new RequestNormalizer(this.compat);
@@ -170,6 +182,23 @@ export class ConnectionHost implements RelayOutlet {
     this.arrivals.watch(socket);
     this.server.emit('connection', socket);
     void connection.inbound.next(); // runs the coroutine to its first wait for bytes
+  }
+
+  /**
+   * A relayed connection whose TLS handshake in main chose h2. Main counted one request for it as it does
+   * for every relayed connection (the head it held); HTTP/2 counts each stream as it starts instead, so that
+   * count is given back at once. Its bytes go to the HTTP/2 session unparsed and unnormalized.
+   */
+  private openHttp2(id: number, socket: RelaySocket): void {
+    const connection: RelayEnd = { socket, inbound: this.runInbound(socket, undefined) };
+    this.relayed.set(id, connection);
+    socket.once('close', () => {
+      this.relayed.delete(id);
+      void connection.inbound.return();
+    });
+    this.slots.release({ slotRunning: false });
+    this.http2!.serve(socket, socket);
+    void connection.inbound.next();
   }
 
   /**
@@ -250,8 +279,17 @@ export class ConnectionHost implements RelayOutlet {
       return;
     }
     this.transferred.set(id, socket);
-    this.gate.admit(socket);
+    if (socket.alpnProtocol === 'h2' && this.http2) {
+      // HTTP/2 has no half-close at the connection's level: a client's FIN ends the connection.
+      socket.allowHalfOpen = false;
+      this.http2.serve(socket);
+    } else this.gate.admit(socket);
   };
+
+  /** Draining: every HTTP/2 connection gets GOAWAY (HTTP/1.1 ones are closed between requests, drain.ts). */
+  goAway(): void {
+    this.http2?.goAway();
+  }
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: GatedConnection): void => {

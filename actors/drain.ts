@@ -20,6 +20,8 @@ interface HttpSocket extends Duplex {
 
 export interface SocketSource {
   sockets(): Iterable<Duplex>;
+  /** Sends GOAWAY on every HTTP/2 connection: its streams finish, no new ones start. */
+  goAway?(): void;
 }
 
 const SWEEP_INTERVAL_MS = 50;
@@ -48,6 +50,7 @@ export class DrainMode {
   start(connections: SocketSource): void {
     if (this.active) return;
     this.active = true;
+    connections.goAway?.();
     const idleSince = new WeakMap<Duplex, { at: number; bytesRead: number }>();
     const sweep = () => {
       const now = Date.now();

@@ -118,7 +118,18 @@ class CountedResponse extends http.ServerResponse implements ActorResponse {
 }
 
 const START_NODE_DEADLINES = Symbol('starts Node keeping headersTimeout and requestTimeout');
-type ActorServer = http.Server & { [START_NODE_DEADLINES]?: () => void };
+const REQUEST_HANDLER = Symbol('the handler every request passes, whatever its HTTP version');
+type ActorServer = http.Server & { [START_NODE_DEADLINES]?: () => void; [REQUEST_HANDLER]?: http.RequestListener };
+
+/**
+ * The handler the actor's server gives each request: rules, limits, counting, access log, hooks, then the
+ * app. HTTP/2 streams (http2-sessions.ts) pass it too.
+ */
+export function requestHandlerOf(server: http.Server): http.RequestListener {
+  const handle = (server as ActorServer)[REQUEST_HANDLER];
+  if (!handle) throw new Error('not an actor server');
+  return handle;
+}
 
 /**
  * Has Node's server keep its own header and request deadlines (headersTimeout, requestTimeout) for the
@@ -239,13 +250,22 @@ export function createActorServer(
     response.countedByActor = true;
     response.arrivedAt = performance.now();
     response.on('close', settleOnClose);
+    // An HTTP/2 stream (http2-sessions.ts): its socket is the connection's, shared by every stream, and
+    // there is no pipelining, keep-alive or parser leniency to account for.
+    const stream = req.httpVersionMajor === 2;
     slots.take(req.socket, response);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
-    socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
-    const fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
-    // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
-    // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
-    if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response, settle);
+    let fixup: ReturnType<typeof restoreRequest> | undefined;
+    if (!stream) {
+      socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
+      fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
+      // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
+      // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
+      if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response, settle);
+    } else {
+      // The scheme is the transport's, never the client's `:scheme` (gunicorn 26.2): Fetch adapters build the URL from it.
+      req.headers[':scheme'] = (req.socket as Duplex & { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    }
     logAccess(req, res);
     const rejection = fixup?.reject ?? checkRequestHead(req, settings.headLimits, settings.headerMap, facts);
     if (rejection) {
@@ -257,7 +277,8 @@ export function createActorServer(
     const hasBody = (facts.fields & TRANSFER_ENCODING) !== 0 || (facts.contentLength !== undefined && facts.contentLength !== '0');
     if (req.socket instanceof RelaySocket) req.socket.headArrived(req, hasBody);
     if (hasBody) {
-      capUnreadBody(req, res);
+      // An unread HTTP/2 body costs nothing to skip: the stream is reset, the connection carries on.
+      if (!stream) capUnreadBody(req, res);
       uploadRate?.watch(req, res);
       if (isChunked(req)) refuseForbiddenTrailers(req, res, log);
     }
@@ -278,7 +299,7 @@ export function createActorServer(
       return;
     }
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
-    if (settings.stickySessions && socket[REQUESTS_SEEN] > 1 && belongsElsewhere(req.url, actorId)) {
+    if (settings.stickySessions && !stream && (socket[REQUESTS_SEEN] ?? 0) > 1 && belongsElsewhere(req.url, actorId)) {
       log.debug(`sent back ${req.method} ${req.url?.slice(0, 100)}: another actor's session, on a kept-alive connection`);
       sendBackForRouting(res, req.url ?? '/');
       return;
@@ -333,6 +354,7 @@ export function createActorServer(
   // Answer a request whose client half-closed after sending it, instead of aborting it (Node's default).
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
+  server[REQUEST_HANDLER] = handle;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: SocketWithMessage) => {
     // Bytes after a request that closes the connection are never parsed (RFC 9112 §9.6); the response to
     // that request is still under way and will close the connection.

@@ -113,19 +113,28 @@ function checkTarget(method: string, target: string): string | null {
 export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, headerMap: HeaderMap = 'drop', facts?: HeadFacts): Rejection | null {
   const method = req.method ?? '';
   const target = req.url ?? '';
-  if (req.httpVersionMajor !== 1) return { status: 505, reason: `HTTP/${req.httpVersion} is not supported` };
+  // HTTP/2 requests pass the same rules (gunicorn 26.2): their pseudo-header fields (`:method`, `:path`,
+  // `:scheme`, `:authority`) are the request line, and `:authority` is held to the Host rules.
+  const http2 = req.httpVersionMajor === 2;
+  if (req.httpVersionMajor !== 1 && !http2) return { status: 505, reason: `HTTP/${req.httpVersion} is not supported` };
   const requestLineLength = method.length + 1 + target.length + 1 + 8;
   if (limits.requestLine > 0 && requestLineLength > limits.requestLine) {
     return { status: 414, reason: `request line longer than ${limits.requestLine} bytes` };
   }
   const raw = req.rawHeaders;
-  if (limits.fields > 0 && raw.length / 2 > limits.fields) return { status: 431, reason: `more than ${limits.fields} header fields` };
+  let pseudo = 0;
+  if (http2) for (let i = 0; i < raw.length && raw[i].charCodeAt(0) === 0x3a; i += 2) pseudo++;
+  if (limits.fields > 0 && raw.length / 2 - pseudo > limits.fields) return { status: 431, reason: `more than ${limits.fields} header fields` };
   const fieldSize = limits.fieldSize > 0 ? limits.fieldSize : DEFAULT_HEAD_LIMITS.fieldSize;
   let seen = 0;
   let dropped = false;
   if (facts) facts.contentLength = undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
+    if (http2 && name.charCodeAt(0) === 0x3a) {
+      if (name === ':authority' && !isValidHost(raw[i + 1])) return { status: 400, reason: 'invalid :authority' };
+      continue;
+    }
     if (name.length + 2 + raw[i + 1].length + 2 > fieldSize) {
       return { status: 431, reason: `header field ${name} longer than ${fieldSize} bytes` };
     }

@@ -18,12 +18,12 @@ export class TlsFront {
   private readonly handshaking = new Map<Socket, number>();
 
   constructor(
-    { material, handshakeTimeoutMs }: ActorTls,
+    serving: ActorTls,
     /** Receives each connection once its handshake is done, encrypted from then on. */
     onSecure: (socket: tls.TLSSocket, id: number) => void,
     log: Logger,
   ) {
-    this.server = tls.createServer(tlsServerOptions(material, handshakeTimeoutMs));
+    this.server = tls.createServer(tlsServerOptions(serving));
     guardHandshakes(this.server, (error) => log.debug(`TLS handshake failed: ${error.message}`));
     this.server.on('secureConnection', (socket: WrappingSocket) => {
       const raw = socket._parent;

@@ -175,13 +175,14 @@ export function toMs(text: string): number {
   return match[2] === 'us' ? value / 1000 : match[2] === 'ms' ? value : match[2] === 's' ? value * 1000 : value * 60_000;
 }
 
-export function runWrk(url: string, connections: number, durationS: number, timeoutS = 10): Promise<LoadResult> {
+/** `headers`: wrk's own `-H` arguments, e.g. `['-H', 'Connection: close']` for a new connection per request. */
+export function runWrk(url: string, connections: number, durationS: number, timeoutS = 10, headers: string[] = []): Promise<LoadResult> {
   // Each wrk process holds its connections' fds: split large counts over several processes.
   const processes = Math.ceil(connections / 10_000);
   const runs = Array.from({ length: processes }, (_, i) => {
     const share = Math.floor(connections / processes) + (i < connections % processes ? 1 : 0);
     return new Promise<string>((resolve) => {
-      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', url], {
+      const child = spawn('wrk', ['-t', '2', '-c', String(share), '-d', `${durationS}s`, '--timeout', `${timeoutS}s`, '--latency', ...headers, url], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';

@@ -22,6 +22,18 @@ export const HEADER_MAPS: readonly HeaderMap[] = ['drop', 'refuse', 'dangerous']
 export type HttpCompat = 'node' | 'gunicorn';
 export const HTTP_COMPAT_MODES: readonly HttpCompat[] = ['node', 'gunicorn'];
 
+/** gunicorn's names of the HTTP versions offered by ALPN (`--http-protocols`). */
+export const HTTP_PROTOCOLS = ['h1', 'h2'] as const;
+export type HttpProtocol = (typeof HTTP_PROTOCOLS)[number];
+
+/** The SETTINGS an HTTP/2 connection is served with (`--http2-*`). */
+export interface Http2Limits {
+  maxConcurrentStreams: number;
+  initialWindowSize: number;
+  maxFrameSize: number;
+  maxHeaderListSize: number;
+}
+
 export interface SettingsValues {
   use: ConcurrencyModel;
   bind: string[];
@@ -70,6 +82,12 @@ export interface SettingsValues {
   certfile: string;
   keyfile: string;
   caCerts: string;
+  /** e.g. `h2,h1`: the offered versions, most preferred first. */
+  httpProtocols: string;
+  http2MaxConcurrentStreams: number;
+  http2InitialWindowSize: number;
+  http2MaxFrameSize: number;
+  http2MaxHeaderListSize: number;
   certReqs: CertReqs;
   ciphers: string;
   tlsMinVersion: TlsMinVersion;

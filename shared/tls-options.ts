@@ -24,18 +24,28 @@ export interface TlsMaterial {
   minVersion: TlsMinVersion;
 }
 
-/** What an actor needs to end TLS itself (actors/tls-front.ts). */
-export interface ActorTls {
+/** What a TLS server needs besides the material: the same for main's listeners and an actor's front. */
+export interface TlsServing {
   material: TlsMaterial;
   /** `--header-timeout`: a client has this long for its handshake too. */
   handshakeTimeoutMs: number;
+  /** ALPN protocol ids offered, most preferred first (`--http-protocols`): `h2`, `http/1.1`. */
+  alpn: string[];
+}
+
+/** What an actor needs to end TLS itself (actors/tls-front.ts). */
+export type ActorTls = TlsServing;
+
+/** ALPN ids for gunicorn's protocol names (`h2,h1` → `['h2', 'http/1.1']`). */
+export function alpnProtocols(httpProtocols: string): string[] {
+  return httpProtocols.split(',').map((name) => (name === 'h2' ? 'h2' : 'http/1.1'));
 }
 
 /**
- * Options for a `tls.Server` that is fed connections (or listens): HTTP/1.1 by ALPN, the handshake bounded by
- * the header deadline. Not half-open during the handshake: see guardHandshakes.
+ * Options for a `tls.Server` that is fed connections (or listens): the protocols offered by ALPN, the
+ * handshake bounded by the header deadline. Not half-open during the handshake: see guardHandshakes.
  */
-export function tlsServerOptions(material: TlsMaterial, handshakeTimeoutMs: number): tls.TlsOptions {
+export function tlsServerOptions({ material, handshakeTimeoutMs, alpn }: TlsServing): tls.TlsOptions {
   return {
     cert: Buffer.from(material.cert),
     key: Buffer.from(material.key),
@@ -44,7 +54,7 @@ export function tlsServerOptions(material: TlsMaterial, handshakeTimeoutMs: numb
     minVersion: material.minVersion,
     requestCert: material.certReqs !== 'none',
     rejectUnauthorized: material.certReqs === 'required',
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: alpn,
     allowHalfOpen: false,
     handshakeTimeout: handshakeTimeoutMs,
   };

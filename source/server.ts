@@ -24,7 +24,7 @@ import { compatWanted, type ParserCompat } from '../actors/request-normalizer.js
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { createAddressMatcher } from '../shared/forwarded.js';
 import { loadTlsMaterial, placeTls, type TlsPlacement } from './accept/tls.js';
-import type { ActorTls, TlsMaterial } from '../shared/tls-options.js';
+import { alpnProtocols, type ActorTls, type TlsMaterial, type TlsServing } from '../shared/tls-options.js';
 import { resolveServeSettings, type ServeSettings } from './config/settings.js';
 
 /**
@@ -162,13 +162,25 @@ export function generationFrom(
       compat: compatFrom(settings),
       requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
       tls,
+      http2: settings.httpProtocols.split(',').includes('h2')
+        ? {
+            maxConcurrentStreams: settings.http2MaxConcurrentStreams,
+            initialWindowSize: settings.http2InitialWindowSize,
+            maxFrameSize: settings.http2MaxFrameSize,
+            maxHeaderListSize: settings.http2MaxHeaderListSize,
+          }
+        : null,
     },
   };
 }
 
 /** What the actors of a generation need to end TLS themselves, when that is where it ends. */
 function actorTls(material: TlsMaterial | undefined, placement: TlsPlacement | undefined, settings: ServeSettings): ActorTls | null {
-  return material && placement?.where === 'actors' ? { material, handshakeTimeoutMs: settings.headerTimeout * 1000 } : null;
+  return material && placement?.where === 'actors' ? tlsServing(material, settings) : null;
+}
+
+function tlsServing(material: TlsMaterial, settings: ServeSettings): TlsServing {
+  return { material, handshakeTimeoutMs: settings.headerTimeout * 1000, alpn: alpnProtocols(settings.httpProtocols) };
 }
 
 export class GrainbowsServer extends EventEmitter<ServerEvents> {
@@ -219,7 +231,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const mechanism = handoff === 'transfer' ? ` (${(await transferMechanism()) === 'copy' ? 'dup()ed descriptors' : 'sockets moved'})` : '';
     log.info(`Using hand-off: ${handoff}${mechanism}, concurrency: ${settings.use}`);
     if (tlsPlacement) log.info(`TLS ends in the ${tlsPlacement.where === 'actors' ? 'actors' : 'main thread'}: ${tlsPlacement.why}`);
-    const tlsInMain = secure && tlsPlacement?.where === 'main' ? { material: secure, handshakeTimeoutMs: settings.headerTimeout * 1000 } : undefined;
+    const tlsInMain = secure && tlsPlacement?.where === 'main' ? tlsServing(secure, settings) : undefined;
 
     const pool = new ActorPool({
       ...generation,
@@ -250,12 +262,19 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     let listeners: Listener[] = [];
     try {
       // Boot first, so a broken app fails before anything listens; unless privileges drop after binding.
+      // Main's TLS offers h2 only if the actors serve it (an app that cannot speak HTTP/2 is served HTTP/1.1).
+      const offerWhatActorsServe = () => {
+        if (tlsInMain && !pool.servesHttp2) tlsInMain.alpn = tlsInMain.alpn.filter((id) => id !== 'h2');
+      };
       if (options.afterBind) {
         listeners = await listen();
         await options.afterBind();
         await pool.start();
+        offerWhatActorsServe();
+        if (tlsInMain) renewCertificates(listeners, tlsInMain);
       } else {
         await pool.start();
+        offerWhatActorsServe();
         listeners = await listen();
       }
     } catch (error) {
@@ -334,7 +353,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     this.log.info(`Reloading: generation ${this.pool.currentGeneration + 1} with ${workers} actors`);
     await this.pool.reload({ ...generation, size: workers });
-    if (secure) renewCertificates(this.listening, secure);
+    if (secure) {
+      const serving = tlsServing(secure, settings);
+      if (!this.pool.servesHttp2) serving.alpn = serving.alpn.filter((id) => id !== 'h2');
+      renewCertificates(this.listening, serving);
+    }
     this.options = next;
     this.log.info(`Reloaded: generation ${this.pool.currentGeneration} serving`);
   }

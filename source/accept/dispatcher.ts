@@ -67,8 +67,10 @@ export class Dispatcher {
       return;
     }
     socket.setNoDelay(true); // docs/design.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
-    // A TLS session lives in main (tls.ts): its clear bytes can only be relayed, through the gate.
+    // A TLS session lives in main (tls.ts): its clear bytes can only be relayed, through the gate; an HTTP/2
+    // one has no HTTP/1.1 head to wait for, and goes straight on (its streams are counted in the actor).
     if (this.transfersUnread && !(socket instanceof TLSSocket)) this.dispatch({ socket, head: UNREAD, unread: true });
+    else if (socket instanceof TLSSocket && socket.alpnProtocol === 'h2') this.dispatch({ socket, head: UNREAD, unread: false });
     else this.gate.admit(socket);
   };
 

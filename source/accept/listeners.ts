@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
 import { GrainbowsError } from '../../shared/errors.js';
-import { guardHandshakes, tlsServerOptions, type TlsMaterial } from '../../shared/tls-options.js';
+import { guardHandshakes, tlsServerOptions, type TlsServing } from '../../shared/tls-options.js';
 
 export interface Listener {
   bind: BindAddress;
@@ -88,12 +88,12 @@ function listenOn(server: net.Server, bind: BindAddress, backlog: number, umask:
 export interface ListenerSecurity {
   scheme: 'http' | 'https';
   /** TLS ended in main: each listener is a TLS server and hands on connections once their handshake is done. */
-  tlsInMain?: { material: TlsMaterial; handshakeTimeoutMs: number };
+  tlsInMain?: TlsServing;
 }
 
 /** A TLS server in front of `onConnection`, which keeps the raw connections it accepted until they close. */
 function createTlsFront(tlsInMain: NonNullable<ListenerSecurity['tlsInMain']>, onConnection: (socket: net.Socket) => void) {
-  const front = tls.createServer(tlsServerOptions(tlsInMain.material, tlsInMain.handshakeTimeoutMs), onConnection);
+  const front = tls.createServer(tlsServerOptions(tlsInMain), onConnection);
   guardHandshakes(front);
   const connections = new Set<net.Socket>();
   front.on('connection', (raw: net.Socket) => {
@@ -140,8 +140,8 @@ export async function openListeners(
 }
 
 /** Certificate rotation with TLS in main: new connections use the new material, open ones keep theirs. */
-export function renewCertificates(listeners: Listener[], material: TlsMaterial): void {
-  for (const { tlsFront } of listeners) tlsFront?.setSecureContext(tlsServerOptions(material, 0));
+export function renewCertificates(listeners: Listener[], serving: TlsServing): void {
+  for (const { tlsFront } of listeners) tlsFront?.setSecureContext(tlsServerOptions(serving));
 }
 
 /**

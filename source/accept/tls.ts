@@ -43,7 +43,7 @@ export function loadTlsMaterial(settings: Partial<TlsSettings>, cwd = process.cw
     minVersion: settings.tlsMinVersion ?? 'TLSv1.2',
   };
   try {
-    tls.createSecureContext(tlsServerOptions(material, 0));
+    tls.createSecureContext(tlsServerOptions({ material, handshakeTimeoutMs: 0, alpn: [] }));
   } catch (error) {
     const files = `--certfile ${certfile} with --keyfile ${keyfile}${caCerts ? ` and --ca-certs ${caCerts}` : ''}${settings.ciphers ? ` and --ciphers ${settings.ciphers}` : ''}`;
     throw new GrainbowsError('E_TLS', `${files}: ${(error as Error).message}`, { cause: error });

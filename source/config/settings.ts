@@ -10,7 +10,7 @@ import { DEFAULT_HEAD_LIMITS } from '../../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../shared/access-log.js';
 import { checkAllowIps } from '../../shared/forwarded.js';
 import { CERT_REQS, TLS_MIN_VERSIONS } from '../../shared/tls-options.js';
-import { CONCURRENCY_MODELS, HANDOFF_CHOICES, HEADER_MAPS, HTTP_COMPAT_MODES, type SettingsValues } from '../../shared/settings-values.js';
+import { CONCURRENCY_MODELS, HANDOFF_CHOICES, HEADER_MAPS, HTTP_COMPAT_MODES, HTTP_PROTOCOLS, type SettingsValues } from '../../shared/settings-values.js';
 
 export { CONCURRENCY_MODELS, type ConcurrencyModel, type SettingsValues } from '../../shared/settings-values.js';
 
@@ -25,7 +25,7 @@ export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValue
   aliases?: string[];
   multiple?: boolean;
   default: SettingsValues[K];
-  section: 'Server socket' | 'Actors' | 'Security' | 'Memory' | 'Logging' | 'Process' | 'Debugging';
+  section: 'Server socket' | 'Actors' | 'HTTP/2' | 'Security' | 'Memory' | 'Logging' | 'Process' | 'Debugging';
   doc: string;
   /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
   parse(raw: string): unknown;
@@ -55,6 +55,26 @@ function peerList(flag: string) {
     const problem = checkAllowIps(raw);
     if (problem) throw new Error(`--${flag}: ${problem}`);
     return raw;
+  };
+}
+
+/** A comma-separated list of `choices`, each at most once, in the order given (`--http-protocols h2,h1`). */
+function listOf<T extends string>(flag: string, choices: readonly T[]) {
+  return (raw: string): string => {
+    const items = raw.split(',').map((item) => item.trim());
+    for (const item of items)
+      if (!(choices as readonly string[]).includes(item)) throw new Error(`--${flag} takes ${choices.join(', ')}, comma-separated, not '${raw}'`);
+    if (new Set(items).size !== items.length) throw new Error(`--${flag} names a protocol twice: '${raw}'`);
+    return items.join(',');
+  };
+}
+
+function wholeNumberIn(flag: string, min: number, max: number) {
+  const atLeast = wholeNumber(flag, min);
+  return (raw: string): number => {
+    const value = atLeast(raw);
+    if (value > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}, not '${raw}'`);
+    return value;
   };
 }
 
@@ -154,6 +174,51 @@ export const SETTINGS = [
     section: 'Actors',
     doc: "Seconds an idle keep-alive connection stays open (above load balancers' 60 s).",
     parse: wholeNumber('keep-alive', 0),
+  },
+  {
+    name: 'httpProtocols',
+    flag: 'http-protocols',
+    type: 'string',
+    default: 'h1',
+    section: 'HTTP/2',
+    doc: "The HTTP versions HTTPS offers by ALPN, most preferred first: `h1`, `h2`, `h2,h1` (gunicorn's names). HTTP/2 is served over TLS; each stream is a request, counted, limited and logged as an HTTP/1.1 request is. An app that cannot speak HTTP/2 keeps `h1`.",
+    parse: listOf('http-protocols', HTTP_PROTOCOLS),
+  },
+  {
+    name: 'http2MaxConcurrentStreams',
+    flag: 'http2-max-concurrent-streams',
+    type: 'number',
+    default: 100,
+    section: 'HTTP/2',
+    doc: 'Most streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a stream past it is refused with RST_STREAM REFUSED_STREAM.',
+    parse: wholeNumberIn('http2-max-concurrent-streams', 1, 2 ** 31 - 1),
+  },
+  {
+    name: 'http2InitialWindowSize',
+    flag: 'http2-initial-window-size',
+    type: 'number',
+    default: 65535,
+    section: 'HTTP/2',
+    doc: "Bytes of a stream's request body a client may send before the server asks for more (SETTINGS_INITIAL_WINDOW_SIZE).",
+    parse: wholeNumberIn('http2-initial-window-size', 0, 2 ** 31 - 1),
+  },
+  {
+    name: 'http2MaxFrameSize',
+    flag: 'http2-max-frame-size',
+    type: 'number',
+    default: 16384,
+    section: 'HTTP/2',
+    doc: 'Largest frame payload the server accepts, in bytes (SETTINGS_MAX_FRAME_SIZE, 16384 to 16777215).',
+    parse: wholeNumberIn('http2-max-frame-size', 16384, 16777215),
+  },
+  {
+    name: 'http2MaxHeaderListSize',
+    flag: 'http2-max-header-list-size',
+    type: 'number',
+    default: 65536,
+    section: 'HTTP/2',
+    doc: 'Largest request header list, in bytes as HPACK counts them (SETTINGS_MAX_HEADER_LIST_SIZE); the per-field limits of --limit-request-fields and --limit-request-field-size apply too, as for HTTP/1.1.',
+    parse: wholeNumberIn('http2-max-header-list-size', 1, 2 ** 31 - 1),
   },
   {
     name: 'timeout',
@@ -682,6 +747,11 @@ export const SERVE_SETTINGS = [
   'proxyAllowFrom',
   'certfile',
   'keyfile',
+  'httpProtocols',
+  'http2MaxConcurrentStreams',
+  'http2InitialWindowSize',
+  'http2MaxFrameSize',
+  'http2MaxHeaderListSize',
   'caCerts',
   'certReqs',
   'ciphers',

@@ -76,6 +76,8 @@ export class ActorThread {
   state: ActorState = 'booting';
   /** What kind of app the actor detected, once booted. */
   appKind?: AppKind;
+  /** Whether it serves HTTP/2: asked for, and its app can speak it (actors/http2-sessions.ts). */
+  servesHttp2 = false;
   readonly startedAt = Date.now();
   /** Set when the watchdog killed it: its waiting requests are answered 503, not 502. */
   hung = false;
@@ -289,6 +291,11 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return undefined;
   }
 
+  /** Whether every booted actor serves HTTP/2 (none at all: true). */
+  get servesHttp2(): boolean {
+    return [...this.actors].every((actor) => !actor.appKind || actor.servesHttp2);
+  }
+
   /** The app kinds the ready actors detected. */
   kinds(): AppKind[] {
     return [...this.actors].flatMap((actor) => (actor.appKind ? [actor.appKind] : []));
@@ -494,6 +501,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     if (actor.state !== 'booting') return actor; // retired or stopped while it booted
     actor.state = 'ready';
     actor.appKind = boot.kind;
+    actor.servesHttp2 = boot.http2;
     this.options.log.info(`Booted actor ${id} (generation ${generation}, ${boot.kind} app)`);
     if (this.listeningAddresses) void actor.announceListening(this.listeningAddresses);
     this.startedCount++;

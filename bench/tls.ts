@@ -1,0 +1,182 @@
+/**
+ * HTTPS: grainbows against node:https, alone and in a node:cluster of the same size, same app, one run.
+ * Scenarios: keep-alive hello world over TLS, and a new TLS handshake per request (`Connection: close`).
+ * Besides req/s it reports the server's CPU per request and the main thread's share of a core: with TLS
+ * ended in the actors main should do next to nothing (target ≤ 5 %), where ending it in main costs
+ * about half a core.
+ *
+ *   npm run bench:tls                  # writes nothing; --write docs/performance.md saves the table
+ *   npm run bench:tls -- --quick       # shorter runs
+ *
+ * Needs wrk and openssl. Node 26 rows come from NODE26 or .ci/cache/node26, as in bench/run.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { APP, CLI, ROOT, node26, runWrk, start, treeCpuSeconds, writeRegion, type Contender, type LoadResult } from './harness.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
+const seconds = quick ? 4 : 8;
+const WORKERS = 2;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-bench-tls-'));
+const certfile = path.join(dir, 'cert.pem');
+const keyfile = path.join(dir, 'key.pem');
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    keyfile,
+    '-out',
+    certfile,
+  ],
+  {
+    stdio: 'ignore',
+  },
+);
+
+const httpsBaseline = (exe: string, workers: number) => (port: number) => ({
+  exe,
+  argv: [path.join(ROOT, 'bench/baselines/https-cluster.js'), String(port), String(workers), certfile, keyfile],
+});
+const grainbowsTls = (exe: string, handoff: string) => (port: number) => ({
+  exe,
+  argv: [
+    CLI,
+    '-b',
+    `127.0.0.1:${port}`,
+    '-w',
+    String(WORKERS),
+    '--handoff',
+    handoff,
+    '--backlog',
+    '4096',
+    '--worker-connections',
+    '20000',
+    '--certfile',
+    certfile,
+    '--keyfile',
+    keyfile,
+    APP,
+  ],
+});
+
+const CONTENDERS: Contender[] = [
+  { name: 'node:https (1 process)', command: httpsBaseline(process.execPath, 1) },
+  { name: `node:cluster https (${WORKERS} processes)`, command: httpsBaseline(process.execPath, WORKERS) },
+  { name: `grainbows transfer, TLS in actors (${WORKERS})`, command: grainbowsTls(process.execPath, 'transfer') },
+  { name: `grainbows relay, TLS in main (${WORKERS})`, command: grainbowsTls(process.execPath, 'relay') },
+  ...(node26
+    ? [
+        { name: 'node:cluster https on Node 26', command: httpsBaseline(node26, WORKERS) },
+        { name: 'grainbows transfer on Node 26, TLS in actors', command: grainbowsTls(node26, 'transfer') },
+      ]
+    : []),
+];
+
+/** CPU seconds the main thread of `pid` has used (its task whose id is the pid). */
+function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+interface Row {
+  contender: string;
+  scenario: string;
+  result: LoadResult;
+  cpuUsPerRequest: number;
+  /** The serving process's main thread, % of one core over the run (grainbows; for the cluster, its primary). */
+  mainCorePercent: number;
+}
+
+const SCENARIOS = [
+  { name: 'TLS keep-alive hello, 50 connections', connections: 50, headers: [] as string[] },
+  { name: 'TLS handshake per request, 32 connections', connections: 32, headers: ['-H', 'Connection: close'] },
+];
+
+const rows: Row[] = [];
+for (const contender of CONTENDERS) {
+  for (const scenario of SCENARIOS) {
+    const server = await start(contender);
+    const url = server.url.replace('http:', 'https:') + '/';
+    try {
+      await runWrk(url, 16, 1); // warm-up
+      const servingPid = await servingPidOf(server.child.pid!);
+      const [cpuBefore, mainBefore] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
+      const result = await runWrk(url, scenario.connections, seconds, 10, scenario.headers);
+      const [cpuAfter, mainAfter] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
+      const requests = result.rps * seconds;
+      const row: Row = {
+        contender: contender.name,
+        scenario: scenario.name,
+        result,
+        cpuUsPerRequest: requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / requests : NaN,
+        mainCorePercent: ((mainAfter - mainBefore) / seconds) * 100,
+      };
+      rows.push(row);
+      process.stderr.write(
+        `${row.contender} | ${row.scenario}: ${result.rps.toFixed(0)} req/s, ${result.errors} errors, ${row.cpuUsPerRequest.toFixed(0)} µs CPU/request, main ${row.mainCorePercent.toFixed(0)} % of a core\n`,
+      );
+    } finally {
+      await server.stop();
+      await sleep(500);
+    }
+  }
+}
+
+/** The process that serves: on Node 20 the grainbows command is a launcher and the server its child. */
+async function servingPidOf(pid: number): Promise<number> {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    // A cluster's primary is the main thread that matters for it; grainbows' launcher has one child, the server.
+    if (cmdline.includes('cli.js') && children.length === 1) return children[0];
+  } catch {
+    // gone
+  }
+  return pid;
+}
+
+const ratio = (value: number, base: number | undefined) => (base && Number.isFinite(value) ? `${(value / base).toFixed(2)}×` : '');
+const lines = [
+  `${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}${node26 ? ' and 26' : ''}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s per run, wrk on the same machine.`,
+  '',
+  '| scenario | server | ok req/s | errors | CPU µs/request | main thread, % of a core | req/s ÷ node:https | req/s ÷ cluster (same Node) |',
+  '|---|---|---|---|---|---|---|---|',
+];
+for (const scenario of SCENARIOS) {
+  const single = rows.find((row) => row.scenario === scenario.name && row.contender.startsWith('node:https'));
+  for (const row of rows.filter((candidate) => candidate.scenario === scenario.name)) {
+    const on26 = row.contender.includes('Node 26');
+    const cluster = rows.find(
+      (candidate) => candidate.scenario === scenario.name && candidate.contender.startsWith('node:cluster') && candidate.contender.includes('Node 26') === on26,
+    );
+    const main = row.contender.startsWith('grainbows') ? `${row.mainCorePercent.toFixed(1)} %` : '';
+    lines.push(
+      `| ${row.scenario} | ${row.contender} | ${row.result.rps.toFixed(0)} | ${row.result.errors} | ${row.cpuUsPerRequest.toFixed(0)} | ${main} | ${on26 ? '' : ratio(row.result.rps, single?.result.rps)} | ${row.contender.startsWith('node:cluster') ? '' : ratio(row.result.rps, cluster?.result.rps)} |`,
+    );
+  }
+}
+const table = lines.join('\n');
+console.log(table);
+if (writeTo) writeRegion(writeTo, 'bench-tls', table);

@@ -1,0 +1,263 @@
+/**
+ * HTTP/2 over TLS (`--http-protocols h2,h1`), through both hand-offs: ALPN chooses it per connection beside
+ * HTTP/1.1, each stream is a request (counted, logged, held to the HTTP/1.1 head rules), the real frameworks
+ * that can speak it do, GOAWAY drains a reload, and clients nobody here wrote (curl, h2load) agree.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http2 from 'node:http2';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { fixture, strategies, withServer } from './helpers/servers.js';
+import { makeCertificate } from './helpers/certificates.js';
+import { APPS, ROUTES, STREAM_LINES, frameworkApp } from './helpers/framework-apps.js';
+import { until } from './helpers/wait.js';
+
+const run = promisify(execFile);
+const haveH2load = spawnSync('h2load', ['--version']).status === 0;
+const certificate = makeCertificate('h2');
+const ca = readFileSync(certificate.certfile);
+const h2 = { ...certificate, httpProtocols: 'h2,h1' };
+/** The fixtures whose framework replaces the request's and response's prototypes (actors/http2-sessions.ts, http2Refusal). */
+const HTTP1_ONLY = new Set(['express.js', 'nest.js']);
+
+/** An HTTP/2 session to the server, trusting the test certificate. */
+function connect(url: string): http2.ClientHttp2Session {
+  const session = http2.connect(url, { ca, servername: 'localhost' });
+  session.on('error', () => {});
+  return session;
+}
+
+/** One request on `session`: status, headers and body. */
+function ask(
+  session: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string,
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let received = '';
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    stream.setEncoding('utf8');
+    stream.on('response', (h) => (responseHeaders = h));
+    stream.on('data', (chunk: string) => (received += chunk));
+    stream.on('end', () => resolve({ status: Number(responseHeaders[':status']), headers: responseHeaders, body: received }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+/**
+ * An HTTP/2 client that keeps going across GOAWAY as RFC 9113 §6.8 has clients do: new streams go to a new
+ * connection once the server said GOAWAY, and a stream refused unprocessed (REFUSED_STREAM, or opened on
+ * a connection the server was closing) is repeated once there. Any other failure is the test's.
+ */
+class ReconnectingClient {
+  private session: http2.ClientHttp2Session;
+  retried = 0;
+
+  constructor(private readonly url: string) {
+    this.session = this.open();
+  }
+
+  private open(): http2.ClientHttp2Session {
+    const session = connect(this.url);
+    session.once('goaway', () => {
+      if (this.session === session) this.session = this.open();
+    });
+    return session;
+  }
+
+  private current(): http2.ClientHttp2Session {
+    if (this.session.closed || this.session.destroyed) this.session = this.open();
+    return this.session;
+  }
+
+  async get(path: string): Promise<{ status: number; body: string }> {
+    try {
+      return await ask(this.current(), { ':path': path });
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException;
+      if (code !== 'ERR_HTTP2_GOAWAY_SESSION' && !/REFUSED_STREAM|NGHTTP2_REFUSED_STREAM/.test(String(error))) throw error;
+      this.retried++;
+      if (this.session.closed || this.session.destroyed || this.session.closed) this.session = this.open();
+      return ask(this.current(), { ':path': path });
+    }
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}
+
+for (const strategy of await strategies()) {
+  describe(`HTTP/2 over TLS (${strategy})`, () => {
+    it('ALPN gives h2 to those who offer it and HTTP/1.1 to the rest, on one listener; h1 alone offers no h2', async () => {
+      await withServer({ app: fixture('tls-facts.js'), handoff: strategy, ...h2 }, async ({ url }) => {
+        const curl = async (flag: string) =>
+          (await run('curl', ['-sS', '--cacert', certificate.certfile, flag, '-w', '\n%{http_version}', `${url}/`])).stdout.split('\n');
+        const [overH2, versionH2] = await curl('--http2');
+        assert.equal(versionH2, '2');
+        assert.equal(JSON.parse(overH2).httpVersion, '2.0', 'the app sees an HTTP/2 request');
+        const [overH1, versionH1] = await curl('--http1.1');
+        assert.equal(versionH1, '1.1');
+        assert.equal(JSON.parse(overH1).httpVersion, '1.1');
+      });
+      await withServer({ app: fixture('tls-facts.js'), handoff: strategy, ...certificate }, async ({ url }) => {
+        const { stdout } = await run('curl', ['-sS', '--cacert', certificate.certfile, '--http2', '-o', '/dev/null', '-w', '%{http_version}', `${url}/`]);
+        assert.equal(stdout, '1.1', 'the default, h1, never negotiates h2');
+      });
+    });
+
+    it('counts every stream as a request: ctl figures, the access log (HTTP/2.0), --max-requests past which the actor is replaced', async () => {
+      const accessLogfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-h2-')), 'access.log');
+      await withServer({ app: fixture('tls-facts.js'), handoff: strategy, ...h2, workers: 1, maxRequests: 150, accessLogfile }, async ({ url, server }) => {
+        // 300 GETs over HTTP/2, 20 at a time, by a client that does what RFC 9113 §6.8 lets it (and browsers
+        // do): after a GOAWAY it opens streams on a new connection, and repeats one the server refused unprocessed.
+        const client = new ReconnectingClient(url);
+        let ok = 0;
+        const versions = new Set<string>();
+        for (let round = 0; round < 15; round++) {
+          const answers = await Promise.all(Array.from({ length: 20 }, () => client.get('/')));
+          for (const answer of answers) {
+            if (answer.status === 200) ok++;
+            versions.add((JSON.parse(answer.body) as { httpVersion: string }).httpVersion);
+          }
+        }
+        client.close();
+        assert.equal(ok, 300, 'every stream answered, across the recycling');
+        assert.deepEqual([...versions], ['2.0']);
+        // --max-requests 150 retires the first actor: a replacement starts, and the first one ends.
+        const stats = await until(async () => {
+          const now = await server.stats();
+          return (
+            now.actorsStarted >= 2 &&
+            now.actorEndings.retired >= 1 &&
+            now.actors.every((actor) => actor.requestsInFlight === 0 && actor.connections === 0) &&
+            now
+          );
+        }, 'the first actor retired, and no stream or connection left in the actors');
+        assert.equal(stats.responses.byStatusClass['2xx'], 300);
+      });
+      const lines = readFileSync(accessLogfile, 'utf8').trim().split('\n');
+      assert.equal(lines.length, 300);
+      assert.ok(
+        lines.every((line) => line.includes('"GET / HTTP/2.0" 200')),
+        lines.find((line) => !line.includes('HTTP/2.0')),
+      );
+    });
+
+    it("holds HTTP/2 requests to the HTTP/1.1 head rules; the scheme is the transport's, never :scheme", async () => {
+      await withServer(
+        { app: fixture('behaviours.js'), handoff: strategy, ...h2, forwardedAllowIps: '192.168.0.1', limitRequestFields: 8 },
+        async ({ url }) => {
+          const nghttp = async (...headers: string[]) =>
+            (await run('nghttp', ['-v', ...headers.flatMap((header) => ['-H', header]), `${url}/headers`]).catch((error: { stdout: string }) => error)).stdout;
+          assert.match(await nghttp('content-type: a', 'content-type: b'), /:status: 400/, 'two Content-Types are refused');
+          const echoed = (output: string) =>
+            JSON.parse(output.slice(output.indexOf('{"url"'), output.lastIndexOf('}') + 1)) as { headers: Record<string, string> };
+          const passed = echoed(await nghttp('x-a_b: 1', 'x-forwarded-for: 203.0.113.9', 'x-kept: yes'));
+          assert.equal(passed.headers['x-a_b'], undefined, 'a header name with _ is dropped');
+          assert.equal(passed.headers['x-forwarded-for'], undefined, 'an untrusted peer cannot forward');
+          assert.equal(passed.headers['x-kept'], 'yes');
+          assert.equal(passed.headers[':scheme'], 'https');
+          assert.match(await nghttp(...Array.from({ length: 10 }, (_, i) => `x-field-${i}: ${i}`)), /:status: 431/, 'more than --limit-request-fields');
+          assert.equal(echoed(await nghttp(':scheme: http')).headers[':scheme'], 'https', 'the transport decides the scheme');
+        },
+      );
+      await withServer({ app: `${fixture('fetch-function.js')}:handler`, handoff: strategy, ...h2 }, async ({ url }) => {
+        const { stdout } = await run('nghttp', ['-H', ':scheme: http', `${url}/whoami`]);
+        assert.equal((JSON.parse(stdout) as { url: string }).url, `${url}/whoami`, 'a Fetch app builds an https URL');
+      });
+    });
+
+    it('drains with GOAWAY on reload: a stream under way finishes, the next connection reaches the new generation', async () => {
+      await withServer({ app: fixture('tls-facts.js'), handoff: strategy, ...h2, workers: 1 }, async ({ url, server }) => {
+        const session = connect(url);
+        assert.equal((await ask(session, { ':path': '/' })).status, 200);
+        const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+        const slow = ask(session, { ':path': '/slow' });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await server.reload();
+        await goaway;
+        const answer = await slow;
+        assert.deepEqual([answer.status, answer.body], [200, 'slow'], 'the stream under way when GOAWAY came finished');
+        const fresh = connect(url);
+        assert.equal((await ask(fresh, { ':path': '/' })).status, 200);
+        fresh.close();
+        const stats = await server.stats();
+        assert.deepEqual(
+          stats.actors.map((actor) => actor.generation),
+          [2],
+        );
+      });
+    });
+
+    it(
+      'h2load: 20,000 requests over 32 connections, 10 streams each, none failed',
+      { skip: haveH2load ? false : 'h2load is not installed (apt-get install nghttp2-client)' },
+      async () => {
+        await withServer({ app: fixture('tls-facts.js'), handoff: strategy, ...h2 }, async ({ url, server }) => {
+          const { stdout } = await run('h2load', ['-n', '20000', '-c', '32', '-m', '10', `${url}/`], { timeout: 60_000 });
+          assert.match(stdout, /requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed/, stdout);
+          const stats = await until(async () => {
+            const now = await server.stats();
+            return now.actors.every((actor) => actor.requestsInFlight === 0 && actor.connections === 0) && now;
+          }, 'every h2load connection let go');
+          assert.equal(stats.responses.byStatusClass['2xx'], 20000);
+        });
+      },
+    );
+
+    it('offers only HTTP/1.1 to apps that cannot speak HTTP/2 (Express, NestJS on Express), and says so once', async () => {
+      for (const file of HTTP1_ONLY) {
+        await withServer({ app: frameworkApp(file), handoff: strategy, ...h2 }, async ({ url, server, logs }) => {
+          const { stdout } = await run('curl', ['-sS', '--cacert', certificate.certfile, '--http2', '-w', '\n%{http_version}', `${url}/hello`]);
+          assert.deepEqual(stdout.split('\n').slice(-1), ['1.1'], `${file}: ALPN chose HTTP/1.1`);
+          assert.equal(logs.filter((line) => line.includes('HTTP/2 is not offered')).length, 1, logs.join(''));
+          const stats = await server.stats();
+          assert.equal(stats.actorEndings.crashed, 0);
+          assert.equal(stats.responses.byStatusClass['2xx'], 1);
+        });
+      }
+    });
+
+    describe('real frameworks over HTTP/2', () => {
+      for (const { name, file, routes = ROUTES } of APPS.filter(({ file }) => !HTTP1_ONLY.has(file))) {
+        it(`${name}: hello, a JSON echo, a thrown error and a streamed response, on one connection`, async () => {
+          await withServer({ app: frameworkApp(file), handoff: strategy, ...h2 }, async ({ url, server }) => {
+            const session = connect(url);
+            try {
+              const hello = await ask(session, { ':path': routes.hello });
+              assert.equal(hello.status, 200, hello.body);
+              const echo = routes.echo(7);
+              // With its length, as browsers and curl send it (koa-body reads no body without one).
+              const json = JSON.stringify(echo.body);
+              const echoed = await ask(
+                session,
+                { ':method': 'POST', ':path': echo.path, 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) },
+                json,
+              );
+              assert.equal(echoed.status, 200, echoed.body);
+              assert.deepEqual(JSON.parse(echoed.body), echo.answer);
+              assert.equal((await ask(session, { ':path': routes.boom.path })).status, routes.boom.status);
+              const streamed = await ask(session, { ':path': routes.stream.path, ...routes.stream.headers });
+              assert.equal(streamed.status, 200);
+              assert.equal(routes.stream.parts(streamed.body), STREAM_LINES);
+            } finally {
+              session.close();
+            }
+            const stats = await until(async () => {
+              const now = await server.stats();
+              return now.actors.every((actor) => actor.requestsInFlight === 0) && now;
+            }, 'every stream settled');
+            assert.equal(stats.responses.count, 4, 'each stream counted once');
+          });
+        });
+      }
+    });
+  });
+}
