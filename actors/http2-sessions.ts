@@ -56,6 +56,37 @@ function exposePeer(session: http2.ServerHttp2Session, relayed: RelaySocket): vo
   socket.getProtocol = () => relayed.getProtocol();
 }
 
+/** Streams a client may reset in one second before its connection is ended (rapid reset, CVE-2023-44487). */
+export const RESETS_PER_SECOND = 100;
+
+/**
+ * Ends a connection whose client resets streams faster than RESETS_PER_SECOND, with GOAWAY
+ * ENHANCE_YOUR_CALM, and closes it. Node has a guard of its own, later (about 1,000 resets), but after it
+ * sends its GOAWAY it stops reading the connection without closing it: the socket sat in CLOSE-WAIT with
+ * its descriptor and its slot in the actor for good (spec/http2.test.ts, rapid reset).
+ */
+function guardAgainstResets(session: http2.ServerHttp2Session, log: Logger): void {
+  let resets = 0;
+  let windowStart = performance.now();
+  let ended = false;
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    stream.once('close', () => {
+      if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || ended) return;
+      const now = performance.now();
+      if (now - windowStart > 1000) {
+        windowStart = now;
+        resets = 0;
+      }
+      if (++resets <= RESETS_PER_SECOND) return;
+      ended = true;
+      log.warning(`HTTP/2: a client reset more than ${RESETS_PER_SECOND} streams in a second; its connection is closed`);
+      // GOAWAY first, as its own frame: destroy() alone sends one with NO_ERROR on Node 20.
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      setImmediate(() => session.destroy());
+    });
+  });
+}
+
 export class Http2Sessions {
   private readonly server: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -77,8 +108,14 @@ export class Http2Sessions {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       session.on('error', (error) => log.debug(`HTTP/2 session: ${error.message}`));
-      // An idle connection is closed as an idle HTTP/1.1 keep-alive one is: GOAWAY, then the socket.
-      if (keepAliveTimeoutMs > 0) session.setTimeout(keepAliveTimeoutMs, () => session.close());
+      // An idle connection is closed as an idle HTTP/1.1 keep-alive one is: GOAWAY, then the socket. One
+      // Node has stopped serving without closing it is destroyed (see guardAgainstResets).
+      if (keepAliveTimeoutMs > 0)
+        session.setTimeout(keepAliveTimeoutMs, () => {
+          session.close();
+          setTimeout(() => session.destroy(), FINAL_GOAWAY_AFTER_MS).unref();
+        });
+      guardAgainstResets(session, log);
     });
     this.server.on('sessionError', (error: Error) => log.debug(`HTTP/2 session: ${error.message}`));
     // A connection that arrives while the actor drains has its first stream served, then GOAWAY.
@@ -102,7 +139,9 @@ export class Http2Sessions {
     this.server.once('session', created);
     this.server.emit('connection', socket);
     this.server.off('session', created);
-    if (session && relayed) exposePeer(session, relayed);
+    if (!session) return;
+    if (relayed) exposePeer(session, relayed);
+    session.once('close', () => socket.destroy());
   }
 
   /**

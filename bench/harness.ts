@@ -73,6 +73,8 @@ export const ALL_CONTENDERS: Contender[] = [
 
 export interface Running {
   child: ChildProcess;
+  /** The serving process, from its `Listening at: URL (PID)` line: on Node 20 grainbows' command is a launcher and this its child. */
+  pid: number;
   url: string;
   stop(): Promise<void>;
 }
@@ -99,6 +101,7 @@ export async function start(contender: Contender): Promise<Running> {
   }
   return {
     child,
+    pid: Number(/Listening at: \S+ \((\d+)\)/.exec(stderr)?.[1] ?? child.pid),
     url: `http://127.0.0.1:${port}`,
     stop: async () => {
       child.kill('SIGTERM');

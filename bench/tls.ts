@@ -1,6 +1,7 @@
 /**
  * HTTPS: grainbows against node:https, alone and in a node:cluster of the same size, same app, one run.
- * Scenarios: keep-alive hello world over TLS, and a new TLS handshake per request (`Connection: close`).
+ * Scenarios: keep-alive hello world over TLS, a new TLS handshake per request (`Connection: close`), and
+ * HTTP/2 (h2load, 32 connections of 10 streams), against node:http2's secure server in the cluster.
  * Besides req/s it reports the server's CPU per request and the main thread's share of a core: with TLS
  * ended in the actors main should do next to nothing (target ≤ 5 %), where ending it in main costs
  * about half a core.
@@ -8,9 +9,9 @@
  *   npm run bench:tls                  # writes nothing; --write docs/performance.md saves the table
  *   npm run bench:tls -- --quick       # shorter runs
  *
- * Needs wrk and openssl. Node 26 rows come from NODE26 or .ci/cache/node26, as in bench/run.ts.
+ * Needs wrk, h2load (nghttp2-client) and openssl. Node 26 rows come from NODE26 or .ci/cache/node26, as in bench/run.ts.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,8 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : undefined;
 const seconds = quick ? 4 : 8;
+/** `--rounds N`: every run N times, interleaved, and the median run (by req/s) reported. */
+const rounds = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : 1;
 const WORKERS = 2;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-bench-tls-'));
@@ -109,57 +112,78 @@ interface Row {
   mainCorePercent: number;
 }
 
-const SCENARIOS = [
-  { name: 'TLS keep-alive hello, 50 connections', connections: 50, headers: [] as string[] },
-  { name: 'TLS handshake per request, 32 connections', connections: 32, headers: ['-H', 'Connection: close'] },
+interface Scenario {
+  name: string;
+  load: (url: string) => Promise<LoadResult>;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'TLS keep-alive hello, 50 connections (wrk)', load: (url) => runWrk(url, 50, seconds) },
+  { name: 'TLS handshake per request, 32 connections (wrk)', load: (url) => runWrk(url, 32, seconds, 10, ['-H', 'Connection: close']) },
+  { name: 'HTTP/2 hello, 32 connections × 10 streams (h2load)', load: (url) => runH2load(url, 32, 10, seconds) },
 ];
 
+/** h2load for `durationS` seconds: ok requests per second (2xx), and every request that failed or errored. */
+function runH2load(url: string, connections: number, streams: number, durationS: number): Promise<LoadResult> {
+  return new Promise((resolve) => {
+    const child = spawn('h2load', ['-c', String(connections), '-m', String(streams), '-D', String(durationS), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('close', () => {
+      const ok = Number(/status codes: (\d+) 2xx/.exec(out)?.[1] ?? 0);
+      const counts = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(out);
+      if (!ok) process.stderr.write(`h2load said:\n${out}\n`);
+      resolve({ rps: ok / durationS, p99Ms: NaN, errors: counts ? Number(counts[1]) + Number(counts[2]) : NaN });
+    });
+  });
+}
+
+const runs: Row[] = [];
+for (let round = 0; round < rounds; round++) {
+  for (const contender of CONTENDERS) {
+    for (const scenario of SCENARIOS) runs.push(await measure(contender, scenario));
+  }
+}
+/** The median run of each server and scenario. */
 const rows: Row[] = [];
 for (const contender of CONTENDERS) {
   for (const scenario of SCENARIOS) {
-    const server = await start(contender);
-    const url = server.url.replace('http:', 'https:') + '/';
-    try {
-      await runWrk(url, 16, 1); // warm-up
-      const servingPid = await servingPidOf(server.child.pid!);
-      const [cpuBefore, mainBefore] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
-      const result = await runWrk(url, scenario.connections, seconds, 10, scenario.headers);
-      const [cpuAfter, mainAfter] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
-      const requests = result.rps * seconds;
-      const row: Row = {
-        contender: contender.name,
-        scenario: scenario.name,
-        result,
-        cpuUsPerRequest: requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / requests : NaN,
-        mainCorePercent: ((mainAfter - mainBefore) / seconds) * 100,
-      };
-      rows.push(row);
-      process.stderr.write(
-        `${row.contender} | ${row.scenario}: ${result.rps.toFixed(0)} req/s, ${result.errors} errors, ${row.cpuUsPerRequest.toFixed(0)} µs CPU/request, main ${row.mainCorePercent.toFixed(0)} % of a core\n`,
-      );
-    } finally {
-      await server.stop();
-      await sleep(500);
-    }
+    const mine = runs.filter((row) => row.contender === contender.name && row.scenario === scenario.name).sort((a, b) => a.result.rps - b.result.rps);
+    rows.push(mine[Math.floor(mine.length / 2)]);
   }
 }
 
-/** The process that serves: on Node 20 the grainbows command is a launcher and the server its child. */
-async function servingPidOf(pid: number): Promise<number> {
+async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
+  const server = await start(contender);
+  const url = server.url.replace('http:', 'https:') + '/';
   try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    // A cluster's primary is the main thread that matters for it; grainbows' launcher has one child, the server.
-    if (cmdline.includes('cli.js') && children.length === 1) return children[0];
-  } catch {
-    // gone
+    await runWrk(url, 16, 1); // warm-up
+    const servingPid = server.pid;
+    const [cpuBefore, mainBefore] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
+    const result = await scenario.load(url);
+    const [cpuAfter, mainAfter] = [treeCpuSeconds(server.child.pid!), mainThreadCpuSeconds(servingPid)];
+    const requests = result.rps * seconds;
+    const row: Row = {
+      contender: contender.name,
+      scenario: scenario.name,
+      result,
+      cpuUsPerRequest: requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / requests : NaN,
+      mainCorePercent: ((mainAfter - mainBefore) / seconds) * 100,
+    };
+    process.stderr.write(
+      `${row.contender} | ${row.scenario}: ${result.rps.toFixed(0)} req/s, ${result.errors} errors, ${row.cpuUsPerRequest.toFixed(0)} µs CPU/request, main ${row.mainCorePercent.toFixed(0)} % of a core\n`,
+    );
+    return row;
+  } finally {
+    await server.stop();
+    await sleep(500);
   }
-  return pid;
 }
 
 const ratio = (value: number, base: number | undefined) => (base && Number.isFinite(value) ? `${(value / base).toFixed(2)}×` : '');
 const lines = [
-  `${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}${node26 ? ' and 26' : ''}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s per run, wrk on the same machine.`,
+  `${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}${node26 ? ' and 26' : ''}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s per run, median of ${rounds} run${rounds === 1 ? '' : 's'}, load generator on the same machine. Main thread: the serving process's (for the cluster, its primary, which accepts and hands connections to the workers).`,
   '',
   '| scenario | server | ok req/s | errors | CPU µs/request | main thread, % of a core | req/s ÷ node:https | req/s ÷ cluster (same Node) |',
   '|---|---|---|---|---|---|---|---|',
@@ -171,7 +195,7 @@ for (const scenario of SCENARIOS) {
     const cluster = rows.find(
       (candidate) => candidate.scenario === scenario.name && candidate.contender.startsWith('node:cluster') && candidate.contender.includes('Node 26') === on26,
     );
-    const main = row.contender.startsWith('grainbows') ? `${row.mainCorePercent.toFixed(1)} %` : '';
+    const main = `${row.mainCorePercent.toFixed(1)} %`;
     lines.push(
       `| ${row.scenario} | ${row.contender} | ${row.result.rps.toFixed(0)} | ${row.result.errors} | ${row.cpuUsPerRequest.toFixed(0)} | ${main} | ${on26 ? '' : ratio(row.result.rps, single?.result.rps)} | ${row.contender.startsWith('node:cluster') ? '' : ratio(row.result.rps, cluster?.result.rps)} |`,
     );
