@@ -24,6 +24,7 @@ import { RequestMetrics } from '../shared/request-metrics.js';
 import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from '../shared/statsd.js';
 import { forwardServerEvents } from './app-server.js';
 import { ACTOR_ID_KEY } from '../shared/affinity.js';
+import { createAddressMatcher } from '../shared/forwarded.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
 
@@ -39,8 +40,10 @@ export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLe
   requestsPerActor: number;
   /** HTTPS ended in this actor, on the sockets main moves here unread; null: plain HTTP, or TLS ended in main. */
   tls: ActorTls | null;
-  /** `--http-protocols` offers h2: the SETTINGS its connections get; null: HTTP/1.1 only. */
+  /** `--http-protocols` offers h2 or `--http2-cleartext` is on: the SETTINGS its connections get; null: HTTP/1.1 only. */
   http2: Http2Limits | null;
+  /** `--http2-cleartext prior-knowledge`: the peers (`--forwarded-allow-ips`) whose plain connections may open with HTTP/2's preface. */
+  h2cFrom: string | null;
 }
 
 export interface ActorTask {
@@ -212,6 +215,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         task.settings.compat,
         actorTls ? { settings: actorTls, log } : undefined,
         http2 ? new Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined,
+        http2 && task.settings.h2cFrom !== null ? createAddressMatcher(task.settings.h2cFrom) : undefined,
       );
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;

@@ -9,7 +9,7 @@ export function answerAndClose(res: ServerResponse, status: number, body: string
   res.shouldKeepAlive = false;
   const headers = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
   // An HTTP/2 stream ends alone (and HTTP/2 has no Connection header): its connection's other streams go on.
-  if (res.req?.httpVersionMajor === 2) res.writeHead(status, headers);
+  if ('stream' in res) res.writeHead(status, headers);
   else res.writeHead(status, { ...headers, connection: 'close' });
   res.end(body);
 }

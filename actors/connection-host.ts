@@ -5,9 +5,19 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { ACK_STEP, Frame, FrameBatcher, decodeBatch, isSocketHandoff, type ConnectionInfo, type FrameType, type SocketHandoff } from '../shared/wire.js';
+import {
+  ACK_STEP,
+  Frame,
+  FrameBatcher,
+  decodeBatch,
+  isSocketHandoff,
+  opensWithHttp2Preface,
+  type ConnectionInfo,
+  type FrameType,
+  type SocketHandoff,
+} from '../shared/wire.js';
 import { HeadGate, type GatedConnection } from '../shared/head-gate.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
 import { startNodeDeadlines } from './http-server.js';
@@ -73,6 +83,8 @@ export class ConnectionHost implements RelayOutlet {
     tls?: { settings: ActorTls; log: Logger },
     /** With `--http-protocols` offering h2: the HTTP/2 server connections that chose it are given to. */
     private readonly http2?: Http2Sessions,
+    /** `--http2-cleartext prior-knowledge`: whether a peer may open a plain connection with HTTP/2's preface. */
+    private readonly h2cFrom?: (address: string | undefined) => boolean,
   ) {
     this.batcher = new FrameBatcher(port);
     this.arrivals = new ArrivalDeadlines(server, headerTimeoutMs, bodyTimeoutMs);
@@ -158,7 +170,7 @@ export class ConnectionHost implements RelayOutlet {
 
   private open(id: number, info: ConnectionInfo): void {
     const socket = new RelaySocket(id, info, this);
-    if (info.tls?.alpnProtocol === 'h2') {
+    if (info.tls?.alpnProtocol === 'h2' || info.http2) {
       // Main offered h2 before it knew this actor's app cannot speak it: such a connection is closed.
       if (this.http2) this.openHttp2(id, socket);
       else {
@@ -293,6 +305,13 @@ export class ConnectionHost implements RelayOutlet {
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: GatedConnection): void => {
+    if (this.http2 && this.h2cFrom && !ended && !(socket instanceof TLSSocket) && opensWithHttp2Preface(head) && this.h2cFrom(socket.remoteAddress)) {
+      // Cleartext HTTP/2 by prior knowledge from a trusted peer: the bytes read go back for the session to read.
+      socket.allowHalfOpen = false;
+      socket.unshift(head);
+      this.http2.serve(socket);
+      return;
+    }
     if (!socket.destroyed && !headIsComplete(head)) {
       this.noticeWholeHeads();
       this.headPending.add(socket);

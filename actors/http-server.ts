@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
-import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, type HeadFacts, type HeadLimits, type Rejection } from './request-rules.js';
+import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, isHttp2Request, type HeadFacts, type HeadLimits, type Rejection } from './request-rules.js';
 import type { SettingsValues } from '../shared/settings-values.js';
 import { formatAccessLine } from '../shared/access-log.js';
 import { REQUESTS_SEEN, type DrainMode } from './drain.js';
@@ -252,7 +252,7 @@ export function createActorServer(
     response.on('close', settleOnClose);
     // An HTTP/2 stream (http2-sessions.ts): its socket is the connection's, shared by every stream, and
     // there is no pipelining, keep-alive or parser leniency to account for.
-    const stream = req.httpVersionMajor === 2;
+    const stream = isHttp2Request(req);
     slots.take(req.socket, response);
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     let fixup: ReturnType<typeof restoreRequest> | undefined;

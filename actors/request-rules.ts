@@ -32,6 +32,11 @@ export const DEFAULT_HEAD_LIMITS: HeadLimits = { requestLine: 4094, fields: 100,
  * the request (400), or pass them through (`dangerous`).
  */
 
+/** A request that arrived on an HTTP/2 stream (Node's compatibility request), not an HTTP/1.x one. */
+export function isHttp2Request(req: IncomingMessage): boolean {
+  return 'stream' in req;
+}
+
 export interface Rejection {
   status: 400 | 414 | 431 | 505;
   reason: string;
@@ -115,7 +120,9 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
   const target = req.url ?? '';
   // HTTP/2 requests pass the same rules (gunicorn 26.2): their pseudo-header fields (`:method`, `:path`,
   // `:scheme`, `:authority`) are the request line, and `:authority` is held to the Host rules.
-  const http2 = req.httpVersionMajor === 2;
+  // An HTTP/2 stream's request (Http2ServerRequest) has its stream; an HTTP/1.x request line that merely
+  // says HTTP/2.0 has none, and is refused like any other version.
+  const http2 = isHttp2Request(req);
   if (req.httpVersionMajor !== 1 && !http2) return { status: 505, reason: `HTTP/${req.httpVersion} is not supported` };
   const requestLineLength = method.length + 1 + target.length + 1 + 8;
   if (limits.requestLine > 0 && requestLineLength > limits.requestLine) {

@@ -26,6 +26,10 @@ export const HTTP_COMPAT_MODES: readonly HttpCompat[] = ['node', 'gunicorn'];
 export const HTTP_PROTOCOLS = ['h1', 'h2'] as const;
 export type HttpProtocol = (typeof HTTP_PROTOCOLS)[number];
 
+/** gunicorn 26.2's cleartext HTTP/2 (h2c) mechanisms (`--http2-cleartext`). */
+export const HTTP2_CLEARTEXT = ['off', 'prior-knowledge', 'upgrade', 'both'] as const;
+export type Http2Cleartext = (typeof HTTP2_CLEARTEXT)[number];
+
 /** The SETTINGS an HTTP/2 connection is served with (`--http2-*`). */
 export interface Http2Limits {
   maxConcurrentStreams: number;
@@ -88,6 +92,7 @@ export interface SettingsValues {
   http2InitialWindowSize: number;
   http2MaxFrameSize: number;
   http2MaxHeaderListSize: number;
+  http2Cleartext: Http2Cleartext;
   certReqs: CertReqs;
   ciphers: string;
   tlsMinVersion: TlsMinVersion;

@@ -40,6 +40,19 @@ export interface ConnectionInfo {
   encrypted?: boolean;
   /** With TLS ended in main: what a TLSSocket would tell the app about the session. */
   tls?: RelayedTlsSession;
+  /** The connection speaks HTTP/2: h2 chosen by ALPN, or cleartext HTTP/2 by prior knowledge. */
+  http2?: true;
+}
+
+/** HTTP/2's connection preface (RFC 9113 §3.4): how a cleartext HTTP/2 connection by prior knowledge opens. */
+export const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+const PREFACE_LINE = HTTP2_PREFACE.subarray(0, 'PRI * HTTP/2.0\r\n'.length);
+
+/** Does `head` open with HTTP/2's preface? Its request line is enough: a gate may pass it on after that. */
+export function opensWithHttp2Preface(head: Uint8Array): boolean {
+  const length = Math.min(head.byteLength, HTTP2_PREFACE.byteLength);
+  return length >= PREFACE_LINE.byteLength && HTTP2_PREFACE.subarray(0, length).equals(head.subarray(0, length));
 }
 
 /** What the app can ask a relayed connection's socket about its TLS session, as it would ask a TLSSocket. */

@@ -162,14 +162,16 @@ export function generationFrom(
       compat: compatFrom(settings),
       requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
       tls,
-      http2: settings.httpProtocols.split(',').includes('h2')
-        ? {
-            maxConcurrentStreams: settings.http2MaxConcurrentStreams,
-            initialWindowSize: settings.http2InitialWindowSize,
-            maxFrameSize: settings.http2MaxFrameSize,
-            maxHeaderListSize: settings.http2MaxHeaderListSize,
-          }
-        : null,
+      h2cFrom: settings.http2Cleartext === 'prior-knowledge' ? settings.forwardedAllowIps : null,
+      http2:
+        settings.httpProtocols.split(',').includes('h2') || settings.http2Cleartext !== 'off'
+          ? {
+              maxConcurrentStreams: settings.http2MaxConcurrentStreams,
+              initialWindowSize: settings.http2InitialWindowSize,
+              maxFrameSize: settings.http2MaxFrameSize,
+              maxHeaderListSize: settings.http2MaxHeaderListSize,
+            }
+          : null,
     },
   };
 }
@@ -250,6 +252,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
         proxyFrom: settings.proxyProtocol ? createAddressMatcher(settings.proxyAllowFrom) : null,
       },
       settings.stickySessions,
+      settings.http2Cleartext === 'prior-knowledge' ? createAddressMatcher(settings.forwardedAllowIps) : null,
     );
     const listen = async () =>
       openListeners(

@@ -15,6 +15,7 @@ import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { ActorPool } from '../lifecycle/actor-pool.js';
 import { HeadGate, type GatedConnection, type GateSettings } from '../../shared/head-gate.js';
 import { actorOfSession } from '../../shared/affinity.js';
+import { opensWithHttp2Preface } from '../../shared/wire.js';
 
 const UNREAD = Buffer.alloc(0);
 
@@ -45,6 +46,8 @@ export class Dispatcher {
     gateSettings: GateSettings,
     /** `--sticky-sessions`: read each new connection's first head and follow the session it names (affinity.ts). */
     private readonly sticky = false,
+    /** `--http2-cleartext prior-knowledge`: the peers whose plain connections may open with HTTP/2's preface. */
+    private readonly h2cFrom: ((address: string | undefined) => boolean) | null = null,
   ) {
     this.gate = new HeadGate(gateSettings, this.dispatch);
     this.transfersUnread = strategy === 'transfer' && !gateSettings.proxyFrom && !sticky;
@@ -115,8 +118,14 @@ export class Dispatcher {
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
     const strategy = arrival.socket instanceof TLSSocket ? 'relay' : this.strategy;
-    actor.link.handOff(strategy, this.nextConnectionId++, arrival);
+    actor.link.handOff(strategy, this.nextConnectionId++, arrival, this.speaksHttp2(arrival));
     return true;
+  }
+
+  /** Does the connection speak HTTP/2: h2 by ALPN, or a trusted peer's cleartext HTTP/2 by prior knowledge? */
+  private speaksHttp2({ socket, head }: GatedConnection): boolean {
+    if (socket instanceof TLSSocket) return socket.alpnProtocol === 'h2';
+    return this.h2cFrom !== null && opensWithHttp2Preface(head) && this.h2cFrom(socket.remoteAddress);
   }
 
   private serveWaiting(): void {

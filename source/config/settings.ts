@@ -10,7 +10,15 @@ import { DEFAULT_HEAD_LIMITS } from '../../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../shared/access-log.js';
 import { checkAllowIps } from '../../shared/forwarded.js';
 import { CERT_REQS, TLS_MIN_VERSIONS } from '../../shared/tls-options.js';
-import { CONCURRENCY_MODELS, HANDOFF_CHOICES, HEADER_MAPS, HTTP_COMPAT_MODES, HTTP_PROTOCOLS, type SettingsValues } from '../../shared/settings-values.js';
+import {
+  CONCURRENCY_MODELS,
+  HANDOFF_CHOICES,
+  HEADER_MAPS,
+  HTTP2_CLEARTEXT,
+  HTTP_COMPAT_MODES,
+  HTTP_PROTOCOLS,
+  type SettingsValues,
+} from '../../shared/settings-values.js';
 
 export { CONCURRENCY_MODELS, type ConcurrencyModel, type SettingsValues } from '../../shared/settings-values.js';
 
@@ -219,6 +227,22 @@ export const SETTINGS = [
     section: 'HTTP/2',
     doc: 'Largest request header list, in bytes as HPACK counts them (SETTINGS_MAX_HEADER_LIST_SIZE); the per-field limits of --limit-request-fields and --limit-request-field-size apply too, as for HTTP/1.1.',
     parse: wholeNumberIn('http2-max-header-list-size', 1, 2 ** 31 - 1),
+  },
+  {
+    name: 'http2Cleartext',
+    flag: 'http2-cleartext',
+    type: 'string',
+    default: 'off',
+    section: 'HTTP/2',
+    doc: "Cleartext HTTP/2 (h2c) on plain listeners, for a trusted proxy in front (HAProxy's `proto h2`, Envoy): `prior-knowledge` serves a connection that opens with HTTP/2's preface as HTTP/2. Only peers in --forwarded-allow-ips get it; everyone else gets HTTP/1.x, as if it were off. `upgrade` and `both` (HTTP/1.1 `Upgrade: h2c`) are refused: Node's http2 cannot take the upgraded request as the connection's first stream.",
+    parse: (raw: string) => {
+      const value = oneOf('http2-cleartext', HTTP2_CLEARTEXT)(raw);
+      if (value === 'upgrade' || value === 'both')
+        throw new Error(
+          `--http2-cleartext ${value} is not supported: Node's http2 cannot take an upgraded HTTP/1.1 request as the connection's first stream; use prior-knowledge`,
+        );
+      return value;
+    },
   },
   {
     name: 'timeout',
@@ -752,6 +776,7 @@ export const SERVE_SETTINGS = [
   'http2InitialWindowSize',
   'http2MaxFrameSize',
   'http2MaxHeaderListSize',
+  'http2Cleartext',
   'caCerts',
   'certReqs',
   'ciphers',

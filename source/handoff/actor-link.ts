@@ -57,13 +57,13 @@ export class ActorLink {
    * Hands over a connection. One whose head has arrived (through the gate) counts its first request as in
    * flight from now on; an unread one counts nothing until the actor parses a request on it.
    */
-  handOff(strategy: HandoffStrategy, id: number, arrival: GatedConnection): void {
+  handOff(strategy: HandoffStrategy, id: number, arrival: GatedConnection, http2 = false): void {
     if (arrival.unread && this.transfer(id, arrival, false)) return;
     Atomics.add(this.inFlight, 0, 1);
     // A client that half-closed at the gate is relayed: its FIN was read here and must be passed on as a frame.
     // (Node 26.12 and later refuse to move a socket that has been read from, so this usually relays too.)
     if (strategy === 'transfer' && !arrival.unread && !arrival.ended && this.transfer(id, arrival, true)) return;
-    this.relay(id, arrival);
+    this.relay(id, arrival, http2);
   }
 
   /** The actor died or was stopped: answer or close everything it held on our side (relay.ts). */
@@ -74,12 +74,13 @@ export class ActorLink {
     this.port.close();
   }
 
-  private relay(id: number, { socket, head, client, ended }: GatedConnection): void {
+  /** `http2`: the actor serves it as HTTP/2 (shared/wire.ts, ConnectionInfo). */
+  private relay(id: number, { socket, head, client, ended }: GatedConnection, http2: boolean): void {
     const connection = new RelayedConnection(id, socket, this.batcher, (closed) => {
       if (this.relayed.delete(closed.id)) this.onConnectionEnded();
     });
     this.relayed.set(id, connection);
-    connection.start(head, client, ended);
+    connection.start(head, client, ended, http2);
   }
 
   /** Moves the socket itself into the actor. False when the runtime refuses; the caller relays instead. */

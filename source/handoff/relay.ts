@@ -66,7 +66,7 @@ export class RelayedConnection {
    * `client` is the real client when a PROXY protocol header named it; `ended`: the client's FIN came
    * with the head (read by the head gate, so the socket will not emit 'end' again).
    */
-  start(head?: Uint8Array, client?: ClientAddress, ended = false): void {
+  start(head?: Uint8Array, client?: ClientAddress, ended = false, http2 = false): void {
     const { socket } = this;
     const info: ConnectionInfo = {
       remoteAddress: client?.address ?? socket.remoteAddress,
@@ -75,6 +75,7 @@ export class RelayedConnection {
       localAddress: socket.localAddress,
       localPort: socket.localPort,
       ...(socket instanceof TLSSocket ? { encrypted: true, tls: describeSession(socket) } : {}),
+      ...(http2 ? { http2: true as const } : {}),
     };
     this.batcher.push(Frame.Open, this.id, info);
     if (head && head.byteLength > 0) this.forward(head);
