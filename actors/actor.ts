@@ -11,13 +11,14 @@ import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import type { AppSpec } from '../shared/app-spec.js';
 import { createForwardingLogger, describeError } from '../shared/log.js';
-import type { Http2Limits, SettingsValues } from '../shared/settings-values.js';
+import type { CleartextHttp2, Http2Limits, SettingsValues } from '../shared/settings-values.js';
 import type { ActorNotice, LogMessage } from '../shared/wire.js';
 import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
 import type { ActorTls } from '../shared/tls-options.js';
 import { createActorServer, requestHandlerOf, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
 import { Http2Sessions, http2Refusal } from './http2-sessions.js';
+import { H2C_SERVER_OPTIONS, takeH2cUpgrades } from './h2c-upgrade.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
 import { RequestMetrics } from '../shared/request-metrics.js';
@@ -42,8 +43,8 @@ export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLe
   tls: ActorTls | null;
   /** `--http-protocols` offers h2 or `--http2-cleartext` is on: the SETTINGS its connections get; null: HTTP/1.1 only. */
   http2: Http2Limits | null;
-  /** `--http2-cleartext prior-knowledge`: the peers (`--forwarded-allow-ips`) whose plain connections may open with HTTP/2's preface. */
-  h2cFrom: string | null;
+  /** `--http2-cleartext`: which peers may speak cleartext HTTP/2, by prior knowledge or `Upgrade: h2c`; null when off. */
+  h2c: CleartextHttp2 | null;
 }
 
 export interface ActorTask {
@@ -196,6 +197,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         hooks,
         actorId: task.actorId,
         emitAccessLine: (line) => sendAccessLine(line),
+        serverOptions: task.settings.http2 && task.settings.h2c?.upgrade ? H2C_SERVER_OPTIONS : undefined,
       });
       if (loaded.ownServer) forwardServerEvents(loaded.ownServer, server);
       await loaded.onServer?.(server, { actorId: task.actorId });
@@ -207,6 +209,9 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       if (refusal && task.actorId === 1) log.warning(`app: HTTP/2 is not offered: ${refusal}; it is served HTTP/1.1 only (--http-protocols h1 says so)`);
       const http2 = refusal ? null : task.settings.http2;
       const actorTls = task.settings.tls && refusal ? { ...task.settings.tls, alpn: ['http/1.1'] } : task.settings.tls;
+      const h2c = http2 ? task.settings.h2c : null;
+      const h2cTrusted = h2c ? createAddressMatcher(h2c.from) : undefined;
+      const sessions = http2 ? new Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined;
       const connections = new ConnectionHost(
         task.dataPort,
         server,
@@ -214,9 +219,17 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 },
         task.settings.compat,
         actorTls ? { settings: actorTls, log } : undefined,
-        http2 ? new Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined,
-        http2 && task.settings.h2cFrom !== null ? createAddressMatcher(task.settings.h2cFrom) : undefined,
+        sessions,
+        h2c?.priorKnowledge ? h2cTrusted : undefined,
       );
+      if (h2c?.upgrade && h2cTrusted)
+        takeH2cUpgrades(server, {
+          trusted: h2cTrusted,
+          draining: () => drain.active,
+          serve: (socket) => connections.serveUpgraded(socket),
+          recount: (socket) => slots.recount(socket),
+          prefaceTimeoutMs: task.settings.headerTimeout * 1000,
+        });
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${loaded.kind} app`);

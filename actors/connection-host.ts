@@ -298,6 +298,15 @@ export class ConnectionHost implements RelayOutlet {
     } else this.gate.admit(socket);
   };
 
+  /** A connection switched from HTTP/1.1 to HTTP/2 by `Upgrade: h2c` (h2c-upgrade.ts), its first stream in its bytes. */
+  serveUpgraded(socket: Duplex): void {
+    if (socket instanceof RelaySocket) this.http2?.serve(socket, socket);
+    else {
+      (socket as Socket).allowHalfOpen = false;
+      this.http2?.serve(socket);
+    }
+  }
+
   /** Draining: every HTTP/2 connection gets GOAWAY (HTTP/1.1 ones are closed between requests, drain.ts). */
   goAway(): void {
     this.http2?.goAway();

@@ -178,6 +178,8 @@ export interface ActorServerWiring {
   hooks: ActorHooks;
   actorId: number;
   emitAccessLine?: (line: string) => void;
+  /** Options for Node's server beyond the actor's own (h2c-upgrade.ts needs its request class). */
+  serverOptions?: http.ServerOptions;
 }
 
 /** Counts a response's body bytes as they are written, for the access log's %(b)s. */
@@ -205,7 +207,7 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
 export function createActorServer(
   app: LoadedApp,
   settings: HttpSettings,
-  { log, counters, slots, metrics, drain, hooks, actorId, emitAccessLine = () => {} }: ActorServerWiring,
+  { log, counters, slots, metrics, drain, hooks, actorId, emitAccessLine = () => {}, serverOptions }: ActorServerWiring,
 ): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
@@ -319,6 +321,7 @@ export function createActorServer(
   // gunicorn and the corpus accept HTTP/1.1 requests without Host; Node would answer them 400.
   const server: ActorServer = http.createServer(
     {
+      ...serverOptions,
       ServerResponse: CountedResponse as unknown as typeof http.ServerResponse,
       requireHostHeader: false,
       headersTimeout: settings.headerTimeout * 1000,
@@ -346,9 +349,16 @@ export function createActorServer(
   }
   if (settings.compat) {
     // An upgrade request is not counted as a request on its connection: it is the one after those counted.
-    server.prependListener('upgrade', (req: http.IncomingMessage) => {
-      restoreRequest(req, ((req.socket as Duplex & { [REQUESTS_SEEN]?: number })[REQUESTS_SEEN] ?? 0) + 1);
-    });
+    // Seen by wrapping emit rather than by listening: a listener of ours would make Node take every request
+    // that asks to upgrade as an upgrade, and one the app does not listen for would never be answered.
+    const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+    server.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+      if (event === 'upgrade') {
+        const req = args[0] as http.IncomingMessage;
+        restoreRequest(req, ((req.socket as Duplex & { [REQUESTS_SEEN]?: number })[REQUESTS_SEEN] ?? 0) + 1);
+      }
+      return emit(event, ...args);
+    };
   }
   server.keepAliveTimeout = settings.keepAliveTimeoutMs;
   // Answer a request whose client half-closed after sending it, instead of aborting it (Node's default).

@@ -58,6 +58,17 @@ export class RequestSlots {
   }
 
   /**
+   * The connection's first request, counted by main, is counted per HTTP/2 stream from now on: the
+   * connection switched to HTTP/2 with it (`Upgrade: h2c`), and that stream is counted when it starts.
+   */
+  recount(socket: Duplex): void {
+    const counted = socket as CountedSocket;
+    if (!counted[COUNTED_BY_MAIN]) return;
+    counted[COUNTED_BY_MAIN] = false;
+    this.release({ slotRunning: false });
+  }
+
+  /**
    * A request's head arrived on `socket`; `ticket` (the request's response, in the actor) is its place.
    * Each call is matched by one release() when its response is done.
    */

@@ -30,6 +30,22 @@ export type HttpProtocol = (typeof HTTP_PROTOCOLS)[number];
 export const HTTP2_CLEARTEXT = ['off', 'prior-knowledge', 'upgrade', 'both'] as const;
 export type Http2Cleartext = (typeof HTTP2_CLEARTEXT)[number];
 
+/** Who may speak cleartext HTTP/2 to the actors, and how it may start (`--http2-cleartext`). */
+export interface CleartextHttp2 {
+  /** The trusted peers (`--forwarded-allow-ips`): everyone else is served HTTP/1.x. */
+  from: string;
+  /** A connection may open with HTTP/2's preface. */
+  priorKnowledge: boolean;
+  /** An HTTP/1.1 request may ask `Upgrade: h2c`. */
+  upgrade: boolean;
+}
+
+/** What `--http2-cleartext` turns on: null when off. */
+export function cleartextHttp2Of(mode: Http2Cleartext, forwardedAllowIps: string): CleartextHttp2 | null {
+  if (mode === 'off') return null;
+  return { from: forwardedAllowIps, priorKnowledge: mode !== 'upgrade', upgrade: mode !== 'prior-knowledge' };
+}
+
 /** The SETTINGS an HTTP/2 connection is served with (`--http2-*`). */
 export interface Http2Limits {
   maxConcurrentStreams: number;

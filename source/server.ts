@@ -12,7 +12,7 @@ import type { RequestTotals } from '../shared/request-metrics.js';
 import { MetricsEndpoint } from './lifecycle/metrics.js';
 import type { StatsD } from 'hot-shots';
 import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../shared/statsd.js';
-import type { HandoffStrategy } from '../shared/settings-values.js';
+import { cleartextHttp2Of, type HandoffStrategy } from '../shared/settings-values.js';
 import { parseBind, type BindAddress } from './accept/bind.js';
 import { Dispatcher } from './accept/dispatcher.js';
 import { GrainbowsError } from '../shared/errors.js';
@@ -162,7 +162,7 @@ export function generationFrom(
       compat: compatFrom(settings),
       requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
       tls,
-      h2cFrom: settings.http2Cleartext === 'prior-knowledge' ? settings.forwardedAllowIps : null,
+      h2c: cleartextHttp2Of(settings.http2Cleartext, settings.forwardedAllowIps),
       http2:
         settings.httpProtocols.split(',').includes('h2') || settings.http2Cleartext !== 'off'
           ? {
@@ -252,7 +252,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
         proxyFrom: settings.proxyProtocol ? createAddressMatcher(settings.proxyAllowFrom) : null,
       },
       settings.stickySessions,
-      settings.http2Cleartext === 'prior-knowledge' ? createAddressMatcher(settings.forwardedAllowIps) : null,
+      cleartextHttp2Of(settings.http2Cleartext, settings.forwardedAllowIps)?.priorKnowledge ? createAddressMatcher(settings.forwardedAllowIps) : null,
     );
     const listen = async () =>
       openListeners(

@@ -151,6 +151,18 @@ for (const strategy of await strategies()) {
       });
     });
 
+    it('answers a request asking to upgrade, with or without a body, as a plain one when the app listens for no upgrade', async () => {
+      await withServer({ app: fixture('echo.js'), handoff: strategy, httpCompat: 'gunicorn' }, async ({ port }) => {
+        for (const body of ['', 'abc']) {
+          const head = `POST /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: ${body.length}\r\n\r\n`;
+          const { responses } = await exchange(port, head + body, { timeoutMs: 3000 });
+          assert.equal(responses[0]?.status, 200, `answered (body ${JSON.stringify(body)})`);
+          const echo = JSON.parse(responses[0].body.toString()) as { url: string; body: string };
+          assert.deepEqual([echo.url, Buffer.from(echo.body, 'base64').toString()], ['/up', body]);
+        }
+      });
+    });
+
     it('a keep-alive request trickled through the framer still meets the header deadline (408)', async () => {
       await withServer({ app: fixture('echo.js'), handoff: strategy, httpCompat: 'gunicorn', headerTimeout: 1, bodyTimeout: 0 }, async ({ port }) => {
         const socket = net.connect(port, '127.0.0.1');

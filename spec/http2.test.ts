@@ -528,13 +528,121 @@ for (const strategy of await strategies()) {
   });
 }
 
+/** Opens a raw connection, sends an HTTP/1.1 request asking `Upgrade: h2c`, and returns what comes back first. */
+function askRawUpgrade(url: string, afterHead: (socket: net.Socket) => void): Promise<{ received: string; closedAfterMs: number }> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let received = '';
+    const socket = net.connect(Number(port), '127.0.0.1', () => {
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n',
+      );
+      afterHead(socket);
+    });
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ received, closedAfterMs: performance.now() - started }));
+  });
+}
+
+for (const strategy of await strategies()) {
+  describe(`cleartext HTTP/2 by Upgrade: h2c (${strategy})`, () => {
+    const options = { app: fixture('tls-facts.js'), handoff: strategy, http2Cleartext: 'upgrade' } as const;
+    /** curl's answers to `urls` on one connection (the first upgrades it), each as [body, HTTP version]. */
+    const curl = async (flags: string[], ...urls: string[]): Promise<Array<[string, string]>> => {
+      const written = '\n%{http_version}\n<<end>>\n';
+      const { stdout } = await run('curl', ['-sS', ...flags, ...urls.flatMap((url) => ['-w', written, url])]).catch((error: { stdout: string }) => error);
+      return stdout
+        .split('\n<<end>>\n')
+        .slice(0, urls.length)
+        .map((answer) => answer.split('\n') as [string, string]);
+    };
+    const version = (body: string) => (JSON.parse(body) as { httpVersion: string }).httpVersion;
+
+    it("switches a trusted peer's request to HTTP/2 (curl --http2, nghttp -u): the request is answered as stream 1, the next ones on the same connection", async () => {
+      await withServer(options, async ({ url, server }) => {
+        const answers = await curl(['--http2'], `${url}/`, `${url}/`, `${url}/`);
+        assert.deepEqual(
+          answers.map(([body, curlVersion]) => [version(body), curlVersion]),
+          [
+            ['2.0', '2'],
+            ['2.0', '2'],
+            ['2.0', '2'],
+          ],
+        );
+        if (haveNghttp) {
+          const { stdout } = await run('nghttp', ['-u', `${url}/`, `${url}/slow`]);
+          assert.match(stdout, /"httpVersion":"2.0"/);
+          assert.match(stdout, /slow/);
+        }
+        const stats = await until(async () => {
+          const now = await server.stats();
+          return now.actors.every((actor) => actor.connections === 0 && actor.requestsInFlight === 0) && now;
+        }, 'every connection let go, nothing in flight');
+        assert.equal(stats.responses.byStatusClass['2xx'], haveNghttp ? 5 : 3);
+        assert.equal(stats.actorEndings.crashed, 0);
+      });
+    });
+
+    it('answers over HTTP/1.1 a request with a body, one from a peer outside --forwarded-allow-ips, and any with prior-knowledge alone', async () => {
+      await withServer(options, async ({ url }) => {
+        const [[body, curlVersion]] = await curl(['--http2', '-d', 'a body'], `${url}/`);
+        assert.deepEqual([version(body), curlVersion], ['1.1', '1.1']);
+        const [[, priorKnowledge]] = await curl(['--http2-prior-knowledge', '--max-time', '3'], `${url}/`);
+        assert.notEqual(priorKnowledge, '2', 'upgrade alone does not serve the preface');
+      });
+      for (const changes of [{ forwardedAllowIps: '192.168.0.1' }, { http2Cleartext: 'prior-knowledge' as const }]) {
+        await withServer({ ...options, ...changes }, async ({ url }) => {
+          const [[body, curlVersion]] = await curl(['--http2'], `${url}/`);
+          assert.deepEqual([version(body), curlVersion], ['1.1', '1.1'], JSON.stringify(changes));
+        });
+      }
+      await withServer({ ...options, http2Cleartext: 'both' }, async ({ url }) => {
+        const [[upgraded], [known]] = [await curl(['--http2'], `${url}/`), await curl(['--http2-prior-knowledge'], `${url}/`)];
+        assert.deepEqual([version(upgraded[0]), version(known[0])], ['2.0', '2.0']);
+      });
+    });
+
+    it("keeps WebSocket upgrades for the app's ws server beside h2c ones, which the app never hears of", async () => {
+      await withServer({ ...options, app: fixture('frameworks/http-server-ws.js') }, async ({ url, server }) => {
+        const [[body, curlVersion]] = await curl(['--http2'], `${url}/hello`);
+        assert.deepEqual([body, curlVersion], ['hello from http.Server', '2']);
+        const { default: WebSocket } = await import('ws');
+        const echo = await new Promise<string>((resolve, reject) => {
+          const socket = new WebSocket(url.replace('http', 'ws'));
+          socket.on('open', () => socket.send('ping'));
+          socket.on('message', (message: Buffer) => {
+            resolve(String(message));
+            socket.close();
+          });
+          socket.on('error', reject);
+        });
+        assert.equal(echo, 'echo: ping');
+        assert.equal((await server.stats()).actorEndings.crashed, 0);
+      });
+    });
+
+    it('closes a switched connection whose client never sends the preface at --header-timeout, and one that sends something else at once', async () => {
+      await withServer({ ...options, headerTimeout: 1 }, async ({ url, server }) => {
+        const silent = await askRawUpgrade(url, () => {});
+        assert.match(silent.received, /^HTTP\/1.1 101 Switching Protocols\r\n/);
+        assert.ok(silent.closedAfterMs > 800 && silent.closedAfterMs < 4000, `closed after ${silent.closedAfterMs} ms`);
+        const wrong = await askRawUpgrade(url, (socket) => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+        assert.match(wrong.received, /^HTTP\/1.1 101 Switching Protocols\r\n/);
+        assert.ok(wrong.closedAfterMs < 800, `closed after ${wrong.closedAfterMs} ms`);
+        await until(async () => (await server.stats()).actors.every((actor) => actor.connections === 0 && actor.requestsInFlight === 0), 'nothing left behind');
+      });
+    });
+  });
+}
+
 describe('--http2-cleartext at the CLI', () => {
-  it('refuses upgrade and both with one line and status 2', async () => {
-    for (const value of ['upgrade', 'both']) {
-      const result = await runCli(['-b', '127.0.0.1:0', '--http2-cleartext', value, fixture('tls-facts.js')]);
-      assert.equal(result.status, 2, result.stderr);
-      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
-      assert.match(result.stderr, /http2-cleartext .* is not supported: .*use prior-knowledge/);
-    }
+  it('refuses a value it does not know with one line and status 2', async () => {
+    const result = await runCli(['-b', '127.0.0.1:0', '--http2-cleartext', 'sideways', fixture('tls-facts.js')]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, /http2-cleartext/);
   });
 });

@@ -234,15 +234,8 @@ export const SETTINGS = [
     type: 'string',
     default: 'off',
     section: 'HTTP/2',
-    doc: "Cleartext HTTP/2 (h2c) on plain listeners, for a trusted proxy in front (HAProxy's `proto h2`, Envoy): `prior-knowledge` serves a connection that opens with HTTP/2's preface as HTTP/2. Only peers in --forwarded-allow-ips get it; everyone else gets HTTP/1.x, as if it were off. `upgrade` and `both` (HTTP/1.1 `Upgrade: h2c`) are refused: Node's http2 cannot take the upgraded request as the connection's first stream.",
-    parse: (raw: string) => {
-      const value = oneOf('http2-cleartext', HTTP2_CLEARTEXT)(raw);
-      if (value === 'upgrade' || value === 'both')
-        throw new Error(
-          `--http2-cleartext ${value} is not supported: Node's http2 cannot take an upgraded HTTP/1.1 request as the connection's first stream; use prior-knowledge`,
-        );
-      return value;
-    },
+    doc: "Cleartext HTTP/2 (h2c) on plain listeners, for a trusted proxy in front (HAProxy's `proto h2`, Envoy): `prior-knowledge` serves a connection that opens with HTTP/2's preface as HTTP/2; `upgrade` switches an HTTP/1.1 request that asks `Upgrade: h2c` (RFC 7540 §3.2) to HTTP/2, answering it as the connection's first stream (one with a body is answered over HTTP/1.1); `both` does both. Only peers in --forwarded-allow-ips get it; everyone else gets HTTP/1.x, as if it were off.",
+    parse: oneOf('http2-cleartext', HTTP2_CLEARTEXT),
   },
   {
     name: 'timeout',
