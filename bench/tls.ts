@@ -8,6 +8,7 @@
  *
  *   npm run bench:tls                  # writes nothing; --write docs/performance.md saves the table
  *   npm run bench:tls -- --quick       # shorter runs
+ *   npm run bench:tls -- --only h2load # the scenarios whose name says so
  *
  * Needs wrk, h2load (nghttp2-client) and openssl. Node 26 rows come from NODE26 or .ci/cache/node26, as in bench/run.ts.
  */
@@ -53,11 +54,18 @@ execFileSync(
   },
 );
 
-const httpsBaseline = (exe: string, workers: number) => (port: number) => ({
+/** Each server is started per scenario: with HTTP/2 offered (ALPN h2 first) for the h2load one, HTTP/1.1 only otherwise. */
+type Protocol = 'h1' | 'h2';
+
+const httpsBaseline = (exe: string, workers: number, protocol: Protocol) => (port: number) => ({
   exe,
-  argv: [path.join(ROOT, 'bench/baselines/https-cluster.js'), String(port), String(workers), certfile, keyfile],
+  argv: [path.join(ROOT, 'bench/baselines/https-cluster.js'), String(port), String(workers), certfile, keyfile, protocol],
 });
-const grainbowsTls = (exe: string, handoff: string) => (port: number) => ({
+const transferFloor = (exe: string, protocol: Protocol) => (port: number) => ({
+  exe,
+  argv: [path.join(ROOT, 'bench/baselines/tls-transfer-floor.js'), String(port), certfile, keyfile, protocol],
+});
+const grainbowsTls = (exe: string, handoff: string, protocol: Protocol) => (port: number) => ({
   exe,
   argv: [
     CLI,
@@ -75,19 +83,23 @@ const grainbowsTls = (exe: string, handoff: string) => (port: number) => ({
     certfile,
     '--keyfile',
     keyfile,
+    '--http-protocols',
+    protocol === 'h2' ? 'h2,h1' : 'h1',
     APP,
   ],
 });
 
-const CONTENDERS: Contender[] = [
-  { name: 'node:https (1 process)', command: httpsBaseline(process.execPath, 1) },
-  { name: `node:cluster https (${WORKERS} processes)`, command: httpsBaseline(process.execPath, WORKERS) },
-  { name: `grainbows transfer, TLS in actors (${WORKERS})`, command: grainbowsTls(process.execPath, 'transfer') },
-  { name: `grainbows relay, TLS in main (${WORKERS})`, command: grainbowsTls(process.execPath, 'relay') },
+const contenders = (protocol: Protocol): Contender[] => [
+  { name: 'node:https (1 process)', command: httpsBaseline(process.execPath, 1, protocol) },
+  { name: `node:cluster https (${WORKERS} processes)`, command: httpsBaseline(process.execPath, WORKERS, protocol) },
+  { name: `grainbows transfer, TLS in actors (${WORKERS})`, command: grainbowsTls(process.execPath, 'transfer', protocol) },
+  { name: `grainbows relay, TLS in main (${WORKERS})`, command: grainbowsTls(process.execPath, 'relay', protocol) },
   ...(node26
     ? [
-        { name: 'node:cluster https on Node 26', command: httpsBaseline(node26, WORKERS) },
-        { name: 'grainbows transfer on Node 26, TLS in actors', command: grainbowsTls(node26, 'transfer') },
+        { name: 'node:cluster https on Node 26', command: httpsBaseline(node26, WORKERS, protocol) },
+        // Node 26 moves a socket between threads: what two threads ending TLS cost with none of our code.
+        { name: `TLS transfer floor on Node 26 (${WORKERS} threads)`, command: transferFloor(node26, protocol) },
+        { name: 'grainbows transfer on Node 26, TLS in actors', command: grainbowsTls(node26, 'transfer', protocol) },
       ]
     : []),
 ];
@@ -114,23 +126,34 @@ interface Row {
 
 interface Scenario {
   name: string;
+  protocol: Protocol;
   load: (url: string) => Promise<LoadResult>;
 }
 
-const SCENARIOS: Scenario[] = [
-  { name: 'TLS keep-alive hello, 50 connections (wrk)', load: (url) => runWrk(url, 50, seconds) },
-  { name: 'TLS handshake per request, 32 connections (wrk)', load: (url) => runWrk(url, 32, seconds, 10, ['-H', 'Connection: close']) },
-  { name: 'HTTP/2 hello, 32 connections × 10 streams (h2load)', load: (url) => runH2load(url, 32, 10, seconds) },
+const ALL_SCENARIOS: Scenario[] = [
+  { name: 'TLS keep-alive hello, 50 connections (wrk)', protocol: 'h1', load: (url) => runWrk(url, 50, seconds) },
+  { name: 'TLS handshake per request, 32 connections (wrk)', protocol: 'h1', load: (url) => runWrk(url, 32, seconds, 10, ['-H', 'Connection: close']) },
+  { name: 'HTTP/2 hello, 32 connections × 10 streams (h2load)', protocol: 'h2', load: (url) => runH2load(url, 32, 10, seconds) },
 ];
+
+/** `--only TEXT`: the scenarios whose name contains TEXT (`--only h2load`). */
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : '';
+const SCENARIOS = ALL_SCENARIOS.filter((scenario) => scenario.name.includes(only));
 
 /** h2load for `durationS` seconds: ok requests per second (2xx), and every request that failed or errored. */
 function runH2load(url: string, connections: number, streams: number, durationS: number): Promise<LoadResult> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const child = spawn('h2load', ['-c', String(connections), '-m', String(streams), '-D', String(durationS), url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
     child.stderr.on('data', (chunk) => (out += chunk));
     child.on('close', () => {
+      // h2load falls back to pipelined HTTP/1.1 when ALPN does not give it h2: that would not be this scenario.
+      const protocol = /Application protocol: (\S+)/.exec(out)?.[1];
+      if (protocol !== 'h2') {
+        reject(new Error(`h2load spoke ${protocol ?? 'nothing'}, not h2:\n${out}`));
+        return;
+      }
       const ok = Number(/status codes: (\d+) 2xx/.exec(out)?.[1] ?? 0);
       const counts = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(out);
       if (!ok) process.stderr.write(`h2load said:\n${out}\n`);
@@ -141,13 +164,13 @@ function runH2load(url: string, connections: number, streams: number, durationS:
 
 const runs: Row[] = [];
 for (let round = 0; round < rounds; round++) {
-  for (const contender of CONTENDERS) {
-    for (const scenario of SCENARIOS) runs.push(await measure(contender, scenario));
+  for (const scenario of SCENARIOS) {
+    for (const contender of contenders(scenario.protocol)) runs.push(await measure(contender, scenario));
   }
 }
 /** The median run of each server and scenario. */
 const rows: Row[] = [];
-for (const contender of CONTENDERS) {
+for (const contender of contenders('h1')) {
   for (const scenario of SCENARIOS) {
     const mine = runs.filter((row) => row.contender === contender.name && row.scenario === scenario.name).sort((a, b) => a.result.rps - b.result.rps);
     rows.push(mine[Math.floor(mine.length / 2)]);

@@ -113,7 +113,10 @@ const STATSD_WORKERS_EVERY_MS = 1000;
 /** The default of every serve() setting (from the settings table), and of each actor's resource limits. */
 export const DEFAULTS = Object.freeze({
   ...resolveServeSettings({}),
-  actorResourceLimits: { maxYoungGenerationSizeMb: 8 } satisfies ResourceLimits,
+  // V8's own 16 MB semi-spaces (a young generation of 48 MB: two semi-spaces and the large-object space).
+  // They grow to that only under load; with 2 MB ones an actor serving HTTP/2 spent a third of its CPU on
+  // scavenges. Main's are smaller (--main-semi-space-size), and V8 sizes each isolate on its own.
+  actorResourceLimits: { maxYoungGenerationSizeMb: 48 } satisfies ResourceLimits,
 });
 
 /** The parser-compatibility settings, or null when none is on (Node's parser alone). */

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
 import { isAlive } from './helpers/probes.js';
-import { missingMainFlags } from '../source/cli/relaunch.js';
+import { keepSemiSpaceFlagToMain, missingMainFlags } from '../source/cli/relaunch.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';
@@ -30,6 +30,27 @@ describe('main thread started without V8 memory reducer, with a small young gene
     assert.deepEqual(missingMainFlags(defaults, ['--no-memory-reducer', '--max_semi_space_size=1']), []);
     assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 0 }, []), [], 'nothing to add: no relaunch');
     assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 4 }, []), ['--max-semi-space-size=4']);
+  });
+
+  it("keepSemiSpaceFlagToMain: clears node's young-generation flag once main is up, and only when there is one", () => {
+    const set: string[] = [];
+    const v8 = { setFlagsFromString: (flags: string) => set.push(flags) };
+    assert.equal(keepSemiSpaceFlagToMain(v8, ['--no-memory-reducer']), false);
+    assert.deepEqual(set, []);
+    assert.equal(keepSemiSpaceFlagToMain(v8, ['--max-semi-space-size=2']), true);
+    assert.equal(keepSemiSpaceFlagToMain(v8, ['--max_semi_space_size=8']), true);
+    assert.deepEqual(set, ['--max-semi-space-size=0', '--max-semi-space-size=0']);
+  });
+
+  it("main's 2 MB semi-spaces stay main's: an actor's young generation grows to V8's 16 MB semi-spaces under allocation", async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', fixture('young-generation.js')]);
+    try {
+      const { newSpaceBytes, execArgv } = (await (await fetch(`${cli.url}/`)).json()) as { newSpaceBytes: number; execArgv: string[] };
+      assert.ok(execArgv.includes('--max-semi-space-size=2'), 'main has its flag');
+      assert.ok(newSpaceBytes > 8 * 2 ** 20, `the actor's new space grew past 2 × 2 MB: ${newSpaceBytes} bytes`);
+    } finally {
+      await cli.stop('SIGTERM');
+    }
   });
 
   it(`serves with --no-memory-reducer --max-semi-space-size=2 in main (${hasExecve ? 'in place, same pid' : "as the launcher's child"}); signals to the started process reach it`, async () => {

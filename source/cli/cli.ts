@@ -9,7 +9,8 @@ import { formatConfig, resolveConfig, type ResolvedConfig } from '../config/conf
 import { GrainbowsServer } from '../server.js';
 import { inheritedDescriptors } from '../accept/bind.js';
 import { checkApp } from './check.js';
-import { claimLauncher, missingMainFlags, relaunch, watchLauncher } from './relaunch.js';
+import v8 from 'node:v8';
+import { claimLauncher, keepSemiSpaceFlagToMain, missingMainFlags, relaunch, watchLauncher } from './relaunch.js';
 import { createLogger, describeError } from '../../shared/log.js';
 import { Arbiter } from '../lifecycle/arbiter.js';
 import { ControlServer, defaultControlPath } from '../lifecycle/control.js';
@@ -231,6 +232,7 @@ async function main(): Promise<void> {
     process.exit(await daemonize(process.argv.slice(1)));
   }
   forgetActivation(process.env); // this process serves: none it starts (an upgrade's successor) may claim them
+  keepSemiSpaceFlagToMain(v8);
   await serve(config, config.app, { launched, activated, stopWithParent });
 }
 

@@ -32,9 +32,26 @@ export interface MainThreadSettings {
 export function missingMainFlags(settings: MainThreadSettings, execArgv: readonly string[] = process.execArgv): string[] {
   const missing: string[] = [];
   if (!settings.memoryReducer && !execArgv.includes('--no-memory-reducer')) missing.push('--no-memory-reducer');
-  const ownSemiSpace = execArgv.some((flag) => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(flag));
+  const ownSemiSpace = execArgv.some(isSemiSpaceFlag);
   if (settings.mainSemiSpaceSize > 0 && !ownSemiSpace) missing.push(`--max-semi-space-size=${settings.mainSemiSpaceSize}`);
   return missing;
+}
+
+/** Does `flag` set V8's semi-space size? */
+const isSemiSpaceFlag = (flag: string): boolean => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(flag);
+
+/**
+ * Leaves main's young-generation size to main. V8 gives every isolate created while
+ * `--max-semi-space-size` is set that size and ignores a worker's `resourceLimits`, so the actors had main's
+ * 2 MB semi-spaces: they allocate per request, and an HTTP/2 actor spent about a third of its CPU on
+ * scavenges (docs/performance.md, Tuning). Once main's own heap is set up the flag is cleared, and each
+ * actor's young generation is its own (`maxYoungGenerationSizeMb`, server.ts `DEFAULTS.actorResourceLimits`).
+ * Returns whether there was a flag to clear.
+ */
+export function keepSemiSpaceFlagToMain(v8: { setFlagsFromString(flags: string): void }, execArgv: readonly string[] = process.execArgv): boolean {
+  if (!execArgv.some(isSemiSpaceFlag)) return false;
+  v8.setFlagsFromString('--max-semi-space-size=0'); // 0: unset, as when node starts without it
+  return true;
 }
 
 /** Set in the child's environment by the launcher; read once and removed, so descendants do not see it. */

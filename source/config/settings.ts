@@ -497,7 +497,7 @@ export const SETTINGS = [
     type: 'number',
     default: 2,
     section: 'Memory',
-    doc: "The main thread's young-generation semi-spaces, in MB (node's --max-semi-space-size; V8's default is 16). Main holds every connection, so its scavenges pause all of them: 2 keeps them short (docs/performance.md, Tuning). V8 applies it to the actors too (2 MB instead of 4). Like --memory-reducer it is applied by starting node with it; a --max-semi-space-size given to node itself wins. 0 = V8's default.",
+    doc: "The main thread's young-generation semi-spaces, in MB (node's --max-semi-space-size; V8's default is 16). Main holds every connection, so its scavenges pause all of them: 2 keeps them short (docs/performance.md, Tuning). Main's only: the actors keep V8's 16 MB (serve()'s resourceLimits). Like --memory-reducer it is applied by starting node with it; a --max-semi-space-size given to node itself wins. 0 = V8's default.",
     parse: wholeNumber('main-semi-space-size', 0),
   },
   {
