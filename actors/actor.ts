@@ -24,7 +24,8 @@ import { RequestSlots } from './request-slots.js';
 import { RequestMetrics } from '../shared/request-metrics.js';
 import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from '../shared/statsd.js';
 import { forwardServerEvents } from './app-server.js';
-import { ACTOR_ID_KEY } from '../shared/affinity.js';
+import { ACTOR_ID_KEY, sharedAdapterBuilt } from '../shared/affinity.js';
+import { createRequire } from 'node:module';
 import { createAddressMatcher } from '../shared/forwarded.js';
 import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
@@ -45,6 +46,16 @@ export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLe
   http2: Http2Limits | null;
   /** `--http2-cleartext`: which peers may speak cleartext HTTP/2, by prior knowledge or `Upgrade: h2c`; null when off. */
   h2c: CleartextHttp2 | null;
+  /** `-w`: how many actors serve the app, this one included. */
+  actors: number;
+}
+
+/**
+ * Has the app loaded socket.io? Its package is CommonJS, so importing it from ESM still puts it in
+ * require's cache; grainbows/socket.io does not load it.
+ */
+function socketIoLoaded(): boolean {
+  return Object.keys(createRequire(import.meta.url).cache).some((file) => /[\\/]node_modules[\\/]socket\.io[\\/]/.test(file));
 }
 
 export interface ActorTask {
@@ -185,6 +196,10 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     try {
       const loaded = await loadApp(task.app);
       app = loaded;
+      if (task.actorId === 1 && task.settings.actors > 1 && socketIoLoaded() && !sharedAdapterBuilt())
+        log.warning(
+          `app: socket.io keeps its clients and rooms in each of the ${task.settings.actors} actors: a broadcast reaches only the clients of the actor that sends it. Give it grainbows/socket.io's createAdapter() and run with --sticky-sessions (docs/frameworks.md)`,
+        );
       hooks = await loadActorHooks(task.settings.hooksFile);
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};

@@ -28,6 +28,7 @@ import { TlsFront } from './tls-front.js';
 import type { Http2Sessions } from './http2-sessions.js';
 import type { ActorTls } from '../shared/tls-options.js';
 import type { Logger } from '../shared/log.js';
+import { closeOnExecMarker, type CloseOnExec } from '../shared/close-on-exec.js';
 
 /**
  * A relayed connection's coroutine: an async generator that main's frames resume with `next(bytes)`, the
@@ -71,6 +72,8 @@ export class ConnectionHost implements RelayOutlet {
   private readonly arrivals: ArrivalDeadlines;
   /** With HTTPS ended here: the handshake every transferred socket passes before the head gate. */
   private readonly tlsFront: TlsFront | undefined;
+  /** Loaded with the first moved socket (shared/close-on-exec.ts). */
+  private closeOnExec: Promise<CloseOnExec | undefined> | undefined;
 
   constructor(
     port: MessagePort,
@@ -260,6 +263,7 @@ export class ConnectionHost implements RelayOutlet {
     // Not during a TLS handshake, though: the TLS socket is half-open once secure (shared/tls-options.ts, guardHandshakes).
     const halfOpen = !this.tlsFront;
     const socket = moved ? (moved as Socket) : new Socket({ fd, readable: true, writable: true, allowHalfOpen: halfOpen });
+    if (moved) this.markCloseOnExec(socket);
     socket.allowHalfOpen = halfOpen;
     startNodeDeadlines(this.server);
     socket.setNoDelay(true); // not carried across the transfer (docs/design.md, pitfall 1)
@@ -282,6 +286,19 @@ export class ConnectionHost implements RelayOutlet {
     if (head.byteLength > 0) this.serveTransferred({ socket, head: Buffer.from(head.buffer, head.byteOffset, head.byteLength) });
     else if (this.tlsFront) this.tlsFront.admit(socket, id);
     else this.gate.admit(socket);
+  }
+
+  /**
+   * Node gives a moved socket a descriptor without close-on-exec: without the flag, a process the app starts
+   * would inherit the connection. Marked as soon as the C library is loaded (the first time, a moment after).
+   */
+  private markCloseOnExec(socket: Socket): void {
+    const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return; // Windows: a handle, not a descriptor
+    this.closeOnExec ??= closeOnExecMarker();
+    void this.closeOnExec.then((mark) => {
+      if (!socket.destroyed) mark?.(fd);
+    });
   }
 
   /** A transferred connection's TLS handshake is done: from now on it is the TLS socket that is served. */

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BroadcastChannel } from 'node:worker_threads';
 import { ClusterAdapterWithHeartbeat, type ClusterAdapterOptions, type ClusterMessage, type ClusterResponse, type ServerId } from 'socket.io-adapter';
-import { currentActorId, sessionIdFor, sessionOwner } from '../shared/affinity.js';
+import { currentActorId, noteSharedAdapter, sessionIdFor, sessionOwner } from '../shared/affinity.js';
 
 const CHANNEL = 'grainbows.socket.io';
 
@@ -93,6 +93,7 @@ class ActorChannelAdapter extends ClusterAdapterWithHeartbeat {
 
 /** The adapter factory for `new Server(httpServer, { adapter: createAdapter() })` or `io.adapter(createAdapter())`. */
 export function createAdapter(options: ClusterAdapterOptions = {}): (nsp: NamespaceLike) => ActorChannelAdapter {
+  noteSharedAdapter();
   // socket.io calls it with `new`: a plain function (not an arrow) whose result replaces `this`.
   return function (nsp: NamespaceLike) {
     return new ActorChannelAdapter(nsp, options);

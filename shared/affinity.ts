@@ -39,3 +39,19 @@ export function currentActorId(): number | undefined {
   const id = (globalThis as Record<symbol, unknown>)[ACTOR_ID_KEY];
   return typeof id === 'number' ? id : undefined;
 }
+
+/** Set on the actor thread's global object when the app builds grainbows/socket.io's adapter (any copy of it). */
+const SHARED_ADAPTER_KEY = Symbol.for('grainbows.socket.io.adapter');
+
+/** The app built the adapter that carries socket.io's broadcasts across actors. */
+export function noteSharedAdapter(): void {
+  (globalThis as Record<symbol, unknown>)[SHARED_ADAPTER_KEY] = true;
+}
+
+/** Did the app build that adapter in this thread? */
+export function sharedAdapterBuilt(): boolean {
+  return (globalThis as Record<symbol, unknown>)[SHARED_ADAPTER_KEY] === true;
+}
+
+/** socket.io's default path: a request under it is socket.io's (engine.io's handshake, polling, upgrade). */
+export const SOCKET_IO_PATH = '/socket.io/';

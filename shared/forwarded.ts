@@ -87,8 +87,9 @@ export interface ForwardingPolicy {
 }
 
 /**
- * A test for "is this peer in the list": IPs and CIDR networks, `*` for every peer. A unix socket peer
- * (no address) matches only `*`. Shared with `--proxy-allow-from` (shared/head-gate.ts).
+ * A test for "is this peer in the list": IPs and CIDR networks, `*` for every peer. A unix socket peer (no
+ * address) matches every list, as in gunicorn: it is a local process allowed to open the socket file, whose
+ * permissions (`--umask`) decide who that is. Shared with `--proxy-allow-from` (shared/head-gate.ts).
  */
 export function createAddressMatcher(allowIps: string): (address: string | undefined) => boolean {
   const entries = splitEntries(allowIps);

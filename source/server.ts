@@ -166,6 +166,7 @@ export function generationFrom(
       requestsPerActor: settings.use === 'sync' ? 1 : settings.workerConnections,
       tls,
       h2c: cleartextHttp2Of(settings.http2Cleartext, settings.forwardedAllowIps),
+      actors: settings.workers,
       http2:
         settings.httpProtocols.split(',').includes('h2') || settings.http2Cleartext !== 'off'
           ? {

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fixture, strategies, withServer } from './helpers/servers.js';
+import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 
 const KINDS: Array<{ name: string; app: string; hello: string; json?: boolean }> = [
@@ -68,3 +68,38 @@ for (const strategy of await strategies()) {
       }));
   });
 }
+
+describe('socket.io with several actors', () => {
+  const WARNING = /socket\.io keeps its clients and rooms in each of the 2 actors: .*createAdapter\(\)/;
+
+  it("warns once at start when socket.io runs on its own in-memory adapter; not when the app gives it grainbows' adapter", async () => {
+    const unshared = await startCli(['-b', '127.0.0.1:0', '-w', '2', fixture('socket-io-unshared.js')]);
+    try {
+      await unshared.waitFor(WARNING);
+      await unshared.waitFor(/Booted actor 2/);
+      assert.equal(
+        unshared
+          .output()
+          .split('\n')
+          .filter((line) => WARNING.test(line)).length,
+        1,
+        'one line, not one per actor',
+      );
+    } finally {
+      await unshared.stop();
+    }
+    const shared = await startCli(['-b', '127.0.0.1:0', '-w', '2', fixture('frameworks/socket-io.js')]);
+    try {
+      await shared.waitFor(/Booted actor 2/);
+      assert.doesNotMatch(shared.output(), /socket\.io keeps its clients/);
+    } finally {
+      await shared.stop();
+    }
+    const single = await startCli(['-b', '127.0.0.1:0', '-w', '1', fixture('socket-io-unshared.js')]);
+    try {
+      assert.doesNotMatch(single.output(), /socket\.io keeps its clients/, 'one actor holds every client');
+    } finally {
+      await single.stop();
+    }
+  });
+});

@@ -193,5 +193,6 @@ describe('grainbows CLI', () => {
     assert.match(help, /grainbows ctl \[--pid FILE/);
     assert.match(help, /HUP reload, TTIN\/TTOU/);
     assert.match(help, /GRAINBOWS_CMD_ARGS[\s\S]*WEB_CONCURRENCY[\s\S]*FORWARDED_ALLOW_IPS/);
+    assert.match(help, /MODULE is a JavaScript or TypeScript file/, 'TypeScript apps load too (spec/typescript.test.ts)');
   });
 });

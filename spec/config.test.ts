@@ -51,6 +51,9 @@ describe('settings', () => {
     assert.match(printed.stdout, /^backlog\s+= 100 {2}# from command line$/m);
     assert.match(printed.stdout, /^log_level\s+= "warning" {2}# from GRAINBOWS_CMD_ARGS$/m);
     assert.match(printed.stdout, /^worker_connections\s+= 1000$/m);
+    // A mode is shown as one: 0o22, not 18.
+    const umask = await runCli(['--print-config', '--umask', '022'], { cwd: dir, env });
+    assert.match(umask.stdout, /^umask\s+= 0o22 {2}# from command line$/m);
 
     const envWins = await startCli(['-b', '127.0.0.1:0', '--log-level', 'info', fixture('identify.js')], { cwd: dir, env });
     try {

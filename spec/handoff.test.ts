@@ -1,6 +1,6 @@
 /**
  * How connections reach actors on this runtime (source/handoff/handoff.ts): the transfer mechanism found at
- * start-up, and that no hand-off leaves a descriptor behind. With the copy mechanism (Node 20 and 22) main
+ * start-up, and that no hand-off leaves a descriptor behind or lets a child process inherit one. With the copy mechanism (Node 20 and 22) main
  * dup(2)s each socket for its actor and must close its own; the actor must close the copy.
  */
 import assert from 'node:assert/strict';
@@ -49,6 +49,26 @@ for (const strategy of await strategies()) {
         for (const socket of clients) socket.destroy();
         await until(() => openDescriptors() <= before, 'every descriptor closed', 5000, 20).catch(() => {});
         assert.equal(openDescriptors() - before, 0, 'descriptors left after every client closed');
+      }));
+
+    it('gives no connection to a process the app starts: every descriptor is close-on-exec', () =>
+      withServer({ app: fixture('child-descriptors.js'), handoff: strategy, workers: 1 }, async ({ port, url }) => {
+        // Connections held open while the app starts its child, as in the issue (`sleep 15` from an app).
+        const held: net.Socket[] = [];
+        for (let i = 0; i < 5; i++) {
+          const socket = net.connect(port, '127.0.0.1');
+          await new Promise<void>((resolve) => {
+            socket.once('data', () => resolve());
+            socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+          });
+          held.push(socket);
+        }
+        try {
+          const { sockets } = (await (await fetch(`${url}/`)).json()) as { sockets: string[] };
+          assert.deepEqual(sockets, [], 'sockets the child inherited');
+        } finally {
+          for (const socket of held) socket.destroy();
+        }
       }));
   });
 }

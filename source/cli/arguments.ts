@@ -33,7 +33,7 @@ function helpText(): string {
   Usage
     $ grainbows [OPTIONS] MODULE[:EXPORT]
 
-  MODULE is a JavaScript file; EXPORT names the export holding the app (default: the default export).
+  MODULE is a JavaScript or TypeScript file; EXPORT names the export holding the app (default: the default export).
   Settings come from, lowest first: defaults, the config file, GRAINBOWS_CMD_ARGS, the command line.
 
   Options

@@ -166,7 +166,9 @@ export function formatConfig({ settings, sources, configFile }: ResolvedConfig):
   const lines = [`# config file: ${configFile ?? 'none'}`];
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
     const value = (settings as unknown as Record<string, unknown>)[row.name];
-    lines.push(`${configKey(row.name).padEnd(26)} = ${JSON.stringify(value)}${sources[row.name] === 'default' ? '' : `  # from ${sources[row.name]}`}`);
+    // A mode reads as one only in octal (0o22, as a config file may write it), never as 18.
+    const shown = row.name === 'umask' && typeof value === 'number' ? `0o${value.toString(8)}` : JSON.stringify(value);
+    lines.push(`${configKey(row.name).padEnd(26)} = ${shown}${sources[row.name] === 'default' ? '' : `  # from ${sources[row.name]}`}`);
   }
   return `${lines.join('\n')}\n`;
 }

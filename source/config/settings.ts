@@ -402,7 +402,7 @@ export const SETTINGS = [
     type: 'string',
     default: '127.0.0.1,::1',
     section: 'Security',
-    doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https.",
+    doc: "Peers (IPs or CIDR networks, comma-separated, or '*') whose X-Forwarded-For/-Proto/-Host/-Port/-Ssl, X-Real-IP and Forwarded headers reach the app; from other peers they are removed. A trusted HTTPS proto makes a Fetch app's request.url https. Peers on a unix socket are always trusted, as in gunicorn: the socket file's permissions (--umask) decide who may connect.",
     parse: peerList('forwarded-allow-ips'),
   },
   switchRow(

@@ -13,7 +13,7 @@
  *   library (libc.ts).
  */
 import os from 'node:os';
-import { libc } from '../handoff/libc.js';
+import { libc } from '../../shared/libc.js';
 import type { Logger } from '../../shared/log.js';
 
 /** The first descriptor systemd passes (SD_LISTEN_FDS_START). */

@@ -1,6 +1,7 @@
 /**
  * The C library through koffi, for the few system calls Node does not offer: dup(2) for the transfer
- * hand-off (descriptor-copy.ts) and a unix datagram to systemd (systemd.ts).
+ * hand-off (source/handoff/descriptor-copy.ts), close-on-exec for moved sockets (close-on-exec.ts) and a
+ * unix datagram to systemd (source/lifecycle/systemd.ts).
  *
  * koffi is a maintained FFI library with prebuilt binaries for Linux, macOS and the BSDs, and an optional
  * dependency: where it is missing or fails to load, callers fall back (grainbows relays; systemd is told
