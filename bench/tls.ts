@@ -117,6 +117,8 @@ function mainThreadCpuSeconds(pid: number): number {
 
 interface Row {
   contender: string;
+  /** Which round of the interleaved runs it belongs to. */
+  round: number;
   scenario: string;
   result: LoadResult;
   cpuUsPerRequest: number;
@@ -165,7 +167,7 @@ function runH2load(url: string, connections: number, streams: number, durationS:
 const runs: Row[] = [];
 for (let round = 0; round < rounds; round++) {
   for (const scenario of SCENARIOS) {
-    for (const contender of contenders(scenario.protocol)) runs.push(await measure(contender, scenario));
+    for (const contender of contenders(scenario.protocol)) runs.push(await measure(contender, scenario, round));
   }
 }
 /** The median run of each server and scenario. */
@@ -177,7 +179,7 @@ for (const contender of contenders('h1')) {
   }
 }
 
-async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
+async function measure(contender: Contender, scenario: Scenario, round: number): Promise<Row> {
   const server = await start(contender);
   const url = server.url.replace('http:', 'https:') + '/';
   try {
@@ -189,6 +191,7 @@ async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
     const requests = result.rps * seconds;
     const row: Row = {
       contender: contender.name,
+      round,
       scenario: scenario.name,
       result,
       cpuUsPerRequest: requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / requests : NaN,
@@ -204,23 +207,39 @@ async function measure(contender: Contender, scenario: Scenario): Promise<Row> {
   }
 }
 
-const ratio = (value: number, base: number | undefined) => (base && Number.isFinite(value) ? `${(value / base).toFixed(2)}×` : '');
+const median = (values: number[]): number => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)];
+};
+/**
+ * `row`'s rate against `base`'s (another server, same scenario), as the median of the ratios of runs made in
+ * the same round: on a shared machine two servers measured minutes apart differ by more than either does.
+ */
+function pairedRatio(row: Row, isBase: (contender: string) => boolean): string {
+  const ratios = runs
+    .filter((run) => run.contender === row.contender && run.scenario === row.scenario)
+    .map((run) => {
+      const base = runs.find((other) => other.round === run.round && other.scenario === run.scenario && isBase(other.contender));
+      return base && base.result.rps > 0 ? run.result.rps / base.result.rps : NaN;
+    });
+  const value = median(ratios);
+  return Number.isFinite(value) ? `${value.toFixed(2)}×` : '';
+}
 const lines = [
-  `${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}${node26 ? ' and 26' : ''}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s per run, median of ${rounds} run${rounds === 1 ? '' : 's'}, load generator on the same machine. Main thread: the serving process's (for the cluster, its primary, which accepts and hands connections to the workers).`,
+  `${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}, Node ${process.version}${node26 ? ' and 26' : ''}, ${new Date().toISOString().slice(0, 10)}, ${seconds} s per run, ${rounds} round${rounds === 1 ? '' : 's'}: each server's median run, and the median of the ratios between runs of the same round. Load generator on the same machine. Main thread: the serving process's (for the cluster, its primary, which accepts and hands connections to the workers).`,
   '',
   '| scenario | server | ok req/s | errors | CPU µs/request | main thread, % of a core | req/s ÷ node:https | req/s ÷ cluster (same Node) |',
   '|---|---|---|---|---|---|---|---|',
 ];
 for (const scenario of SCENARIOS) {
-  const single = rows.find((row) => row.scenario === scenario.name && row.contender.startsWith('node:https'));
   for (const row of rows.filter((candidate) => candidate.scenario === scenario.name)) {
     const on26 = row.contender.includes('Node 26');
-    const cluster = rows.find(
-      (candidate) => candidate.scenario === scenario.name && candidate.contender.startsWith('node:cluster') && candidate.contender.includes('Node 26') === on26,
-    );
+    const isCluster = (name: string) => name.startsWith('node:cluster') && name.includes('Node 26') === on26;
     const main = `${row.mainCorePercent.toFixed(1)} %`;
+    const toSingle = on26 ? '' : pairedRatio(row, (name) => name.startsWith('node:https'));
+    const toCluster = isCluster(row.contender) ? '' : pairedRatio(row, isCluster);
     lines.push(
-      `| ${row.scenario} | ${row.contender} | ${row.result.rps.toFixed(0)} | ${row.result.errors} | ${row.cpuUsPerRequest.toFixed(0)} | ${main} | ${on26 ? '' : ratio(row.result.rps, single?.result.rps)} | ${row.contender.startsWith('node:cluster') ? '' : ratio(row.result.rps, cluster?.result.rps)} |`,
+      `| ${row.scenario} | ${row.contender} | ${row.result.rps.toFixed(0)} | ${row.result.errors} | ${row.cpuUsPerRequest.toFixed(0)} | ${main} | ${toSingle} | ${toCluster} |`,
     );
   }
 }

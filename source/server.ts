@@ -386,9 +386,9 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     return this.pool.targetSize;
   }
 
-  /** Reopens the access log file (log rotation: the old file was moved away). */
-  reopenLogs(): void {
-    this.accessLog?.reopen();
+  /** Reopens the access log file (log rotation: the old file was moved away); the error when it cannot. */
+  reopenLogs(): Error | undefined {
+    return this.accessLog?.reopen();
   }
 
   /**
@@ -413,7 +413,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   }
 
   private async shutDown(handingOver: boolean): Promise<void> {
-    const listening = closeListeners(this.listening, { handingOver });
+    const listening = closeListeners(this.listening, { handingOver, warn: (message) => this.log.warning(message) });
     if (!this.hurry) {
       const gracefulTimeout = this.options.gracefulTimeout ?? DEFAULTS.gracefulTimeout;
       const deadline = Date.now() + gracefulTimeout * 1000;

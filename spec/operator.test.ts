@@ -4,7 +4,7 @@
  * and the clean refusals of POSIX-only settings on Windows.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -138,6 +138,51 @@ describe('operator surface (CLI)', () => {
         assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
       } finally {
         await cli.stop('SIGTERM');
+      }
+    },
+  );
+
+  it('USR1 when the log path cannot be opened again: lines go on to the old file, after one error line saying so', async () => {
+    const dir = tmpDir();
+    const errorLog = path.join(dir, 'error.log');
+    const accessLog = path.join(dir, 'access.log');
+    const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], {
+      logFile: errorLog,
+    });
+    try {
+      renameSync(errorLog, `${errorLog}.1`);
+      renameSync(accessLog, `${accessLog}.1`);
+      // Neither path can be opened now (as a root-owned directory cannot be by `-u nobody`): each is a link into a directory that does not exist.
+      symlinkSync(path.join(dir, 'gone', 'error.log'), errorLog);
+      symlinkSync(path.join(dir, 'gone', 'access.log'), accessLog);
+      cli.child.kill('SIGUSR1');
+      await until(() => linesOf(`${errorLog}.1`).filter((line) => line.includes('Cannot reopen a log file')).length === 2, 'one error line per log');
+      assert.ok(!linesOf(`${errorLog}.1`).some((line) => line.includes('Reopened log files')));
+      await (await fetch(`${cli.url}/after`)).text();
+      await until(() => linesOf(`${accessLog}.1`).some((line) => line.includes('GET /after')), 'the access line in the old file');
+      cli.child.kill('SIGTTIN');
+      await until(() => linesOf(`${errorLog}.1`).some((line) => /Booted actor 2/.test(line)), 'later error-log lines in the old file');
+    } finally {
+      await cli.stop('SIGTERM');
+    }
+  });
+
+  it(
+    '-u with a pidfile in a directory only root may write: written before the drop; ctl --pid run by root finds the control socket',
+    { skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false },
+    async () => {
+      const dir = tmpDir();
+      chmodSync(dir, 0o755);
+      const pidfile = path.join(dir, 'grainbows.pid');
+      const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', '-p', pidfile, fixture('process-info.js')]);
+      try {
+        assert.equal(readFileSync(pidfile, 'utf8').trim(), String(cli.pid));
+        const status = await runCli(['ctl', '--pid', pidfile, '--json', 'status']);
+        assert.equal(status.status, 0, status.stderr);
+        assert.equal((JSON.parse(status.stdout) as { result: { pid: number } }).result.pid, cli.pid);
+      } finally {
+        const exit = await cli.stop('SIGTERM');
+        assert.equal(exit.status, 0, exit.stderr);
       }
     },
   );

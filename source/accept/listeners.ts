@@ -157,20 +157,38 @@ export function dropTlsConnections(listeners: Listener[]): void {
  * unix socket keeps its path: Node unlinks the path when the server closes, so a second link to the socket
  * survives the close and takes the name back at once (both happen in this one synchronous step).
  */
-export async function closeListeners(listeners: Listener[], { handingOver = false } = {}): Promise<void> {
+export async function closeListeners(
+  listeners: Listener[],
+  { handingOver = false, warn = (_message: string): void => {} }: { handingOver?: boolean; warn?: (message: string) => void } = {},
+): Promise<void> {
   await Promise.all(
     listeners.map(({ server }) => {
       const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
       const address = server.address();
-      if (handingOver && typeof address === 'string' && existsSync(address)) {
-        const spare = `${address}.${process.pid}.handover`;
-        linkSync(address, spare);
-        server.close();
-        renameSync(spare, address);
-      } else {
-        server.close();
-      }
+      if (handingOver && typeof address === 'string' && existsSync(address)) keepPathWhileClosing(server, address, warn);
+      else server.close();
       return closed;
     }),
   );
+}
+
+/**
+ * Closes a unix socket's server without losing its path, through a second hard link. The link can be
+ * refused: fs.protected_hardlinks forbids linking a file another user owns (a socket bound as root by a
+ * server that then dropped privileges), and the directory may not be writable. The server still closes
+ * (a stop is never abandoned half-way), and the warning says the successor lost the path.
+ */
+function keepPathWhileClosing(server: net.Server, address: string, warn: (message: string) => void): void {
+  const spare = `${address}.${process.pid}.handover`;
+  try {
+    linkSync(address, spare);
+  } catch (error) {
+    warn(
+      `cannot keep ${address} for the new process (${(error as NodeJS.ErrnoException).code ?? String(error)}): new clients cannot connect to it by its path`,
+    );
+    server.close();
+    return;
+  }
+  server.close();
+  renameSync(spare, address);
 }

@@ -128,6 +128,8 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
       arbiter.enqueue('stop').catch(() => {});
     });
   let running: GrainbowsServer;
+  // A binary upgrade's new process writes `<pidfile>.2` until its predecessor is gone (binary-upgrade.ts).
+  const pidfile = predecessor ? settings.pidfile && `${settings.pidfile}.2` : settings.pidfile;
   try {
     server = running = await GrainbowsServer.start({
       app,
@@ -145,7 +147,15 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
         : {}),
       hooksFile: config.hooksFile,
       logger: log,
-      ...(settings.user || settings.group ? { afterBind: () => dropPrivileges(settings.user, settings.group) } : {}),
+      // The pidfile is written while this process may still write where it goes (root's /run), as gunicorn does.
+      ...(settings.user || settings.group
+        ? {
+            afterBind: () => {
+              writePidfile(pidfile);
+              dropPrivileges(settings.user, settings.group);
+            },
+          }
+        : {}),
     });
     const startedAt = Date.now();
     control = await ControlServer.open(
@@ -157,11 +167,10 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
       log,
     );
     log.debug(`Control channel: ${control.path}`);
-    if (predecessor) {
-      writePidfile(settings.pidfile && `${settings.pidfile}.2`);
-      promoteWhenPredecessorExits(predecessor, settings.pidfile, log);
-    } else writePidfile(settings.pidfile);
+    if (!settings.user && !settings.group) writePidfile(pidfile);
+    if (predecessor) promoteWhenPredecessorExits(predecessor, settings.pidfile, log);
   } catch (error) {
+    removePidfile(pidfile);
     fail(error, verbose);
   }
   running.on('fatal', async (error) => {

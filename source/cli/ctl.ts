@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import meow from 'meow';
-import { CONTROL_COMMANDS, defaultControlPath, type ControlAnswer, type ControlRequest, type StatusReport } from '../lifecycle/control.js';
+import { CONTROL_COMMANDS, findControlPath, type ControlAnswer, type ControlRequest, type StatusReport } from '../lifecycle/control.js';
 import { ExitStatus, GrainbowsError } from '../../shared/errors.js';
 import { STATUS_CLASSES } from '../../shared/request-metrics.js';
 
@@ -106,7 +106,7 @@ export async function runCtl(argv: string[], importMeta: ImportMeta): Promise<nu
       process.stderr.write(`grainbows ctl: cannot read pidfile ${cli.flags.pid}: ${(error as NodeJS.ErrnoException).code}\n`);
       return ExitStatus.failure;
     }
-    socketPath = defaultControlPath(pid);
+    socketPath = findControlPath(pid);
   }
   let reply: ControlAnswer;
   try {

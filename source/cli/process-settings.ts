@@ -79,10 +79,17 @@ export function writePidfile(file: string): void {
   if (file) writeFileSync(path.resolve(file), `${process.pid}\n`);
 }
 
-/** Removes the pidfile if it still holds our pid. */
+/**
+ * Removes the pidfile if it still holds our pid. Best effort: after `-u` drops privileges the file may be
+ * in a directory only root can write (as with gunicorn, it stays; the next start sees a stale pid).
+ */
 export function removePidfile(file: string): void {
-  if (!file || !existsSync(file)) return;
-  if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+  try {
+    if (!file || !existsSync(file)) return;
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+  } catch {
+    // left in place: checkPidfile() treats a pid that is not running as stale
+  }
 }
 
 /** Set in the daemon's environment, so it does not detach again. */

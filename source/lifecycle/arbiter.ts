@@ -40,7 +40,8 @@ export interface ArbiterOptions {
   /** Re-reads the configuration for a reload (config file, GRAINBOWS_CMD_ARGS, command line). */
   rereadConfig: () => Promise<Partial<ServeOptions>>;
   /** Reopens the error log file (USR1); the access log is the server's. */
-  reopenLogs?: () => void;
+  /** Reopens the error log; the error when it cannot (lines then go on to the old file). */
+  reopenLogs?: () => Error | undefined;
   /**
    * Binary upgrade: starts the next process on the same listening sockets and resolves once it serves
    * (rejects, leaving this one serving, if it does not). This process then stops gracefully.
@@ -138,12 +139,12 @@ export class Arbiter {
       }
       this.options.log.info('Upgrade: the new process is serving; stopping this one gracefully');
       // Not awaited: the command is done (a control client gets its answer) while this process drains.
-      void this.stop(true, true);
+      void this.stop(true, true).catch((error: unknown) => this.stopFailed(error));
     },
     reopen: async () => {
-      this.running.reopenLogs();
-      this.options.reopenLogs?.();
-      this.options.log.info('Reopened log files');
+      const failures = [this.running.reopenLogs(), this.options.reopenLogs?.()].filter((error) => error !== undefined);
+      for (const error of failures) this.options.log.error(`Cannot reopen a log file, writing on to the one open before: ${error.message}`);
+      if (failures.length === 0) this.options.log.info('Reopened log files');
     },
   };
 
@@ -186,6 +187,15 @@ export class Arbiter {
     if (!handingOver) this.options.notify?.('stopping');
     await this.running.close({ graceful, handingOver });
     await this.options.onExit(ExitStatus.ok);
+  }
+
+  /**
+   * A stop that threw (closing a listener, a hook) must not end the process with an unhandled rejection in
+   * the middle of its drain: it is logged, and the process exits as a stop would, with a failure status.
+   */
+  private async stopFailed(error: unknown): Promise<void> {
+    this.options.log.error(`stop failed: ${error instanceof Error ? error.message : String(error)}`);
+    await this.options.onExit(ExitStatus.failure);
   }
 
   private quick?: Promise<void>;

@@ -8,7 +8,7 @@
  * Protocol: the client writes `{"command":"status"}` (or reload, `{"command":"resize","count":3}`, stop)
  * and a newline; the server answers `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}` and a newline.
  */
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +37,27 @@ export function defaultControlPath(pid: number, platform: NodeJS.Platform = proc
   if (platform === 'win32') return `\\\\.\\pipe\\grainbows-${pid}`;
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   return path.join(os.tmpdir(), `grainbows-${uid}`, `${pid}.sock`);
+}
+
+/**
+ * The control socket of the server `pid`, whoever runs this: the server makes it under its own user's
+ * directory, which is not the caller's when the server dropped privileges (`-u nobody`) and root asks.
+ * A pid names one process, so the first directory holding `<pid>.sock` is the one.
+ */
+export function findControlPath(pid: number, platform: NodeJS.Platform = process.platform): string {
+  const own = defaultControlPath(pid, platform);
+  if (platform === 'win32' || existsSync(own)) return own;
+  let directories: string[];
+  try {
+    directories = readdirSync(os.tmpdir()).filter((name) => /^grainbows-\d+$/.test(name));
+  } catch {
+    return own;
+  }
+  for (const directory of directories) {
+    const candidate = path.join(os.tmpdir(), directory, `${pid}.sock`);
+    if (existsSync(candidate)) return candidate;
+  }
+  return own;
 }
 
 export interface ControlTarget {
