@@ -26,6 +26,11 @@ function reachableByOthers(dir: string): boolean {
   }
 }
 
+/** Privilege tests drop to nobody, which must reach the project's files. */
+const AS_ROOT_FOR_NOBODY = {
+  skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false,
+};
+
 const linesOf = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
 describe('operator surface (CLI)', () => {
@@ -126,21 +131,17 @@ describe('operator surface (CLI)', () => {
     }
   });
 
-  it(
-    '-u and -g drop privileges after binding, before the app loads',
-    { skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false },
-    async () => {
-      const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', fixture('process-info.js')]);
-      try {
-        const info = (await (await fetch(cli.url)).json()) as { uid: number; gid: number };
-        assert.notEqual(info.uid, 0);
-        assert.notEqual(info.gid, 0);
-        assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
-      } finally {
-        await cli.stop('SIGTERM');
-      }
-    },
-  );
+  it('-u and -g drop privileges after binding, before the app loads', AS_ROOT_FOR_NOBODY, async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', fixture('process-info.js')]);
+    try {
+      const info = (await (await fetch(cli.url)).json()) as { uid: number; gid: number };
+      assert.notEqual(info.uid, 0);
+      assert.notEqual(info.gid, 0);
+      assert.equal(readFileSync(`/proc/${cli.pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(info.uid));
+    } finally {
+      await cli.stop('SIGTERM');
+    }
+  });
 
   it('USR1 when the log path cannot be opened again: lines go on to the old file, after one error line saying so', async () => {
     const dir = tmpDir();
@@ -169,7 +170,7 @@ describe('operator surface (CLI)', () => {
 
   it(
     '-u with a pidfile in a directory only root may write: written before the drop; ctl --pid run by root finds the control socket',
-    { skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false },
+    AS_ROOT_FOR_NOBODY,
     async () => {
       const dir = tmpDir();
       chmodSync(dir, 0o755);
