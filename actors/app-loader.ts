@@ -16,6 +16,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../shared/app-spec.js';
 import { locateSyntaxError } from '../shared/syntax-error.js';
 import { announceListening, type FastifyInstanceLike, type ListeningAddress } from './fastify-lifecycle.js';
+import { appEventOf } from './app-server.js';
 
 export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';
 
@@ -93,7 +94,7 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
   }
   if (exported instanceof Server) {
     const server = exported;
-    return { kind: 'http-server', listener: (req, res) => server.emit('request', req, res), ownServer: server };
+    return { kind: 'http-server', listener: (req, res) => server.emit(appEventOf(req), req, res), ownServer: server };
   }
   if (typeof exported === 'function') {
     if (exported.length === 1) return { kind: 'fetch', listener: fetchListener(exported as FetchHandler) };

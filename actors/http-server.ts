@@ -27,6 +27,7 @@ import { restoreRequest, type ParserCompat } from './request-normalizer.js';
 import { RelaySocket } from './relay-socket.js';
 import type { RequestMetrics } from '../shared/request-metrics.js';
 import { sessionOwner } from '../shared/affinity.js';
+import { routeAsAppEvent, type AppRequestEvent } from './app-server.js';
 
 /**
  * The settings an actor's HTTP server reads: those taken as they are (named and described in the settings
@@ -340,13 +341,36 @@ export function createActorServer(
     server[START_NODE_DEADLINES] = undefined;
     for (const track of trackConnections) track.call(server);
   };
-  if (settings.limitRequestBody > 0) {
-    // Answer an oversized upload that asks `Expect: 100-continue` with 413 instead of inviting the body.
+  // `Expect`: Node emits 'checkContinue' and 'checkExpectation' only to listeners, and answers them itself
+  // otherwise (100 then 'request'; 417). The actor's server listens when it must answer first (an oversized
+  // upload gets 413 instead of an invitation) and whenever the app's own server may listen (hapi's
+  // server.listener answers `Expect: 100-continue` per route: 404 before any body for an unknown path).
+  // Either way the request passes handle(), counted and held to the rules, and reaches the app as the event
+  // the app listens for.
+  const appServer = app.ownServer;
+  const appListens = (event: AppRequestEvent): boolean => (appServer?.listenerCount(event) ?? 0) > 0;
+  if (settings.limitRequestBody > 0 || appServer) {
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!declaredTooLarge(req, settings.limitRequestBody)) res.writeContinue();
-      handle(req, res);
+      // handle() answers the oversized one 413.
+      if (settings.limitRequestBody > 0 && declaredTooLarge(req, settings.limitRequestBody)) handle(req, res);
+      else if (appListens('checkContinue')) {
+        routeAsAppEvent(req, 'checkContinue');
+        handle(req, res);
+      } else {
+        res.writeContinue();
+        handle(req, res);
+      }
     });
   }
+  if (appServer)
+    server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!appListens('checkExpectation')) {
+        res.writeHead(417).end(); // what Node answers when nobody listens
+        return;
+      }
+      routeAsAppEvent(req, 'checkExpectation');
+      handle(req, res);
+    });
   if (settings.compat) {
     // An upgrade request is not counted as a request on its connection: it is the one after those counted.
     // Seen by wrapping emit rather than by listening: a listener of ours would make Node take every request

@@ -2,6 +2,7 @@
  * Every app kind grainbows detects, each with the real framework, under every hand-off strategy.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
@@ -103,3 +104,63 @@ describe('socket.io with several actors', () => {
     }
   });
 });
+
+/** Sends `head`, then (once `when` matches what came back) `body`; resolves with all that came back by the close or `ms`. */
+function converse(port: number, head: string, when?: RegExp, body = ''): Promise<string> {
+  return new Promise((resolve) => {
+    let received = '';
+    let sent = false;
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(head));
+    const timer = setTimeout(() => socket.destroy(), 3000);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      if (when && !sent && when.test(received)) {
+        sent = true;
+        socket.end(body);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+  });
+}
+
+for (const strategy of await strategies()) {
+  describe(`Expect handled by the app's own server (${strategy})`, () => {
+    const upload = (path: string, length: number, expect = '100-continue') =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: ${expect}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
+
+    it("an exported http.Server's 'checkContinue' and 'checkExpectation' listeners answer, counted as requests", () =>
+      withServer({ app: fixture('expectations.js'), handoff: strategy }, async ({ port, server }) => {
+        const forbidden = await converse(port, upload('/forbidden', 20 * 2 ** 20));
+        assert.match(forbidden, /^HTTP\/1\.1 403 /, 'refused before the body');
+        assert.doesNotMatch(forbidden, /100 Continue/);
+        const accepted = await converse(port, upload('/upload', 5), /100 Continue\r\n\r\n/, 'hello');
+        assert.match(accepted, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 [\s\S]*received 5$/);
+        const other = await converse(port, upload('/other', 0, 'something-else'));
+        assert.match(other, /^HTTP\/1\.1 200 [\s\S]*expected something-else\r\n/);
+        const stats = await server.stats();
+        assert.equal(stats.responses.byStatusClass['2xx'], 2);
+        assert.equal(stats.responses.byStatusClass['4xx'], 1);
+      }));
+
+    it('hapi (server.listener) answers 404 before the body for a path it has no route for, and invites the upload of one it has', () =>
+      withServer({ app: fixture('frameworks/hapi.js'), handoff: strategy }, async ({ port }) => {
+        const unknown = await converse(port, upload('/nowhere', 20 * 2 ** 20));
+        assert.match(unknown, /^HTTP\/1\.1 404 /);
+        assert.doesNotMatch(unknown, /100 Continue/);
+        const known = await converse(port, upload('/upload', 7), /100 Continue\r\n\r\n/, 'payload');
+        assert.match(known, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 [\s\S]*\{"size":7\}$/);
+      }));
+
+    it('an app without such listeners: 100 Continue as before, and 417 for another expectation', () =>
+      withServer({ app: fixture('frameworks/http-server-ws.js'), handoff: strategy }, async ({ port }) => {
+        const echoed = await converse(port, upload('/echo', 2), /100 Continue\r\n\r\n/, 'hi');
+        assert.match(echoed, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 [\s\S]*hi$/);
+        assert.match(await converse(port, upload('/echo', 0, 'something-else')), /^HTTP\/1\.1 417 /);
+      }));
+  });
+}

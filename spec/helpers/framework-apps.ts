@@ -58,6 +58,7 @@ export const APPS: FrameworkApp[] = [
   { name: 'NestJS (Express)', file: 'nest.js' },
   { name: 'graphql-yoga', file: 'yoga.js', routes: YOGA_ROUTES },
   { name: 'socket.io on an exported http.Server', file: 'socket-io.js' },
+  { name: 'hapi 21 (server.listener)', file: 'hapi.js' },
 ];
 
 export const frameworkApp = (file: string): string => fixture(`frameworks/${file}`);
