@@ -5,6 +5,7 @@
  * server stops.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -161,6 +162,28 @@ describe('actor endings in the metrics', () => {
       assert.equal(sample(samples, 'grainbows_actor_ends_total{reason="hung"}'), 1);
       assert.equal(sample(samples, 'grainbows_requests_total{status_class="2xx"}'), 6, 'the six answered before the crash and hang are still counted');
     }));
+});
+
+const havePromtool = spawnSync('promtool', ['--version']).status === 0;
+
+describe("Prometheus's own lint", () => {
+  it(
+    'the scrape passes `promtool check metrics`: no gauge is named like a counter',
+    { skip: havePromtool || process.env.CI ? false : 'promtool is not installed (apt-get install prometheus)' },
+    async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', '--metrics-bind', '127.0.0.1:0', fixture('identify.js')]);
+      try {
+        const metricsUrl = (await cli.waitFor(/Metrics at: (\S+)\/metrics/))[1];
+        await (await fetch(`${cli.url}/`)).text();
+        const scrape = await (await fetch(`${metricsUrl}/metrics`)).text();
+        const lint = spawnSync('promtool', ['check', 'metrics'], { input: scrape, encoding: 'utf8' });
+        assert.equal(lint.status, 0, `${lint.stdout}${lint.stderr}`);
+        assert.match(scrape, /^nodejs_active_handles\{type="[^"]+"\} \d+$/m, 'the by-type gauge that replaces the total');
+      } finally {
+        await cli.stop();
+      }
+    },
+  );
 });
 
 describe('--metrics-bind at the CLI', () => {

@@ -32,6 +32,9 @@ export interface MetricsSource {
 export const METRICS_PATH = '/metrics';
 export const HEALTH_PATH = '/healthz';
 
+/** prom-client's default gauges whose `_total` names Prometheus's lint refuses; `sum()` of their by-type gauge replaces each. */
+const PROMTOOL_REFUSED = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /**
  * The response-duration histogram, reporting the buckets the actors counted. prom-client's registry reads
  * a histogram through `getForPromString()` where it has one (15.x) and through `get()` otherwise: both
@@ -88,6 +91,9 @@ class GrainbowsMetrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names three gauges `*_total`, which Prometheus keeps for counters (`promtool check metrics`
+    // refuses them). Each is the sum of a gauge it exports by type beside it (`nodejs_active_handles` ...).
+    for (const name of PROMTOOL_REFUSED) this.registry.removeSingleMetric(name);
     this.ready = new Gauge({ name: 'grainbows_ready', help: '1 while serving (an actor ready, not stopping), else 0', registers });
     this.actorsWanted = new Gauge({ name: 'grainbows_actors_desired', help: 'Actors the server keeps serving (-w, resize)', registers });
     this.actorsServing = new Gauge({ name: 'grainbows_actors', help: 'Actors serving or draining now', registers });
