@@ -4,7 +4,7 @@
  * and the clean refusals of POSIX-only settings on Windows.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,24 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
+import { AS_ROOT_FOR_NOBODY } from './helpers/probes.js';
 import { refuseUnsupported } from '../source/cli/process-settings.js';
 import { defaultSettings, SETTINGS, type SettingName } from '../source/config/settings.js';
 import type { SettingSource } from '../source/config/config.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'grainbows-op-'));
-
-/** Can an unprivileged user (nobody) reach the project's files? Not in a checkout inside a 0700 directory. */
-function reachableByOthers(dir: string): boolean {
-  for (let at = dir; ; at = path.dirname(at)) {
-    if ((statSync(at).mode & 0o001) === 0) return false;
-    if (path.dirname(at) === at) return true;
-  }
-}
-
-/** Privilege tests drop to nobody, which must reach the project's files. */
-const AS_ROOT_FOR_NOBODY = {
-  skip: process.getuid?.() !== 0 ? 'needs root' : !reachableByOthers(ROOT) ? 'the checkout is not reachable by other users' : false,
-};
 
 const linesOf = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 

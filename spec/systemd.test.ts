@@ -134,6 +134,9 @@ describe('systemd', { skip }, () => {
       assert.ok(!existsSync(notUsed), 'the -b bind is not used when systemd passes sockets');
       assert.match(output, /Socket activation: listening on the 2 sockets systemd passed \(fd:\/\/3, fd:\/\/4\)/);
 
+      // Each listener is named by its address, the unix one by its path, not by its descriptor.
+      assert.match(output, new RegExp(`Listening at: http://127\\.0\\.0\\.1:${port} \\(`));
+      assert.ok(output.includes(`Listening at: unix:${unixPath} (`), output);
       const servingPid = Number(/Listening at: \S+ \((\d+)\)/.exec(output)?.[1]);
       const ready = await notify.next(/^READY=1$/m);
       assert.match(ready.message, new RegExp(`^MAINPID=${servingPid}$`, 'm'), 'READY=1 names the serving process');

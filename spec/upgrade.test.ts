@@ -3,14 +3,14 @@
  * listening sockets; once it serves, the old one drains and exits. Under continuous load nothing fails.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { until } from './helpers/wait.js';
 import { runCli, startCli, type RunningCli, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
-import { isAlive } from './helpers/probes.js';
+import { AS_ROOT_FOR_NOBODY, isAlive } from './helpers/probes.js';
 
 /** Processes start and stop slowly here: wait up to 15,000 ms. */
 const slowly = <T>(probe: Parameters<typeof until<T>>[0], what: string) => until<T>(probe, what, 15_000, 25);
@@ -61,6 +61,43 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       await cli.stop('SIGKILL');
     }
   });
+
+  it(
+    '-u nobody: USR2 keeps a unix socket path the old process bound as root (given to nobody at bind), and both stop cleanly',
+    AS_ROOT_FOR_NOBODY,
+    async () => {
+      const { app, dir, setVersion } = versionedApp('v1');
+      chmodSync(dir, 0o777); // nobody writes the new process's pidfile here
+      const pidfile = path.join(dir, 'server.pid');
+      const socketPath = path.join(dir, 'app.sock');
+      // umask 022: the socket is not writable by others, so only owning it lets nobody link it.
+      const cli = await startCli(['-b', `unix:${socketPath}`, '-u', 'nobody', '-g', 'nogroup', '-m', '022', '-p', pidfile, app]);
+      const overUnix = () =>
+        new Promise<string>((resolve, reject) => {
+          http
+            .get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
+              let body = '';
+              res.on('data', (chunk) => (body += chunk));
+              res.on('end', () => resolve(body));
+            })
+            .on('error', reject);
+        });
+      try {
+        assert.equal(await overUnix(), 'v1');
+        assert.notEqual(statSync(socketPath).uid, 0, 'the socket belongs to the user the server runs as');
+        setVersion('v2');
+        const exited = exitOf(cli);
+        cli.child.kill('SIGUSR2');
+        assert.equal(await exited, 0, cli.output());
+        assert.doesNotMatch(cli.output(), /cannot keep|stop failed|Unhandled/);
+        assert.ok(existsSync(socketPath), 'the unix socket path survives the old process');
+        assert.equal(await overUnix(), 'v2');
+      } finally {
+        await stopByPidfile(pidfile);
+        await cli.stop('SIGKILL');
+      }
+    },
+  );
 
   it('ctl upgrade keeps a unix socket path serving; a new process that fails leaves the old one serving', async () => {
     const { app, dir } = versionedApp('v1');

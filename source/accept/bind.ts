@@ -2,6 +2,7 @@
  * `-b/--bind` addresses, as gunicorn spells them: `HOST:PORT`, `[IPv6]:PORT`, `HOST` (port 8000),
  * `unix:PATH` and `fd://N` (a listening socket inherited from the parent, e.g. systemd or a supervisor).
  */
+import { fstatSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { GrainbowsError } from '../../shared/errors.js';
 import type { InheritedListener } from '../lifecycle/binary-upgrade.js';
@@ -62,11 +63,32 @@ export function inheritedDescriptors(binds: readonly string[]): number[] {
   });
 }
 
+/** The path a unix socket descriptor is bound to, from /proc/net/unix (Linux); undefined elsewhere or when it has none. */
+export function unixPathOf(fd: number): string | undefined {
+  try {
+    const inode = fstatSync(fd).ino;
+    for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      // Num RefCount Protocol Flags Type St Inode Path
+      const fields = line.trim().split(/\s+/);
+      if (Number(fields[6]) === inode && fields[7]) return fields[7];
+    }
+  } catch {
+    // not Linux, or the descriptor is gone
+  }
+  return undefined;
+}
+
 /** How a bound listener is shown to people: `http://127.0.0.1:8000`, `unix:/run/app.sock`. */
 export function describeListener(server: net.Server, bind: BindAddress, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address();
   if (typeof address === 'string') return `unix:${address}`;
-  if (address === null) return bind.kind === 'unix' ? `unix:${bind.path}` : bind.kind === 'handle' ? bind.was : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
+  if (address === null) {
+    if (bind.kind === 'unix') return `unix:${bind.path}`;
+    if (bind.kind === 'handle') return bind.was;
+    // A unix socket opened from a descriptor (systemd's) tells Node no path: the kernel knows it.
+    const bound = bind.kind === 'fd' ? unixPathOf(bind.fd) : undefined;
+    return bound ? `unix:${bound}` : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
+  }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `${scheme}://${host}:${address.port}`;
 }

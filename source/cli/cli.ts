@@ -7,7 +7,7 @@
 import { ExitStatus, GrainbowsError } from '../../shared/errors.js';
 import { formatConfig, resolveConfig, type ResolvedConfig } from '../config/config.js';
 import { GrainbowsServer } from '../server.js';
-import { inheritedDescriptors } from '../accept/bind.js';
+import { inheritedDescriptors, parseBind } from '../accept/bind.js';
 import { checkApp } from './check.js';
 import v8 from 'node:v8';
 import { claimLauncher, keepSemiSpaceFlagToMain, missingMainFlags, relaunch, watchLauncher } from './relaunch.js';
@@ -30,6 +30,7 @@ import {
   applyProcessSettings,
   checkPidfile,
   daemonize,
+  chownToRunAs,
   dropPrivileges,
   isDaemonChild,
   refuseUnsupported,
@@ -152,6 +153,7 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
         ? {
             afterBind: () => {
               writePidfile(pidfile);
+              chownToRunAs(unixSocketPaths(settings.bind), settings.user, settings.group);
               dropPrivileges(settings.user, settings.group);
             },
           }
@@ -193,6 +195,14 @@ async function serve(config: ResolvedConfig, app: string, { launched, activated,
   // `-D` returns once the daemon serves: its log must say so by then (a file is written asynchronously).
   await errorLog.flushed();
   reportToStarter({ kind: 'ready' });
+}
+
+/** The paths of the unix sockets among `binds` (`unix:PATH`). */
+function unixSocketPaths(binds: readonly string[]): string[] {
+  return binds.flatMap((bind) => {
+    const parsed = parseBind(bind);
+    return parsed.kind === 'unix' ? [parsed.path] : [];
+  });
 }
 
 async function main(): Promise<void> {

@@ -4,7 +4,7 @@
  * title; bind; drop privileges; load the app; write the pidfile once serving.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GrainbowsError } from '../../shared/errors.js';
 import type { SettingSource } from '../config/config.js';
@@ -41,6 +41,34 @@ export function applyProcessSettings(settings: SettingsValues, sources: Record<S
   }
   if (sources.umask !== 'default' && process.platform !== 'win32') process.umask(settings.umask);
   process.title = settings.procName ? `grainbows: ${settings.procName}` : 'grainbows';
+}
+
+/**
+ * Gives the unix sockets this process bound (as root) to the user and group it is about to run as, as
+ * gunicorn does: a binary upgrade keeps a socket's path by hard-linking it, which fs.protected_hardlinks
+ * refuses on a file another user owns. The ids come from the names by switching the effective ids for a
+ * moment, so that whatever resolves users (files, LDAP) resolves them as setuid() will.
+ */
+export function chownToRunAs(paths: readonly string[], user: string, group: string): void {
+  if (paths.length === 0 || (!user && !group) || process.getuid?.() !== 0) return;
+  const asId = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
+  let uid = -1;
+  let gid = -1;
+  try {
+    if (group) {
+      process.setegid!(asId(group));
+      gid = process.getegid!();
+      process.setegid!(0);
+    }
+    if (user) {
+      process.seteuid!(asId(user));
+      uid = process.geteuid!();
+      process.seteuid!(0);
+    }
+  } catch (error) {
+    throw new GrainbowsError('E_USAGE', `cannot switch to user '${user || '-'}' group '${group || '-'}': ${(error as Error).message}`);
+  }
+  for (const socketPath of paths) chownSync(socketPath, uid, gid);
 }
 
 /** --group then --user (the group change needs the privileges the user change gives up). */
