@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { splitAppSpec } from '../shared/app-spec.js';
-import { parseBind } from '../source/accept/bind.js';
+import { describeListener, parseBind, unixPathOf } from '../source/accept/bind.js';
+import net from 'node:net';
 import { Arbiter } from '../source/lifecycle/arbiter.js';
 import { createLogger } from '../shared/log.js';
 import type { GrainbowsServer } from '../source/server.js';
@@ -226,4 +227,28 @@ describe('shedding slices', () => {
     }
     assert.equal(budget.spent(), true);
   });
+});
+
+describe('listeners as the log names them', () => {
+  it(
+    'a unix socket opened from a descriptor (systemd, a binary upgrade) by its path, not fd://N',
+    { skip: process.platform !== 'linux' && '/proc/net/unix is Linux only' },
+    async () => {
+      const socketPath = path.join(mkdtempSync(path.join(tmpdir(), 'grainbows-bind-')), 'app.sock');
+      const bound = net.createServer();
+      await new Promise<void>((resolve) => bound.listen(socketPath, resolve));
+      const fd = (bound as unknown as { _handle: { fd: number } })._handle.fd;
+      try {
+        assert.equal(unixPathOf(fd), socketPath);
+        // What Node reports for a server opened on such a descriptor: no address, only its handle's descriptor.
+        const fromDescriptor = { address: () => null, _handle: { fd } } as unknown as net.Server;
+        assert.equal(describeListener(fromDescriptor, { kind: 'fd', fd }), `unix:${socketPath}`);
+        assert.equal(describeListener(fromDescriptor, { kind: 'handle', was: 'unix:/elsewhere', inherited: undefined as never }), `unix:${socketPath}`);
+        const unknown = { address: () => null, _handle: { fd: -1 } } as unknown as net.Server;
+        assert.equal(describeListener(unknown, { kind: 'fd', fd: 7 }), 'fd://7');
+      } finally {
+        bound.close();
+      }
+    },
+  );
 });

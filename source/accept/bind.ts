@@ -84,10 +84,12 @@ export function describeListener(server: net.Server, bind: BindAddress, scheme: 
   if (typeof address === 'string') return `unix:${address}`;
   if (address === null) {
     if (bind.kind === 'unix') return `unix:${bind.path}`;
-    if (bind.kind === 'handle') return bind.was;
-    // A unix socket opened from a descriptor (systemd's) tells Node no path: the kernel knows it.
-    const bound = bind.kind === 'fd' ? unixPathOf(bind.fd) : undefined;
-    return bound ? `unix:${bound}` : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
+    // A unix socket opened from a descriptor (systemd's, or one a binary upgrade handed over) tells Node no
+    // path: the kernel knows it.
+    const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    const bound = typeof fd === 'number' && fd >= 0 ? unixPathOf(fd) : undefined;
+    if (bound) return `unix:${bound}`;
+    return bind.kind === 'handle' ? bind.was : `fd://${bind.kind === 'fd' ? bind.fd : '?'}`;
   }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `${scheme}://${host}:${address.port}`;
