@@ -156,6 +156,26 @@ describe('operator surface (CLI)', () => {
     }
   });
 
+  it('-u: USR1 after logrotate in a directory only root may write keeps every line in the old file, after one error line', AS_ROOT_FOR_NOBODY, async () => {
+    const dir = tmpDir();
+    chmodSync(dir, 0o755);
+    const errorLog = path.join(dir, 'error.log');
+    const cli = await startCli(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', '--error-logfile', errorLog, fixture('identify.js')], {
+      logFile: errorLog,
+    });
+    try {
+      renameSync(errorLog, `${errorLog}.1`); // what logrotate does, as root
+      cli.child.kill('SIGUSR1');
+      await until(() => linesOf(`${errorLog}.1`).some((line) => /Cannot reopen a log file.*EACCES/.test(line)), 'the error line in the old file');
+      cli.child.kill('SIGTTIN');
+      await until(() => linesOf(`${errorLog}.1`).some((line) => /Booted actor 2/.test(line)), 'later lines in the old file');
+      assert.equal(existsSync(errorLog), false);
+    } finally {
+      const exit = await cli.stop('SIGTERM');
+      assert.equal(exit.status, 0);
+    }
+  });
+
   it(
     '-u with a pidfile in a directory only root may write: written before the drop; ctl --pid run by root finds the control socket',
     AS_ROOT_FOR_NOBODY,
