@@ -19,6 +19,15 @@ import type { SettingSource } from '../source/config/config.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'grainbows-op-'));
 
+/** A server writing its error log and its access log to files of a fresh directory. */
+async function startWithLogFiles() {
+  const dir = tmpDir();
+  const errorLog = path.join(dir, 'error.log');
+  const accessLog = path.join(dir, 'access.log');
+  const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], { logFile: errorLog });
+  return { dir, errorLog, accessLog, cli };
+}
+
 const linesOf = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
 describe('operator surface (CLI)', () => {
@@ -96,12 +105,7 @@ describe('operator surface (CLI)', () => {
   });
 
   it('--error-logfile and --access-logfile are reopened on USR1 after being moved away (log rotation)', async () => {
-    const dir = tmpDir();
-    const errorLog = path.join(dir, 'error.log');
-    const accessLog = path.join(dir, 'access.log');
-    const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], {
-      logFile: errorLog,
-    });
+    const { errorLog, accessLog, cli } = await startWithLogFiles();
     try {
       await (await fetch(`${cli.url}/before`)).text();
       await until(() => linesOf(accessLog).length === 1, 'the first access line');
@@ -132,12 +136,7 @@ describe('operator surface (CLI)', () => {
   });
 
   it('USR1 when the log path cannot be opened again: lines go on to the old file, after one error line saying so', async () => {
-    const dir = tmpDir();
-    const errorLog = path.join(dir, 'error.log');
-    const accessLog = path.join(dir, 'access.log');
-    const cli = await startCli(['-b', '127.0.0.1:0', '--error-logfile', errorLog, '--access-logfile', accessLog, fixture('identify.js')], {
-      logFile: errorLog,
-    });
+    const { dir, errorLog, accessLog, cli } = await startWithLogFiles();
     try {
       renameSync(errorLog, `${errorLog}.1`);
       renameSync(accessLog, `${accessLog}.1`);

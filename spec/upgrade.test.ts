@@ -20,6 +20,19 @@ const pidIn = (file: string): number | undefined => (existsSync(file) ? Number(r
 const exitOf = (cli: RunningCli): Promise<number | null> =>
   cli.child.exitCode !== null ? Promise.resolve(cli.child.exitCode) : new Promise((resolve) => cli.child.once('exit', (status) => resolve(status)));
 
+/** GET / over the unix socket at `socketPath`, on a connection of its own: the body. */
+function getOverUnix(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
 /** Stops the process named by the pidfile (the successor, which is not our child) and waits for it. */
 async function stopByPidfile(pidfile: string): Promise<void> {
   for (const file of [pidfile, `${pidfile}.2`, `${pidfile}.oldbin`]) {
@@ -72,16 +85,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
       const socketPath = path.join(dir, 'app.sock');
       // umask 022: the socket is not writable by others, so only owning it lets nobody link it.
       const cli = await startCli(['-b', `unix:${socketPath}`, '-u', 'nobody', '-g', 'nogroup', '-m', '022', '-p', pidfile, app]);
-      const overUnix = () =>
-        new Promise<string>((resolve, reject) => {
-          http
-            .get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
-              let body = '';
-              res.on('data', (chunk) => (body += chunk));
-              res.on('end', () => resolve(body));
-            })
-            .on('error', reject);
-        });
+      const overUnix = () => getOverUnix(socketPath);
       try {
         assert.equal(await overUnix(), 'v1');
         assert.notEqual(statSync(socketPath).uid, 0, 'the socket belongs to the user the server runs as');
@@ -105,16 +109,7 @@ describe('binary upgrade', { skip: process.platform === 'win32' ? 'USR2 is POSIX
     const socketPath = path.join(dir, 'app.sock');
     const cli = await startCli(['-b', `unix:${socketPath}`, '-b', '127.0.0.1:0', '-p', pidfile, app]);
     const ctl = (...args: string[]) => runCli(['ctl', '--pid', pidfile, ...args], { timeoutMs: 60_000 });
-    const overUnix = () =>
-      new Promise<string>((resolve, reject) => {
-        http
-          .get({ socketPath, path: '/', headers: { connection: 'close' } }, (res) => {
-            let body = '';
-            res.on('data', (chunk) => (body += chunk));
-            res.on('end', () => resolve(body));
-          })
-          .on('error', reject);
-      });
+    const overUnix = () => getOverUnix(socketPath);
     try {
       const oldPid = await slowly(() => pidIn(pidfile), 'the pidfile');
       // The app no longer loads: the upgrade fails and the old process serves on, pidfile untouched.
