@@ -7,116 +7,38 @@
  */
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import type { AppSpec } from '../shared/app-spec.js';
+import { HEARTBEAT_MS, type ActorControl, type ActorExit, type ActorTask, type BootResult } from '../shared/actor-protocol.js';
 import { createForwardingLogger, describeError } from '../shared/log.js';
-import type { CleartextHttp2, Http2Limits, SettingsValues } from '../shared/settings-values.js';
-import type { ActorNotice, LogMessage } from '../shared/wire.js';
-import { AppLoadFailure, loadApp, type AppKind, type LoadedApp } from './app-loader.js';
+import { isPeerPortRequest, type ActorNotice, type LogMessage } from '../shared/wire.js';
+import { AppLoadFailure, loadApp, type LoadedApp } from './app-loader.js';
 import { ConnectionHost } from './connection-host.js';
-import type { ActorTls } from '../shared/tls-options.js';
-import { createActorServer, requestHandlerOf, routeConnectToApp, type HttpSettings, type RequestCounters } from './http-server.js';
-import { Http2Sessions, http2Refusal } from './http2-sessions.js';
-import { H2C_SERVER_OPTIONS, takeH2cUpgrades } from './h2c-upgrade.js';
+import { createActorServer, requestHandlerOf, routeConnectToApp, type RequestCounters } from './request-pipeline.js';
 import { DrainMode } from './drain.js';
 import { RequestSlots } from './request-slots.js';
 import { RequestMetrics } from '../shared/request-metrics.js';
-import { closeStatsd, openStatsd, sendResponse, type StatsdTarget } from '../shared/statsd.js';
-import { forwardServerEvents } from './app-server.js';
+import { closeStatsd, openStatsd, sendResponse } from '../shared/statsd.js';
+import { trimHeapWhenQuiet } from '../shared/idle-heap-trim.js';
+import { forwardServerEvents } from './app-own-server.js';
 import { ACTOR_ID_KEY, sharedAdapterBuilt } from '../shared/affinity.js';
 import { createRequire } from 'node:module';
 import { createAddressMatcher } from '../shared/forwarded.js';
-import type { ListeningAddress } from './fastify-lifecycle.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
-
-/** What an actor is told of the settings (from the settings table, source/config/settings.ts). */
-export interface ActorSettings extends HttpSettings, Pick<SettingsValues, 'logLevel'> {
-  /** `--max-requests` with this actor's jitter added by main; 0 = never. */
-  maxRequests: number;
-  /** The config file whose actor hooks (actorInit, preRequest, ...) this actor runs, if it has any. */
-  hooksFile: string | null;
-  /** Where this actor sends gunicorn's per-request StatsD metrics; null when off. */
-  statsd: StatsdTarget | null;
-  /** `--worker-connections`: the most requests in flight main gives this actor (1 with `--use sync`). */
-  requestsPerActor: number;
-  /** HTTPS ended in this actor, on the sockets main moves here unread; null: plain HTTP, or TLS ended in main. */
-  tls: ActorTls | null;
-  /** `--http-protocols` offers h2 or `--http2-cleartext` is on: the SETTINGS its connections get; null: HTTP/1.1 only. */
-  http2: Http2Limits | null;
-  /** `--http2-cleartext`: which peers may speak cleartext HTTP/2, by prior knowledge or `Upgrade: h2c`; null when off. */
-  h2c: CleartextHttp2 | null;
-  /** `-w`: how many actors serve the app, this one included. */
-  actors: number;
-}
+import { installTaskLink, type TaskLink } from './tasks.js';
+import { nameEngineIoSessions } from './engine-io-sessions.js';
+import { SessionForwarder } from './session-forwarding.js';
 
 /**
- * Has the app loaded socket.io? Its package is CommonJS, so importing it from ESM still puts it in
- * require's cache; grainbows/socket.io does not load it.
+ * Has the app loaded socket.io with its default, in-memory adapter? socket.io is CommonJS, so importing it
+ * from ESM still puts it in require's cache; grainbows/socket.io does not load it. An adapter package
+ * (`@socket.io/redis-adapter`, `@socket.io/redis-streams-adapter`, `socket.io-redis`, ...) in the cache means
+ * the app shares its clients some other way.
  */
-function socketIoLoaded(): boolean {
-  return Object.keys(createRequire(import.meta.url).cache).some((file) => /[\\/]node_modules[\\/]socket\.io[\\/]/.test(file));
-}
-
-export interface ActorTask {
-  actorId: number;
-  app: AppSpec;
-  dataPort: MessagePort;
-  controlPort: MessagePort;
-  settings: ActorSettings;
-  /**
-   * One BigInt64 the actor sets to `Date.now()` every HEARTBEAT_MS from its event loop: main reads it to
-   * tell a hung actor (`--timeout`) from a busy one without a round trip.
-   */
-  heartbeat: SharedArrayBuffer;
-  /** One Int32: requests in flight, counted by main and actor together (request-slots.ts). */
-  requestSlots: SharedArrayBuffer;
-  /** Responses by status class and duration, written here and read by main (request-metrics.ts). */
-  requestMetrics: SharedArrayBuffer;
-}
-
-/** How often an actor stamps its heartbeat. */
-export const HEARTBEAT_MS = 250;
-
-/** `http2`: the actor serves HTTP/2 (asked for, and the app can speak it). */
-export type BootResult = { ok: true; kind: AppKind; http2: boolean } | { ok: false; code: 'E_APP_LOAD' | 'E_NOT_AN_APP'; message: string; detail: string };
-
-export interface ActorStats {
-  actorId: number;
-  connections: number;
-  /** Transferred connections still sending their first request head (the actor's head gate). */
-  awaitingHead: number;
-  requestsServed: number;
-  requestsInFlight: number;
-  /** Event-loop utilisation since the previous stats() call, 0..1. */
-  eventLoopUtilization: number;
-  /** Milliseconds the event loop has been busy and idle since the actor started (a reader computes its own utilisation from two readings). */
-  eventLoopActiveMs: number;
-  eventLoopIdleMs: number;
-  /** This actor's V8 heap, in bytes. */
-  heapUsed: number;
-  heapTotal: number;
-  startedAt: number;
-}
-
-/** What the main thread may call on an actor (over comlink: control only, never per request). */
-export interface ActorControl {
-  ready(): Promise<BootResult>;
-  stats(): ActorStats;
-  /**
-   * Finish what is in flight, take no more keep-alive requests: each response from now on carries
-   * `Connection: close` and idle connections are closed. Connections handed over later are still served.
-   */
-  drain(): void;
-  /** Main's listeners are open at these addresses (and were before this actor started, for later actors). */
-  listening(addresses: ListeningAddress[]): Promise<void>;
-  /** Close every connection now and end the task. */
-  stop(): void;
-}
-
-export interface ActorExit {
-  actorId: number;
-  requestsServed: number;
+function socketIoAloneInActor(): boolean {
+  const files = Object.keys(createRequire(import.meta.url).cache);
+  const socketIo = files.some((file) => /[\\/]node_modules[\\/]socket\.io[\\/]/.test(file));
+  const adapter = files.some((file) => /[\\/]node_modules[\\/](@socket\.io[\\/][^\\/]*adapter|socket\.io-redis)[\\/]/.test(file));
+  return socketIo && !adapter && !sharedAdapterBuilt();
 }
 
 export default async function runActor(task: ActorTask): Promise<ActorExit> {
@@ -147,6 +69,9 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   });
   let lastUtilization = performance.eventLoopUtilization();
   let host: ConnectionHost | undefined;
+  let forwarder: SessionForwarder | undefined;
+  /** The ends of channels other actors forward requests through. */
+  const peers: ConnectionHost[] = [];
   let app: LoadedApp | undefined;
   let hooks: ActorHooks = {};
   let hookActor: HookActor | undefined;
@@ -155,8 +80,14 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     stop = resolve;
   });
 
-  const statsd = task.settings.statsd && openStatsd(task.settings.statsd, (error) => log.debug(`statsd: ${error.message}`));
+  // Before the app loads: its top level may already call a task (a warm-up).
+  const taskLink: TaskLink | undefined = task.taskPort && task.settings.tasks ? installTaskLink(task.taskPort, task.settings.tasks) : undefined;
+  const statsd = task.settings.statsd ? await openStatsd(task.settings.statsd, (error) => log.debug(`statsd: ${error.message}`)) : null;
   const booting = boot();
+  const stopTrimming =
+    task.settings.heapTrimAfterMs > 0
+      ? trimHeapWhenQuiet({ served: () => requests.served, inFlight: () => requests.inFlight }, task.settings.heapTrimAfterMs, log)
+      : () => {};
   const control: ActorControl = {
     ready: () => booting,
     stats: () => {
@@ -184,6 +115,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     listening: async (addresses) => {
       try {
         await app?.onListening?.(addresses);
+        // An app may load socket.io only once it listens.
+        if (task.settings.stickySessions) nameEngineIoSessions(task.actorId);
       } catch (error) {
         log.error(`app: start-up hooks failed: ${describeError(error, true)}`);
       }
@@ -196,13 +129,17 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     try {
       const loaded = await loadApp(task.app);
       app = loaded;
-      if (task.actorId === 1 && task.settings.actors > 1 && socketIoLoaded() && !sharedAdapterBuilt())
+      if (task.actorId === 1 && task.settings.actors > 1 && socketIoAloneInActor())
         log.warning(
           `app: socket.io keeps its clients and rooms in each of the ${task.settings.actors} actors: a broadcast reaches only the clients of the actor that sends it. Give it grainbows/socket.io's createAdapter() and run with --sticky-sessions (docs/frameworks.md)`,
         );
       hooks = await loadActorHooks(task.settings.hooksFile);
+      // HTTP/2's modules (and node:http2) load only in an actor that may serve it (docs/performance.md, Memory).
+      const h2 = task.settings.http2 ? await import('./http2-sessions.js') : undefined;
+      const h2cUpgrade = task.settings.http2 && task.settings.h2c?.upgrade ? await import('./h2c-upgrade.js') : undefined;
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
+      forwarder = task.settings.stickySessions ? new SessionForwarder(task.dataPort, log) : undefined;
       const server = createActorServer(loaded, task.settings, {
         log,
         counters: requests,
@@ -212,21 +149,26 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         hooks,
         actorId: task.actorId,
         emitAccessLine: (line) => sendAccessLine(line),
-        serverOptions: task.settings.http2 && task.settings.h2c?.upgrade ? H2C_SERVER_OPTIONS : undefined,
+        serverOptions: h2cUpgrade?.H2C_SERVER_OPTIONS,
+        forwardSession: forwarder && {
+          request: (owner, req, res) => forwarder?.forward(owner, req, res),
+          upgrade: (owner, req, socket, head) => forwarder?.forwardUpgrade(owner, req, socket, head),
+        },
       });
       if (loaded.ownServer) forwardServerEvents(loaded.ownServer, server);
       await loaded.onServer?.(server, { actorId: task.actorId });
+      if (task.settings.stickySessions) nameEngineIoSessions(task.actorId);
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);
       // An app that cannot speak HTTP/2 is offered HTTP/1.1 only, whatever --http-protocols asks.
-      const refusal = task.settings.http2 ? http2Refusal(loaded) : undefined;
+      const refusal = h2 ? h2.http2Refusal(loaded) : undefined;
       if (refusal && task.actorId === 1) log.warning(`app: HTTP/2 is not offered: ${refusal}; it is served HTTP/1.1 only (--http-protocols h1 says so)`);
       const http2 = refusal ? null : task.settings.http2;
       const actorTls = task.settings.tls && refusal ? { ...task.settings.tls, alpn: ['http/1.1'] } : task.settings.tls;
       const h2c = http2 ? task.settings.h2c : null;
       const h2cTrusted = h2c ? createAddressMatcher(h2c.from) : undefined;
-      const sessions = http2 ? new Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined;
+      const sessions = http2 && h2 ? new h2.Http2Sessions(requestHandlerOf(server), http2, task.settings.keepAliveTimeoutMs, log) : undefined;
       const connections = new ConnectionHost(
         task.dataPort,
         server,
@@ -237,8 +179,8 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         sessions,
         h2c?.priorKnowledge ? h2cTrusted : undefined,
       );
-      if (h2c?.upgrade && h2cTrusted)
-        takeH2cUpgrades(server, {
+      if (h2c?.upgrade && h2cTrusted && h2cUpgrade)
+        h2cUpgrade.takeH2cUpgrades(server, {
           trusted: h2cTrusted,
           draining: () => drain.active,
           serve: (socket) => connections.serveUpgraded(socket),
@@ -247,6 +189,16 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         });
       sendAccessLine = (line) => connections.sendAccessLine(line);
       host = connections;
+      // Requests other actors forward here, each channel read as relayed connections are (session-forwarding.ts).
+      task.dataPort.on('message', (message: unknown) => {
+        if (!isPeerPortRequest(message)) return;
+        const peer = new ConnectionHost(message.port, server, slots, {
+          headerTimeoutMs: task.settings.headerTimeout * 1000,
+          bodyTimeoutMs: task.settings.bodyTimeout * 1000,
+        });
+        peer.firstRequestCountedByMain = false;
+        peers.push(peer);
+      });
       log.debug(`actor ${task.actorId} serving ${task.app.display} as a ${loaded.kind} app`);
       return { ok: true, kind: loaded.kind, http2: http2 !== null };
     } catch (error) {
@@ -266,9 +218,13 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
   }
   if (hookActor) await callHook('actorExit', hooks.actorExit, [hookActor], log);
   clearInterval(heartbeat);
+  stopTrimming();
   drain.stop();
   host?.destroyAll();
+  forwarder?.close();
+  for (const peer of peers) peer.destroyAll();
   task.dataPort.close();
+  taskLink?.close();
   if (statsd) await closeStatsd(statsd);
   // Give comlink's last reply (to stop()) a turn to leave before the port closes.
   await new Promise((resolve) => setImmediate(resolve));

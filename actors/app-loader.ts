@@ -5,29 +5,24 @@
  * `{ fetch }` literal); a Koa app (`callback()`); a Fastify instance (`routing` after `ready()`); an
  * `http.Server` (its 'request' listeners); a function of one parameter (a Fetch handler); any other function
  * (a `(req, res)` listener: plain, Express, Connect). A Fastify instance and an exported `http.Server` also
- * bring a server of their own, whose 'upgrade' and 'connect' listeners hear those events (app-server.ts).
+ * bring a server of their own, whose 'upgrade' and 'connect' listeners hear those events (app-own-server.ts).
  */
 import { Server, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getRequestListener } from '@hono/node-server';
 import type { AppSpec } from '../shared/app-spec.js';
 import { locateSyntaxError } from '../shared/syntax-error.js';
-import { announceListening, type FastifyInstanceLike, type ListeningAddress } from './fastify-lifecycle.js';
-import { appEventOf } from './app-server.js';
-
-export type AppKind = 'fetch' | 'koa' | 'fastify' | 'http-server' | 'listener';
-
-/** A module may export `onServer`: it receives each actor's `http.Server`, for `ws`, socket.io and friends. */
-export type ServerHook = (server: Server, context: { actorId: number }) => void | Promise<void>;
+import { announceListening, type FastifyInstanceLike } from './fastify-lifecycle.js';
+import type { AppKind, ListeningAddress, ServerHook } from '../shared/actor-protocol.js';
+import { appEventOf } from './app-own-server.js';
 
 export interface LoadedApp {
   kind: AppKind;
   listener: RequestListener;
   onServer?: ServerHook;
-  /** The app's own http.Server, when it built one: it hears the actor server's upgrades (app-server.ts). */
+  /** The app's own http.Server, when it built one: it hears the actor server's upgrades (app-own-server.ts). */
   ownServer?: Server;
   /** Main's listeners are open (Fastify's onListen hooks run here). */
   onListening?: (addresses: ListeningAddress[]) => Promise<void>;
@@ -66,9 +61,11 @@ const isKoa = (app: unknown): app is KoaLike =>
 const isFastify = (app: unknown): app is FastifyLike =>
   isObject(app) && typeof app.routing === 'function' && typeof app.ready === 'function' && 'server' in app;
 
-function fetchListener(handler: FetchHandler): RequestListener {
+async function fetchListener(handler: FetchHandler): Promise<RequestListener> {
   // @hono/node-server's adapter: a well-kept Request/Response bridge with streaming both ways. We keep the
-  // global Request/Response untouched so the app sees the runtime's own classes.
+  // global Request/Response untouched so the app sees the runtime's own classes. Loaded only for a Fetch
+  // app: other actors never pay for it (docs/performance.md, Memory).
+  const { getRequestListener } = await import('@hono/node-server');
   return getRequestListener(handler, { overrideGlobalObjects: false }) as RequestListener;
 }
 
@@ -76,7 +73,7 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
   if (isObject(exported) && typeof exported.fetch === 'function') {
     const target = exported;
     const fetch = exported.fetch as FetchHandler;
-    return { kind: 'fetch', listener: fetchListener((request, ...rest) => fetch.call(target, request, ...rest)) };
+    return { kind: 'fetch', listener: await fetchListener((request, ...rest) => fetch.call(target, request, ...rest)) };
   }
   if (isKoa(exported)) return { kind: 'koa', listener: exported.callback() };
   if (isFastify(exported)) {
@@ -97,7 +94,7 @@ export async function adaptApp(exported: unknown, where: string): Promise<Omit<L
     return { kind: 'http-server', listener: (req, res) => server.emit(appEventOf(req), req, res), ownServer: server };
   }
   if (typeof exported === 'function') {
-    if (exported.length === 1) return { kind: 'fetch', listener: fetchListener(exported as FetchHandler) };
+    if (exported.length === 1) return { kind: 'fetch', listener: await fetchListener(exported as FetchHandler) };
     return { kind: 'listener', listener: exported as RequestListener };
   }
   const shown = exported === undefined ? 'undefined' : exported === null ? 'null' : typeof exported;

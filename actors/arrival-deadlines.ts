@@ -5,14 +5,14 @@
  * The first head of a relayed connection is timed by the main thread's head gate (it is not handed over
  * before it is whole). For the heads and bodies after it, Node's server has the same deadlines
  * (`headersTimeout`, `requestTimeout`), but it keeps them by moving each connection through two sorted
- * native sets at every request's start and end, with a timestamp: 0.67 µs per request in the actor
- * threads for the sets alone (perf, hello world, Node 20; docs/performance.md), paid by every request. Relay sockets see every byte
+ * native sets at every request's start and end, with a timestamp: 0.58 µs more CPU per request than this
+ * module (`npm run bench:actor`, hello world, Node 20; docs/performance.md), paid by every request. Relay sockets see every byte
  * that arrives anyway, so here each one stamps when a request began to arrive, and a sweep once a second
  * (Node's own check interval is the same `connectionsCheckingInterval`) expires the late ones: per request,
  * a field or two.
  *
  * Transferred connections are real sockets that Node's server reads natively, with no byte passing our
- * code: they keep Node's own deadlines (startNodeDeadlines in http-server.ts).
+ * code: they keep Node's own deadlines (startNodeDeadlines in request-pipeline.ts).
  *
  * One approximation: a head pipelined behind a request *with a body*, in the same bytes as the body's end,
  * is timed from the next bytes that arrive (the idle keep-alive timeout bounds the wait until then).
@@ -21,7 +21,7 @@ import type { Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { RelaySocket } from './relay-socket.js';
 
-/** How often late arrivals are looked for, as Node's connectionsCheckingInterval in http-server.ts. */
+/** How often late arrivals are looked for, as Node's connectionsCheckingInterval in request-pipeline.ts. */
 export const SWEEP_MS = 1000;
 
 export class ArrivalDeadlines {

@@ -20,10 +20,11 @@ import {
 } from '../shared/wire.js';
 import { HeadGate, type GatedConnection } from '../shared/head-gate.js';
 import { ArrivalDeadlines } from './arrival-deadlines.js';
-import { startNodeDeadlines } from './http-server.js';
+import { startNodeDeadlines } from './request-pipeline.js';
 import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
-import { RequestNormalizer, attachNormalizer, type ParserCompat } from './request-normalizer.js';
+import { RequestNormalizer, attachNormalizer } from './request-normalizer.js';
+import type { ParserCompat } from '../shared/actor-protocol.js';
 import { TlsFront } from './tls-front.js';
 import type { Http2Sessions } from './http2-sessions.js';
 import type { ActorTls } from '../shared/tls-options.js';
@@ -74,6 +75,11 @@ export class ConnectionHost implements RelayOutlet {
   private readonly tlsFront: TlsFront | undefined;
   /** Loaded with the first moved socket (shared/close-on-exec.ts). */
   private closeOnExec: Promise<CloseOnExec | undefined> | undefined;
+  /**
+   * Main counts each relayed connection's first request as it hands it over (request-slots.ts). Connections
+   * another actor forwards (session-forwarding.ts) pass no main: their first request is counted here.
+   */
+  firstRequestCountedByMain = true;
 
   constructor(
     port: MessagePort,
@@ -193,7 +199,7 @@ export class ConnectionHost implements RelayOutlet {
       this.relayed.delete(id);
       void connection.inbound.return(); // frames still queued in it are dropped with the connection
     });
-    this.slots.adopt(socket);
+    if (this.firstRequestCountedByMain) this.slots.adopt(socket);
     this.arrivals.watch(socket);
     this.server.emit('connection', socket);
     void connection.inbound.next(); // runs the coroutine to its first wait for bytes

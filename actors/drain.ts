@@ -1,7 +1,7 @@
 /**
  * Draining an actor (reload, resize, recycling, graceful stop): requests in flight finish, keep-alive ends.
  *
- * From the moment drain starts, every response carries `Connection: close` (http-server.ts reads `active`
+ * From the moment drain starts, every response carries `Connection: close` (request-pipeline.ts reads `active`
  * for new requests, the sweep marks those in flight whose head is not written yet), and a sweep closes each connection that is between requests. The sweep repeats because a response that
  * was already under way with keep-alive headers leaves its connection idle only when it ends. Upgraded
  * connections (WebSockets) are left to the graceful timeout, as gunicorn does.
@@ -38,7 +38,7 @@ const IDLE_BEFORE_CLOSE_MS = 300;
  */
 const FRESH_IDLE_BEFORE_CLOSE_MS = 2000;
 
-/** Set by http-server.ts on a socket each time Node's server starts a request on it. */
+/** Set by request-pipeline.ts on a socket each time Node's server starts a request on it. */
 export const REQUESTS_SEEN = Symbol('requests seen on this socket');
 /** A closed idle connection whose client never acknowledges our FIN is cut after this long. */
 const CLOSE_GRACE_MS = 2000;

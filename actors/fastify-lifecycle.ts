@@ -10,16 +10,13 @@
  * Fastify handles (ERR_SERVER_NOT_RUNNING).
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ListeningAddress } from '../shared/actor-protocol.js';
 
 export interface FastifyInstanceLike {
   server: unknown;
   listen(options: { port?: number; host?: string; path?: string }): Promise<unknown>;
   close(): Promise<unknown>;
 }
-
-/** A listening address as main's `net.Server.address()` gives it. */
-export type ListeningAddress = AddressInfo | string;
 
 export async function announceListening(fastify: FastifyInstanceLike, addresses: ListeningAddress[]): Promise<void> {
   const server = fastify.server as Server;

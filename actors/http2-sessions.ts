@@ -1,7 +1,7 @@
 /**
  * HTTP/2 in the actor: Node's http2 server, which never listens, fed the connections whose TLS handshake chose
  * `h2` by ALPN (actors/connection-host.ts). Each stream is a request handed to the very handler HTTP/1.1
- * requests pass (http-server.ts, `requestHandlerOf`): counted against `--worker-connections` and
+ * requests pass (request-pipeline.ts, `requestHandlerOf`): counted against `--worker-connections` and
  * `--max-requests`, held to the same head rules, limits and deadlines, logged with protocol HTTP/2.0.
  * The app gets Node's HTTP/2 compatibility request and response. All streams of a connection stay here.
  */

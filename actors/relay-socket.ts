@@ -127,7 +127,7 @@ export class RelaySocket extends Duplex {
   }
 
   /**
-   * Node's parser has a whole request head (http-server.ts): the request has arrived, or its body is what
+   * Node's parser has a whole request head (request-pipeline.ts): the request has arrived, or its body is what
    * arrives now. If the bytes being parsed go on past this head, the next request began with them.
    */
   headArrived(req: IncomingMessage, hasBody: boolean): void {

@@ -27,24 +27,9 @@
  * head still reaches Node's parser, and its header deadline, line by line.
  */
 import { METHODS, type IncomingMessage } from 'node:http';
+import type { ParserCompat } from '../shared/actor-protocol.js';
 
 /** `--http-compat`: `node`, Node's parser alone (default); `gunicorn`, also what gunicorn's accepts by default. */
-
-export interface ParserCompat {
-  /** gunicorn's default leniencies: token methods, raw non-ASCII targets, TE identity, BWS in chunk extensions. */
-  gunicorn: boolean;
-  permitObsoleteFolding: boolean;
-  stripHeaderSpaces: boolean;
-  permitUnconventionalHttpMethod: boolean;
-  casefoldHttpMethod: boolean;
-  /** --limit-request-field-size, for folded fields (0 = gunicorn's default 8190). */
-  fieldSize: number;
-}
-
-/** Whether any setting needs the framer in front of Node's parser (none: Node's parser alone). */
-export function compatWanted(compat: ParserCompat): boolean {
-  return compat.gunicorn || compat.permitObsoleteFolding || compat.stripHeaderSpaces || compat.permitUnconventionalHttpMethod || compat.casefoldHttpMethod;
-}
 
 /** What Node's parser was not shown about one request, put back before the app sees it. */
 export interface HeadFixup {
@@ -68,7 +53,6 @@ const HIGH_BYTE = /[\x80-\xff]/;
 const HIGH_BYTES = /[\x80-\xff]/g;
 /** A line longer than this is not ours to judge: the rest goes to Node's parser as it is (it answers 431). */
 const MAX_LINE = 64 * 1024;
-const DEFAULT_FIELD_SIZE = 8190;
 const EMPTY = Buffer.alloc(0);
 
 type State = 'request-line' | 'headers' | 'body' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'untouched';
@@ -374,7 +358,7 @@ export class RequestNormalizer {
     this.held = null;
     const { name } = held;
     const value = held.parts.filter((part) => part !== '').join(' ');
-    const fieldSize = this.compat.fieldSize > 0 ? this.compat.fieldSize : DEFAULT_FIELD_SIZE;
+    const fieldSize = this.compat.fieldSize;
     if (held.parts.length > 1 && held.rawLength > fieldSize) {
       this.fixup.reject = { status: 431, reason: `header field ${name} longer than ${fieldSize} bytes` };
     }

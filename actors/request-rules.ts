@@ -13,19 +13,9 @@
  * `-` alike they would let a client forge a header the proxy set.
  */
 import type { HeaderMap } from '../shared/settings-values.js';
+import type { HeadLimits } from '../shared/actor-protocol.js';
 import type { IncomingMessage } from 'node:http';
 import { FORWARDING_HEADERS } from '../shared/forwarded.js';
-
-export interface HeadLimits {
-  /** Longest request line, in bytes. 0 means no limit. */
-  requestLine: number;
-  /** Most header fields. 0 means no limit. */
-  fields: number;
-  /** Longest `name: value` field with its CRLF, in bytes (gunicorn counts it so). 0 means the default, as in gunicorn. */
-  fieldSize: number;
-}
-
-export const DEFAULT_HEAD_LIMITS: HeadLimits = { requestLine: 4094, fields: 100, fieldSize: 8190 };
 
 /**
  * What to do with header names containing `_` (gunicorn's `header_map`): `drop` them (default), `refuse`
@@ -87,7 +77,7 @@ function watchedHeader(name: string): number {
 
 /**
  * What the rules' one pass over the header fields learnt, for the rest of the request's wiring
- * (http-server.ts), which would otherwise look each name up again in `req.headers`.
+ * (request-pipeline.ts), which would otherwise look each name up again in `req.headers`.
  */
 export interface HeadFacts {
   /** HOST | CONTENT_LENGTH | ... for the fields present. */
@@ -132,7 +122,7 @@ export function checkRequestHead(req: IncomingMessage, limits: HeadLimits, heade
   let pseudo = 0;
   if (http2) for (let i = 0; i < raw.length && raw[i].charCodeAt(0) === 0x3a; i += 2) pseudo++;
   if (limits.fields > 0 && raw.length / 2 - pseudo > limits.fields) return { status: 431, reason: `more than ${limits.fields} header fields` };
-  const fieldSize = limits.fieldSize > 0 ? limits.fieldSize : DEFAULT_HEAD_LIMITS.fieldSize;
+  const fieldSize = limits.fieldSize;
   let seen = 0;
   let dropped = false;
   if (facts) facts.contentLength = undefined;

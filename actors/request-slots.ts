@@ -10,8 +10,8 @@
  * parser refused, a client gone). A WebSocket (an upgrade as first request) keeps its count until it closes.
  *
  * Main can only hold back connections it has not handed over yet. A request arriving on a keep-alive
- * connection the actor already holds is counted too, and if `cap` requests are running already it waits
- * here, in order, until one ends: so the app never runs more than `cap` requests at once either way.
+ * connection the actor already holds is counted too, and if `requestsPerActor` requests are running already it waits
+ * here, in order, until one ends: so the app never runs more than `requestsPerActor` requests at once either way.
  */
 import type { Duplex } from 'node:stream';
 
@@ -34,8 +34,8 @@ export class RequestSlots {
 
   constructor(
     shared: SharedArrayBuffer,
-    /** The cap main holds (`--worker-connections`; 1 with `--use sync`). */
-    private readonly cap: number,
+    /** `--worker-connections` (1 with `--use sync`): the requests main and this actor let run at once. */
+    private readonly requestsPerActor: number,
     /** Called when a request ends while the actor was at its cap: main may have connections waiting. */
     private readonly onFreedAtCap: () => void,
   ) {
@@ -80,11 +80,11 @@ export class RequestSlots {
   }
 
   /**
-   * Runs `listener(req, res)` for the request now, or once fewer than `cap` requests are running. Takes the
+   * Runs `listener(req, res)` for the request now, or once fewer than `requestsPerActor` requests are running. Takes the
    * listener and its arguments rather than a closure: this runs for every request.
    */
   start<Req, Res>(ticket: SlotTicket, listener: (req: Req, res: Res) => void, req: Req, res: Res): void {
-    if (this.running < this.cap) {
+    if (this.running < this.requestsPerActor) {
       this.running++;
       ticket.slotRunning = true;
       listener(req, res);
@@ -99,9 +99,9 @@ export class RequestSlots {
     if (ticket.slotRunning) this.running--;
     else this.waiting.delete(ticket);
     const before = Atomics.sub(this.inFlight, 0, 1);
-    if (before >= this.cap) this.onFreedAtCap();
+    if (before >= this.requestsPerActor) this.onFreedAtCap();
     for (const next of this.waiting) {
-      if (this.running >= this.cap) break;
+      if (this.running >= this.requestsPerActor) break;
       this.waiting.delete(next);
       this.running++;
       next.slotRunning = true;

@@ -57,10 +57,13 @@ function runChild(argv: string[]): Promise<{ stdout: string; trace: string }> {
 /** The measured loop, in the child: prints `RESULT <cpu µs per request>`. */
 async function actorPath(): Promise<void> {
   const floor = process.argv.includes('floor');
+  // The relay path with Node's own header and request deadlines in place of ArrivalDeadlines
+  // (actors/arrival-deadlines.ts says why the relay keeps its own): the same settings, kept by Node's sets.
+  const nodeDeadlines = process.argv.includes('node-deadlines');
   const { ConnectionHost } = await import('../actors/connection-host.js');
   const { RequestSlots } = await import('../actors/request-slots.js');
   const { RequestMetrics, requestMetricsBuffer } = await import('../shared/request-metrics.js');
-  const { createActorServer } = await import('../actors/http-server.js');
+  const { createActorServer, startNodeDeadlines } = await import('../actors/request-pipeline.js');
   const { DrainMode } = await import('../actors/drain.js');
   const { generationFrom } = await import('../source/server.js');
   const { createLogger } = await import('../shared/log.js');
@@ -79,14 +82,13 @@ async function actorPath(): Promise<void> {
   });
   const { port1: actorPort, port2: mainPort } = new MessageChannel();
   if (floor) serveFloor(actorPort, app, FrameBatcher, decodeBatch, Frame);
-  else
-    new ConnectionHost(
-      actorPort,
-      server,
-      slots,
-      { headerTimeoutMs: settings.headerTimeout * 1000, bodyTimeoutMs: settings.bodyTimeout * 1000 },
-      settings.compat,
-    );
+  else {
+    if (nodeDeadlines) startNodeDeadlines(server);
+    const deadlines = nodeDeadlines
+      ? { headerTimeoutMs: 0, bodyTimeoutMs: 0 }
+      : { headerTimeoutMs: settings.headerTimeout * 1000, bodyTimeoutMs: settings.bodyTimeout * 1000 };
+    new ConnectionHost(actorPort, server, slots, deadlines, settings.compat);
+  }
   const main = new FrameBatcher(mainPort);
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n');
   const unacknowledged = new Map<number, number>();
@@ -192,6 +194,7 @@ if (process.argv.includes('--child')) {
   const variants = [
     { name: 'relay actor path in one thread (actor + stand-in main)', argv: [SELF, '--child'] },
     { name: 'its floor: plain node:http over a bare Duplex, same frames', argv: [SELF, '--child', 'floor'] },
+    { name: "relay actor path, Node's own header/request deadlines instead of ArrivalDeadlines", argv: [SELF, '--child', 'node-deadlines'] },
   ];
   const cpu = variants.map((): number[] => []);
   const allocation = variants.map((): number[] => []);
@@ -202,12 +205,13 @@ if (process.argv.includes('--child')) {
       cpu[index].push(Number(stdout.split(' ')[1]));
       allocation[index].push(allocatedBytes(trace) / REQUESTS);
       process.stderr.write(
-        `run ${run + 1} ${index === 0 ? 'actor' : 'floor'}: ${cpu[index].at(-1)!.toFixed(2)} µs CPU/req, ${allocation[index].at(-1)!.toFixed(0)} bytes/req\n`,
+        `run ${run + 1} ${['actor', 'floor', 'node deadlines'][index]}: ${cpu[index].at(-1)!.toFixed(2)} µs CPU/req, ${allocation[index].at(-1)!.toFixed(0)} bytes/req\n`,
       );
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
   const pairedGap = median(cpu[0].map((value, run) => value - cpu[1][run]));
+  const deadlineGap = median(cpu[2].map((value, run) => value - cpu[0][run]));
   const nodeHttp = await nodeHttpAllocation();
   process.stdout.write(
     [
@@ -218,6 +222,7 @@ if (process.argv.includes('--child')) {
           `| ${name} | ${median(cpu[index]).toFixed(2)} (${Math.min(...cpu[index]).toFixed(2)}–${Math.max(...cpu[index]).toFixed(2)}) | ${median(allocation[index]).toFixed(0)} |`,
       ),
       `| grainbows' own code (actor − floor; CPU: median of the paired differences) | ${pairedGap.toFixed(2)} | ${(median(allocation[0]) - median(allocation[1])).toFixed(0)} |`,
+      `| Node's deadlines − ArrivalDeadlines (median of the paired differences) | ${deadlineGap.toFixed(2)} | ${(median(allocation[2]) - median(allocation[0])).toFixed(0)} |`,
       `| node:http under wrk, 64 connections (whole process) | | ${nodeHttp.toFixed(0)} |`,
       '',
     ].join('\n'),

@@ -1,8 +1,13 @@
 // The one app every contender serves in the benchmark: grainbows loads it as an app, the baselines mount it
 // on node:http and node:cluster.
+import { burn } from './burn.js';
+
 export default function benchApp(req, res) {
   const url = new URL(req.url, 'http://x');
   switch (url.pathname) {
+    case '/heavy':
+      // CPU work inside the request (an image resize, a template render): bench/tasks.ts.
+      return res.end(String(burn(Number(url.searchParams.get('n')))));
     case '/sleep':
       // A sleepy request: a slow upstream, a long poll.
       return setTimeout(() => res.end('slept'), Number(url.searchParams.get('ms') ?? 1000));

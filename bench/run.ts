@@ -6,6 +6,8 @@
  *   npm run bench -- --quick            # shorter runs
  *   NODE26=/path/to/node npm run bench  # adds the transfer hand-off and a Node 26 cluster baseline
  *
+ * Ends with the mixed scenario of the task pool (bench/tasks.ts).
+ *
  * Needs wrk (apt-get install wrk). Load is bounded: each wrk run lasts a few seconds.
  */
 import { spawn, execFileSync } from 'node:child_process';
@@ -217,11 +219,21 @@ for (const row of rows.filter((candidate) => candidate.scenario === HELLO)) {
   const ratio = (other: Row | undefined) => (isGrainbows && other?.cpuUsPerRequest ? `${(cpu / other.cpuUsPerRequest).toFixed(2)}×` : '');
   lines.push(`| ${row.contender} | ${cpu.toFixed(1)} | ${ratio(baseline(row, 'node:http'))} | ${ratio(baseline(row, 'node:cluster'))} |`);
 }
-lines.push('');
-lines.push('| one client asks for 64 MiB and reads none of it | server growth |');
-lines.push('|---|---:|');
-for (const entry of stalled) lines.push(`| ${entry.contender} | ${entry.growthMb.toFixed(1)} MB |`);
+// --hello-only runs no stalled reader: no table then.
+if (stalled.length > 0) {
+  lines.push('');
+  lines.push('| one client asks for 64 MiB and reads none of it | server growth |');
+  lines.push('|---|---:|');
+  for (const entry of stalled) lines.push(`| ${entry.contender} | ${entry.growthMb.toFixed(1)} MB |`);
+}
 const table = lines.join('\n');
 process.stdout.write(`${table}\n`);
 
 if (writeTo) writeRegion(writeTo, helloOnly ? 'bench-hello' : 'bench', table);
+
+// The mixed scenario (heavy CPU requests beside light ones, with and without the task pool) is its own
+// script, run last with the same options.
+if (!helloOnly && !only) {
+  const mixed = spawn(process.execPath, [path.join(ROOT, 'dist/bench/tasks.js'), ...args], { stdio: 'inherit' });
+  await new Promise((resolve) => mixed.on('close', resolve));
+}

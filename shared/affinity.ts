@@ -2,14 +2,14 @@
  * Session affinity (`--sticky-sessions`): a protocol whose client makes several requests that one actor's
  * memory must answer (socket.io's long-polling transport names its session in `?sid=`) needs each of them
  * to reach that actor, as node:cluster needs sticky sessions for the same reason. The actor that creates a
- * session names it after itself (`g<actor id>-<random>`: the socket.io adapter sets engine.io's
+ * session names it after itself (`g<actor id>-<random>`: actors/engine-io-sessions.ts sets engine.io's
  * generateId); main reads the first request head of each new connection and hands a connection whose
  * request names such a session to that actor. Affinity is per connection, and an HTTP client pools its
- * connections: a kept-alive connection may later carry another session's request to this actor. Such a
- * request is answered 307 to its own URL with `Connection: close`, and the client repeats it on a new
- * connection, which main routes (actors/http-server.ts). The first request of a connection is never sent
- * back: main routed it, so if it names another actor, that actor is gone, and its answer (socket.io: 400)
- * tells the client to start a new session.
+ * connections (a proxy's upstream pool mixes clients on one): a kept-alive connection may later carry
+ * another session's request to this actor. Such a request is forwarded to the session's actor
+ * (actors/session-forwarding.ts). The first request of a connection is never forwarded: main routed it, so
+ * if it names another actor, that actor is gone, and its answer (socket.io: 400) tells the client to start
+ * a new session.
  */
 
 /** Where an actor thread keeps its id for code loaded by the app (the socket.io adapter). */

@@ -10,14 +10,24 @@ export const ExitStatus = {
   usage: 2,
   /** The config file (or GRAINBOWS_CMD_ARGS) is wrong: it throws, has a syntax error, an unknown key, a bad value. */
   config: 3,
-  /** The app module could not be found, loaded or used as an app (gunicorn's APP_LOAD_ERROR is 4 too). */
+  /** The app module, or a task module, could not be found, loaded or used (gunicorn's APP_LOAD_ERROR is 4 too). */
   appLoad: 4,
   /** `grainbows ctl status`: the server answers but is not ready (no actor serving yet, or stopping). */
   notReady: 5,
 } as const;
 
 export type ErrorCode =
-  'E_USAGE' | 'E_CONFIG' | 'E_BIND' | 'E_APP_SPEC' | 'E_APP_NOT_FOUND' | 'E_APP_LOAD' | 'E_NOT_AN_APP' | 'E_HANDOFF_UNAVAILABLE' | 'E_LISTEN' | 'E_TLS';
+  | 'E_USAGE'
+  | 'E_CONFIG'
+  | 'E_BIND'
+  | 'E_APP_SPEC'
+  | 'E_APP_NOT_FOUND'
+  | 'E_APP_LOAD'
+  | 'E_NOT_AN_APP'
+  | 'E_HANDOFF_UNAVAILABLE'
+  | 'E_LISTEN'
+  | 'E_TLS'
+  | 'E_TASK_LOAD';
 
 export class GrainbowsError extends Error {
   constructor(
@@ -42,6 +52,7 @@ export class GrainbowsError extends Error {
       case 'E_APP_NOT_FOUND':
       case 'E_APP_LOAD':
       case 'E_NOT_AN_APP':
+      case 'E_TASK_LOAD':
         return ExitStatus.appLoad;
       default:
         return ExitStatus.failure;

@@ -73,7 +73,9 @@ export interface SettingsValues {
   casefoldHttpMethod: boolean;
   heapGrowingPercent: number;
   memoryReducer: boolean;
+  heapTrimAfter: number;
   mainSemiSpaceSize: number;
+  mallocArenas: number;
   logLevel: LogLevel;
   accessLogfile: string;
   accessLogformat: string;
@@ -121,4 +123,20 @@ export interface SettingsValues {
   limitRequestBody: number;
   bufferChunkedBody: number;
   bodyMinRate: number;
+  /** `MODULE[:THREADS]` each. */
+  tasks: string[];
+  taskThreads: number;
+  taskTimeout: number;
+  taskMaxQueue: number;
+  taskGracefulTimeout: number;
+  taskNice: number;
+  taskIsolation: TaskIsolation;
 }
+
+/**
+ * `--task-isolation`: task workers as threads of this process (the default: cheap, and ArrayBuffers move
+ * without a copy) or as child processes (a native crash, such as a segfault in an addon, ends only that
+ * process; arguments and results are copied).
+ */
+export const TASK_ISOLATIONS = ['thread', 'process'] as const;
+export type TaskIsolation = (typeof TASK_ISOLATIONS)[number];

@@ -9,7 +9,7 @@
  * Lines are buffered into datagrams of at most 1,400 bytes (one Ethernet frame) and flushed within a second:
  * one packet per request, as gunicorn sends, would cost the actor a system call per metric.
  */
-import StatsDClient, { type StatsD } from 'hot-shots';
+import type { StatsD } from 'hot-shots';
 import type { Logger, LogLevel } from './log.js';
 
 /** Where StatsD lines go: `--statsd-host` split, and the prefix with its dot (gunicorn's statsd_prefix). */
@@ -29,8 +29,13 @@ export function statsdTarget(host: string | undefined, prefix: string | undefine
   return { host: name, port: Number(host.slice(at + 1)), prefix: trimmed ? `${trimmed}.` : '' };
 }
 
-/** A client for `target`; `onError` hears of send failures (an unreachable collector never stops serving). */
-export function openStatsd(target: StatsdTarget, onError: (error: Error) => void): StatsD {
+/**
+ * A client for `target`; `onError` hears of send failures (an unreachable collector never stops serving).
+ * hot-shots is loaded here, not before: a server without `--statsd-host` (main and every actor) never
+ * pays for it (docs/performance.md, Memory).
+ */
+export async function openStatsd(target: StatsdTarget, onError: (error: Error) => void): Promise<StatsD> {
+  const { default: StatsDClient } = await import('hot-shots');
   return new StatsDClient({
     host: target.host,
     port: target.port,

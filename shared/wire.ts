@@ -131,8 +131,9 @@ function payloadSize(payload: unknown): number {
  *
  * The batch is msgpack (decoded by msgpackr, decodeBatch), but written here rather than by msgpackr's
  * pack(): a frame's shape is fixed, so its bytes go straight into the buffer that is transferred, in one
- * copy, without the generic packer's per-value dispatch and the copy out of its arena (pack + decode
- * 0.4–0.6 µs less per frame in bench-style batches of 1–16 responses). msgpackr still packs the rare
+ * copy, without the generic packer's per-value dispatch and the copy out of its arena. `npm run
+ * bench:wire` measures both paths with the decode (docs/performance.md): 0.3 µs less per frame in batches
+ * of 4 responses, 0.6 µs in batches of 16, the same for a batch of one. msgpackr still packs the rare
  * payloads of other shapes.
  */
 export class FrameBatcher {
@@ -242,18 +243,32 @@ export function isLogMessage(message: unknown): message is LogMessage {
 }
 
 /**
+ * One end of a channel between two actors, for the requests one forwards to the other
+ * (actors/session-forwarding.ts). From an actor to main: `actorId` is the actor to pass it to; from main
+ * to that actor: `actorId` is the actor that asked. The port travels in the message's transfer list.
+ */
+export interface PeerPortRequest {
+  kind: 'peer-port';
+  actorId: number;
+  port: MessagePort;
+}
+
+export function isPeerPortRequest(message: unknown): message is PeerPortRequest {
+  return typeof message === 'object' && message !== null && (message as PeerPortRequest).kind === 'peer-port';
+}
+
+/**
  * An actor's note to the main thread (out of band, rare): `retire` = it has served its `--max-requests` and
  * asks to be replaced and drained; `slot-freed` = it was at its `--worker-connections` and a request ended,
- * so connections queued in main may come (sent only then, not for every request).
+ * so connections queued in main may come (sent only then, not for every request); `peer-port` = pass this
+ * channel's end to another actor.
  */
-export interface ActorNotice {
-  kind: 'retire' | 'slot-freed';
-}
+export type ActorNotice = { kind: 'retire' | 'slot-freed' } | PeerPortRequest;
 
 export function isActorNotice(message: unknown): message is ActorNotice {
   if (typeof message !== 'object' || message === null) return false;
   const { kind } = message as ActorNotice;
-  return kind === 'retire' || kind === 'slot-freed';
+  return kind === 'retire' || kind === 'slot-freed' || kind === 'peer-port';
 }
 
 export function isSocketHandoff(message: unknown): message is SocketHandoff {

@@ -7,25 +7,29 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import v8 from 'node:v8';
 import { parseAppSpec, type AppSpec } from '../shared/app-spec.js';
-import { ActorPool, type ActorThread, type ActorEndings, type GenerationOptions, type PoolActorStats } from './lifecycle/actor-pool.js';
-import type { RequestTotals } from '../shared/request-metrics.js';
-import { MetricsEndpoint } from './lifecycle/metrics.js';
+import { ActorPool, type ActorThread, type GenerationOptions } from './lifecycle/actor-pool.js';
+import type { MetricsEndpoint } from './lifecycle/prometheus.js';
+import type { ServerStats } from './lifecycle/server-stats.js';
 import type { StatsD } from 'hot-shots';
 import { closeStatsd, countLogLines, openStatsd, statsdTarget } from '../shared/statsd.js';
 import { cleartextHttp2Of, type HandoffStrategy } from '../shared/settings-values.js';
 import { parseBind, type BindAddress } from './accept/bind.js';
 import { Dispatcher } from './accept/dispatcher.js';
 import { GrainbowsError } from '../shared/errors.js';
-import { chooseHandoff, transferMechanism } from './handoff/handoff.js';
+import { chooseHandoff, transferMechanism } from './handoff/strategy.js';
 import { closeListeners, dropTlsConnections, openListeners, renewCertificates, type Listener } from './accept/listeners.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { ResourceLimits } from 'node:worker_threads';
-import { compatWanted, type ParserCompat } from '../actors/request-normalizer.js';
+import { compatWanted, type ParserCompat } from '../shared/actor-protocol.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { createAddressMatcher } from '../shared/forwarded.js';
 import { loadTlsMaterial, placeTls, type TlsPlacement } from './accept/tls.js';
 import { alpnProtocols, type ActorTls, type TlsMaterial, type TlsServing } from '../shared/tls-options.js';
 import { resolveServeSettings, type ServeSettings } from './config/settings.js';
+import { TaskPools, type TaskModuleStats, type TaskOutcomeName, type TaskPoolsOptions } from './tasks/task-pools.js';
+import { resolveTaskModules } from './tasks/task-modules.js';
+import { serveTaskPort } from './tasks/task-link.js';
+import { trimHeapWhenQuiet } from '../shared/idle-heap-trim.js';
 
 /**
  * What `serve()` takes. Each setting it reads (SERVE_SETTINGS: workers, timeouts, limits, TLS, logs, ...)
@@ -53,10 +57,8 @@ export interface ServeOptions extends Partial<Omit<ServeSettings, 'bind'>> {
    */
   inheritListeners?: (readsInMain: boolean) => Promise<BindAddress[]>;
   /**
-   * Limits for each actor thread. Default: an 8 MB young generation. Three isolates (main and two actors)
-   * with V8's default young generation held 1.55× the RSS of one node:http process under 5,000 sleeping
-   * connections; 8 MB brought that to 1.3× with no measurable cost on hello-world throughput
-   * (docs/performance.md). Pass `{}` for V8's defaults.
+   * Limits for each actor thread. Default: `DEFAULTS.actorResourceLimits`, a 48 MB young generation (V8's
+   * own 16 MB semi-spaces, whatever main's are; why is at DEFAULTS below). Pass `{}` for V8's sizing.
    */
   resourceLimits?: ResourceLimits;
   /**
@@ -64,8 +66,10 @@ export interface ServeOptions extends Partial<Omit<ServeSettings, 'bind'>> {
    * thread's environment as it is when the actor starts. A reload starts actors with the new value.
    */
   actorEnv?: Record<string, string>;
-  /** Where `app` and the TLS files are resolved from; default `process.cwd()`. */
+  /** Where `app`, the task modules and the TLS files are resolved from; default `process.cwd()`. */
   cwd?: string;
+  /** Limits for each task thread (`tasks`), e.g. `{ maxOldGenerationSizeMb: 512 }`; default: V8's. */
+  taskResourceLimits?: ResourceLimits;
 }
 
 /** An actor as the server's events describe it. */
@@ -80,24 +84,6 @@ export interface ServerEvents {
   /** An actor that was serving died or was killed for hanging (a replacement is on its way). */
   'actor-crash': [actor: ActorInfo, error: Error | null];
   fatal: [error: GrainbowsError];
-}
-
-export interface ServerStats {
-  /** Serving: at least one actor ready, and not stopping (the readiness probe's answer). */
-  ready: boolean;
-  handoff: HandoffStrategy;
-  generation: number;
-  /** Connections whose request head arrived, waiting in main for an actor slot. */
-  queued: number;
-  /** Connections held in main while they send their first request head (they cost no actor slot). */
-  awaitingHead: number;
-  actors: PoolActorStats[];
-  /** Every response the actors gave since the server started, by status class and duration (ended actors' included). */
-  responses: RequestTotals;
-  /** Actors started since the server started, replacements included. */
-  actorsStarted: number;
-  /** How actors have ended: crashed, hung (terminated after `timeout`), retired. */
-  actorEndings: ActorEndings;
 }
 
 export interface CloseOptions {
@@ -120,6 +106,11 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** The parser-compatibility settings, or null when none is on (Node's parser alone). */
+/** `--limit-request-field-size`, where 0 means the default (as in gunicorn): the actors get the number itself. */
+function fieldSizeOf(settings: ServeSettings): number {
+  return settings.limitRequestFieldSize || DEFAULTS.limitRequestFieldSize;
+}
+
 function compatFrom(settings: ServeSettings): ParserCompat | null {
   const compat: ParserCompat = {
     gunicorn: settings.httpCompat === 'gunicorn',
@@ -127,7 +118,7 @@ function compatFrom(settings: ServeSettings): ParserCompat | null {
     stripHeaderSpaces: settings.stripHeaderSpaces,
     permitUnconventionalHttpMethod: settings.permitUnconventionalHttpMethod,
     casefoldHttpMethod: settings.casefoldHttpMethod,
-    fieldSize: settings.limitRequestFieldSize,
+    fieldSize: fieldSizeOf(settings),
   };
   return compatWanted(compat) ? compat : null;
 }
@@ -146,7 +137,7 @@ export function generationFrom(
     maxRequestsJitter: settings.maxRequestsJitter,
     settings: {
       keepAliveTimeoutMs: settings.keepAlive * 1000,
-      headLimits: { requestLine: settings.limitRequestLine, fields: settings.limitRequestFields, fieldSize: settings.limitRequestFieldSize },
+      headLimits: { requestLine: settings.limitRequestLine, fields: settings.limitRequestFields, fieldSize: fieldSizeOf(settings) },
       headerMap: settings.headerMap,
       closeAfterResponse: settings.use === 'sync',
       stickySessions: settings.stickySessions,
@@ -167,6 +158,10 @@ export function generationFrom(
       tls,
       h2c: cleartextHttp2Of(settings.http2Cleartext, settings.forwardedAllowIps),
       actors: settings.workers,
+      // V8's memory reducer trims quiet heaps itself when it is on.
+      heapTrimAfterMs: settings.memoryReducer ? 0 : settings.heapTrimAfter * 1000,
+      tasks: null, // the running task pool's catalog, set once it has started
+
       http2:
         settings.httpProtocols.split(',').includes('h2') || settings.http2Cleartext !== 'off'
           ? {
@@ -185,6 +180,46 @@ function actorTls(material: TlsMaterial | undefined, placement: TlsPlacement | u
   return material && placement?.where === 'actors' ? tlsServing(material, settings) : null;
 }
 
+/** Starts the task pool the settings ask for (`tasks`), or none. */
+async function startTasks(options: ServeOptions, settings: ServeSettings, log: Logger, statsd?: StatsD): Promise<TaskPools | undefined> {
+  if (settings.tasks.length === 0) return undefined;
+  return TaskPools.start(taskPoolOptions(options, settings, log, statsd));
+}
+
+/** StatsD's names for how a call ended (`grainbows.tasks.<outcome>`). */
+const STATSD_TASK_OUTCOMES: Record<TaskOutcomeName, string> = {
+  completed: 'completed',
+  failed: 'failed',
+  timedOut: 'timed_out',
+  refused: 'refused',
+  cancelled: 'cancelled',
+  threadExited: 'thread_exited',
+};
+
+function taskPoolOptions(options: ServeOptions, settings: ServeSettings, log: Logger, statsd?: StatsD): TaskPoolsOptions {
+  return {
+    ...(statsd
+      ? {
+          onCallEnd: (outcome: TaskOutcomeName, ms: number) => {
+            statsd.increment(`grainbows.tasks.${STATSD_TASK_OUTCOMES[outcome]}`);
+            if (outcome !== 'refused') statsd.timing('grainbows.tasks.duration', ms);
+          },
+        }
+      : {}),
+    modules: resolveTaskModules(settings.tasks, settings.taskThreads, options.cwd),
+    maxQueue: settings.taskMaxQueue,
+    timeoutMs: settings.taskTimeout * 1000,
+    gracefulTimeoutMs: settings.taskGracefulTimeout * 1000,
+    nice: settings.taskNice,
+    isolation: settings.taskIsolation,
+    hooksFile: options.hooksFile ?? null,
+    logLevel: settings.logLevel,
+    log,
+    ...(options.taskResourceLimits ? { resourceLimits: options.taskResourceLimits } : {}),
+    ...(options.actorEnv ? { env: options.actorEnv } : {}),
+  };
+}
+
 function tlsServing(material: TlsMaterial, settings: ServeSettings): TlsServing {
   return { material, handshakeTimeoutMs: settings.headerTimeout * 1000, alpn: alpnProtocols(settings.httpProtocols) };
 }
@@ -194,6 +229,10 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
   private hurry = false;
   private metrics: MetricsEndpoint | undefined;
   private statsd: { client: StatsD; timer: NodeJS.Timeout } | undefined;
+  /** The task pool (`tasks`), when there is one; replaced on reload when the setting comes or goes. */
+  private tasks: TaskPools | undefined;
+  /** Ends main's idle heap trimming (`--heap-trim-after`). */
+  private stopTrimming: () => void = () => {};
 
   private constructor(
     readonly handoff: HandoffStrategy,
@@ -220,7 +259,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const settings = resolveServeSettings(options);
     const target = statsdTarget(settings.statsdHost, settings.statsdPrefix);
     const baseLog = options.logger ?? createLogger(settings.logLevel);
-    const statsd = target ? openStatsd(target, (error) => baseLog.debug(`statsd: ${error.message}`)) : undefined;
+    const statsd = target ? await openStatsd(target, (error) => baseLog.debug(`statsd: ${error.message}`)) : undefined;
     const log = statsd ? countLogLines(baseLog, statsd) : baseLog;
     const binds = (options.bind ?? settings.bind).map((bind) => (typeof bind === 'string' ? parseBind(bind) : bind));
     if (settings.heapGrowingPercent) {
@@ -239,6 +278,11 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     if (tlsPlacement) log.info(`TLS ends in the ${tlsPlacement.where === 'actors' ? 'actors' : 'main thread'}: ${tlsPlacement.why}`);
     const tlsInMain = secure && tlsPlacement?.where === 'main' ? tlsServing(secure, settings) : undefined;
 
+    // The task pool starts first: the actors are told its modules, and a module that does not load stops
+    // start-up before any actor boots.
+    const tasks = await startTasks(options, settings, log, statsd);
+    generation.settings.tasks = tasks?.catalog ?? null;
+    let server: GrainbowsServer | undefined;
     const pool = new ActorPool({
       ...generation,
       size: settings.workers,
@@ -246,6 +290,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       onAccessLine: accessLog?.write,
       timeout: settings.timeout,
       gracefulTimeout: settings.gracefulTimeout,
+      serveTasks: (port) => serveTaskPort(port, () => server?.tasks ?? tasks),
     });
     const dispatcher = new Dispatcher(
       pool,
@@ -286,15 +331,27 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       }
     } catch (error) {
       dispatcher.dropWaiting();
-      await Promise.all([pool.close(), closeListeners(listeners)]);
+      await Promise.all([pool.close(), closeListeners(listeners), tasks?.close(0)]);
       throw error;
     }
     for (const listener of listeners) log.info(`Listening at: ${listener.url} (${process.pid})`);
     pool.announceListening(listeners.flatMap((listener) => listener.server.address() ?? []));
-    const server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options, tlsPlacement);
+    server = new GrainbowsServer(handoff, pool, dispatcher, listeners, log, accessLog, options, tlsPlacement);
+    server.tasks = tasks;
     if (statsd) server.reportToStatsd(statsd);
+    // Main's heap is trimmed when the whole server has been quiet (shared/idle-heap-trim.ts), as each actor's.
+    const trimAfterMs = generation.settings.heapTrimAfterMs;
+    if (trimAfterMs > 0)
+      server.stopTrimming = trimHeapWhenQuiet(
+        { served: () => pool.requestTotals().count, inFlight: () => pool.requestsInFlight + dispatcher.queued + dispatcher.awaitingHead },
+        trimAfterMs,
+        log,
+        'main: ',
+      );
     if (settings.metricsBind) {
       try {
+        // prom-client is loaded only with --metrics-bind (docs/performance.md, Memory).
+        const { MetricsEndpoint } = await import('./lifecycle/prometheus.js');
         server.metrics = await MetricsEndpoint.open(settings.metricsBind, server, log);
       } catch (error) {
         await server.close({ graceful: false });
@@ -304,10 +361,28 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     return server;
   }
 
-  /** gunicorn.workers every second, as gunicorn's arbiter sends it. */
+  /** gunicorn.workers every second, as gunicorn's arbiter sends it, and the task pool's gauges beside it. */
   private reportToStatsd(client: StatsD): void {
-    const timer = setInterval(() => client.gauge('gunicorn.workers', this.pool.readyCount), STATSD_WORKERS_EVERY_MS).unref();
-    client.gauge('gunicorn.workers', this.pool.readyCount);
+    const report = () => {
+      client.gauge('gunicorn.workers', this.pool.readyCount);
+      const modules = this.tasks?.stats();
+      if (!modules?.length) return;
+      const sum = (of: (m: TaskModuleStats) => number) => modules.reduce((total, m) => total + of(m), 0);
+      client.gauge(
+        'grainbows.tasks.threads',
+        sum((m) => m.threads),
+      );
+      client.gauge(
+        'grainbows.tasks.running',
+        sum((m) => m.running),
+      );
+      client.gauge(
+        'grainbows.tasks.queued',
+        sum((m) => m.queued),
+      );
+    };
+    const timer = setInterval(report, STATSD_WORKERS_EVERY_MS).unref();
+    report();
     this.statsd = { client, timer };
   }
 
@@ -339,6 +414,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       responses: this.pool.requestTotals(),
       actorsStarted: this.pool.startedCount,
       actorEndings: { ...this.pool.endings },
+      tasks: this.tasks?.stats() ?? [],
     };
   }
 
@@ -354,6 +430,8 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     // listeners, where TLS ends there); one that does not load fails the reload and the old one serves on.
     const secure = loadTlsMaterial(settings, next.cwd);
     const generation = generationFrom(next, settings, actorTls(secure, this.tlsPlacement, settings));
+    await this.reloadTasks(next, settings);
+    generation.settings.tasks = this.tasks?.catalog ?? null;
     const workers = settings.workers;
     if (Boolean(next.certfile) !== Boolean(this.options.certfile)) {
       this.log.warning('reload: listeners do not switch between HTTP and HTTPS on reload (restart, or upgrade with USR2)');
@@ -367,6 +445,24 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     this.options = next;
     this.log.info(`Reloaded: generation ${this.pool.currentGeneration} serving`);
+  }
+
+  /**
+   * Fresh task threads import the task modules anew (and the list may have changed): calls from now on go
+   * to them while the old threads finish theirs. A module that does not load fails the reload first.
+   */
+  private async reloadTasks(next: ServeOptions, settings: ServeSettings): Promise<void> {
+    if (settings.tasks.length === 0) {
+      const old = this.tasks;
+      this.tasks = undefined;
+      await old?.close();
+    } else if (this.tasks) {
+      // The old threads' calls finish in the background, within --task-graceful-timeout.
+      const { retired } = await this.tasks.reload(taskPoolOptions(next, settings, this.log, this.statsd?.client));
+      void retired;
+    } else {
+      this.tasks = await startTasks(next, settings, this.log, this.statsd?.client);
+    }
   }
 
   /** Grows or shrinks the pool to `workers` actors; removed actors finish their requests first. */
@@ -431,10 +527,14 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
       }
       if (this.pool.connectionCount > 0) this.log.warning(`graceful timeout (${gracefulTimeout} s): closing ${this.pool.connectionCount} connections`);
     }
+    // The actors' requests have had their graceful time, and their calls with them; what still runs gets
+    // --task-graceful-timeout (none when hurried).
+    await this.tasks?.close(this.hurry ? 0 : undefined);
     this.dispatcher.close();
     await this.pool.close();
     dropTlsConnections(this.listening);
     await listening;
+    this.stopTrimming();
     await this.metrics?.close(); // last: the readiness probe says 503 until the very end
     if (this.statsd) {
       clearInterval(this.statsd.timer);

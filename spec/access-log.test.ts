@@ -6,18 +6,23 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fixture, startCli, strategies, withServer } from './helpers/servers.js';
 import { until } from './helpers/wait.js';
 
-/** Lines arrive from the actors in batches: wait until the file holds `count` of them. */
+/** The lines of the file, or none before it exists. */
+const linesIn = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+
+/** Lines arrive from the actors in batches: wait until the file holds `count` of them (or 5 s; the caller then asserts on what is there). */
 async function linesOf(file: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
-    if (lines.length >= count || Date.now() > deadline) return lines;
-    await sleep(20);
-  }
+  return until(
+    () => {
+      const lines = linesIn(file);
+      return lines.length >= count && lines;
+    },
+    `${count} lines`,
+    5000,
+    20,
+  ).catch(() => linesIn(file));
 }
 
 const tmpFile = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-access-')), 'access.log');

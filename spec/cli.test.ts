@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
-import { canTransferSockets, transferMechanism } from '../source/handoff/handoff.js';
+import { canTransferSockets, transferMechanism } from '../source/handoff/strategy.js';
 import { exchange } from './helpers/wire.js';
 import { until } from './helpers/wait.js';
 

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { RequestNormalizer, type ParserCompat } from '../actors/request-normalizer.js';
+import { RequestNormalizer } from '../actors/request-normalizer.js';
+import type { ParserCompat } from '../shared/actor-protocol.js';
 import { fixture, runCli, strategies, withServer } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 

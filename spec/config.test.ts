@@ -12,6 +12,8 @@ import { CLI, ROOT, fixture, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { until } from './helpers/wait.js';
 import { renderSettingsDoc } from '../source/config/settings-doc.js';
+import { SETTINGS, type SettingRow } from '../source/config/settings.js';
+import { parseArguments } from '../source/config/arguments.js';
 
 function dirWithConfig(source: string, name = 'grainbows.config.js'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'grainbows-config-'));
@@ -28,6 +30,33 @@ async function actorsServing(url: string): Promise<number> {
 describe('settings', () => {
   it('docs/settings.md is generated from the table and up to date (npm run docs)', () => {
     assert.equal(readFileSync(path.join(ROOT, 'docs/settings.md'), 'utf8'), renderSettingsDoc());
+  });
+
+  it('every long flag, alias and short flag sets its setting (--pid sets pidfile, --dirty-timeout task_timeout)', () => {
+    const sample: Partial<Record<string, string>> = {
+      bind: '127.0.0.1:1',
+      tasks: 'x.js:2',
+      rawEnv: 'A=1',
+      reloadExtraFile: 'x',
+      umask: '022',
+      logLevel: 'debug',
+    };
+    for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
+      const value = sample[row.name] ?? (row.type === 'boolean' ? undefined : String(row.default === '' ? 'x' : row.default));
+      const spellings = [`--${row.flag}`, ...(row.aliases ?? []).map((alias) => `--${alias}`), ...(row.short ? [`-${row.short}`] : [])];
+      for (const flag of spellings) {
+        const words = value === undefined ? [flag] : [flag, value];
+        let parsed: unknown;
+        try {
+          parsed = parseArguments(words, 'command line', import.meta).values[row.name];
+        } catch (error) {
+          // A value the row refuses (an empty path, a choice) still proves the flag reached it.
+          assert.match(String(error), new RegExp(`--${row.flag}`), `${flag}: ${String(error)}`);
+          continue;
+        }
+        assert.notEqual(parsed, undefined, `${flag} ${value ?? ''} did not set ${row.name}`);
+      }
+    }
   });
 
   it('runs the seed config (use, worker_connections) translated to JS, and its workers take effect', async () => {

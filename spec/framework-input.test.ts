@@ -176,7 +176,8 @@ async function carryOut(port: number, attack: Attack): Promise<AttackEnding> {
   socket.on('error', () => {});
   let received = '';
   socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-  const closed = once(socket, 'close').then(() => true);
+  // Not events.once: it rejects on 'error', and a server that closes with bytes unread resets the connection (a close too).
+  const closed = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
   await once(socket, 'connect');
   for (const part of attack.parts) {
     if (socket.destroyed) break;

@@ -439,8 +439,8 @@ async function requestOn(socket: net.Socket, head: string): Promise<WireResponse
 
 for (const handoff of await strategies()) {
   describe(`--sticky-sessions on kept-alive connections (${handoff})`, () => {
-    it("a request for another actor's session is sent back (307, connection closed) and succeeds on a new connection", async () => {
-      await withServer({ app: app('socket-io.js'), handoff, workers: 2, stickySessions: true }, async ({ url, port }) => {
+    it("a request and an upgrade for another actor's session are answered by that actor, on the same connection (a proxy's shared upstream connection)", async () => {
+      await withServer({ app: app('socket-io.js'), handoff, workers: 2, stickySessions: true }, async ({ port }) => {
         // Handshakes on new connections until there are sessions on both actors, each connection kept open.
         const sessions = new Map<string, { sid: string; socket: net.Socket }>();
         for (let i = 0; i < 20 && sessions.size < 2; i++) {
@@ -456,18 +456,33 @@ for (const handoff of await strategies()) {
         assert.equal(sessions.size, 2, 'sessions on both actors');
         const [first, second] = [...sessions.values()];
         try {
-          // The second actor's session, on the connection the first actor holds.
-          const path = `/socket.io/?EIO=4&transport=polling&sid=${second.sid}`;
-          const closed = once(first.socket, 'close');
-          const sentBack = await requestOn(first.socket, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-          assert.equal(sentBack.status, 307);
-          assert.equal(sentBack.headers.location, path);
-          assert.equal(sentBack.headers.connection, 'close');
-          await closed;
-          // Repeated on a new connection, main routes it to the session's actor.
-          const routed = await fetch(`${url}${path}`);
-          assert.equal(routed.status, 200);
-          await routed.text();
+          // The second actor's session, on the connection the first actor holds: socket.io's CONNECT packet
+          // (a POST with a body), then the poll that reads its answer. Only the session's actor knows it.
+          const secondPath = `/socket.io/?EIO=4&transport=polling&sid=${second.sid}`;
+          const posted = await requestOn(first.socket, `POST ${secondPath} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n40`);
+          assert.equal(posted.status, 200);
+          assert.equal(posted.body.toString(), 'ok');
+          const polled = await requestOn(first.socket, `GET ${secondPath} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          assert.equal(polled.status, 200);
+          assert.match(polled.body.toString(), /^40\{"sid":/, "the namespace's CONNECT answer, from the session's actor");
+          assert.notEqual(polled.headers.connection, 'close', 'the connection stays open');
+          // The same connection still serves its own actor's session.
+          const own = await requestOn(
+            first.socket,
+            `POST /socket.io/?EIO=4&transport=polling&sid=${first.sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n40`,
+          );
+          assert.equal(own.status, 200);
+          assert.equal(own.body.toString(), 'ok');
+          // engine.io's switch to WebSocket for the second actor's session, on the same connection: the
+          // session's actor answers the probe.
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket&sid=${second.sid}`, {
+            createConnection: () => first.socket,
+          });
+          await once(ws, 'open');
+          const probed = once(ws, 'message');
+          ws.send('2probe');
+          assert.equal(String(((await probed) as [Buffer])[0]), '3probe', "the probe's answer, from the session's actor");
+          ws.terminate();
         } finally {
           for (const { socket } of sessions.values()) socket.destroy();
         }

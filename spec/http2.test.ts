@@ -327,7 +327,8 @@ for (const strategy of await strategies()) {
             frame(FRAME.RST_STREAM, 0, 2 * i + 1, Buffer.from([0, 0, 0, ERROR.CANCEL])),
           ]),
         );
-        await Promise.race([attacker.ended, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        // On a busy machine 5,000 streams take a while to reach the actor's count: wait for the GOAWAY itself.
+        await until(() => attacker.received.goaway || attacker.received.closed, 'the server to say GOAWAY', 15_000).catch(() => {});
         assert.ok(attacker.received.goaway, 'the server said GOAWAY');
         // Ours (ENHANCE_YOUR_CALM), or Node's own when one read carried its 1,000 resets before ours could
         // count (INTERNAL_ERROR): either way the server closes the connection, which Node alone did not.

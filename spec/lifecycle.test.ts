@@ -3,11 +3,11 @@
  * replaced. Library calls and the CLI's signals drive the same code (arbiter.ts → server.ts → actor-pool.ts).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fixture, startCli, strategies, withServer, versionedApp } from './helpers/servers.js';
+import { fixture, requestsInFlight, startCli, strategies, withServer, versionedApp } from './helpers/servers.js';
 import { startLoad } from './helpers/load.js';
 import { until } from './helpers/wait.js';
 import { exchange } from './helpers/wire.js';
@@ -90,8 +90,7 @@ for (const strategy of await strategies()) {
           5000,
         );
         const closing = server.close();
-        await sleep(50);
-        assert.ok(await isRefused(port), 'a new connection is refused once closing began');
+        await until(() => isRefused(port), 'a new connection refused once closing began', 2000);
         const answers = await Promise.all(sleepers);
         assert.equal(answers.filter((answer) => answer.responses[0]?.status === 200).length, 200);
         assert.ok(
@@ -112,14 +111,13 @@ for (const strategy of await strategies()) {
         await until(async () => (await server.stats()).actors.length === 2, 'a replacement actor', 5000, 20).catch(() => {});
         const replacedAfter = Date.now() - hungAt;
         assert.ok(replacedAfter <= 2000, `a replacement served ${replacedAfter} ms after the hang (timeout 1 s + 1 s)`);
-        // Requests that landed on the hung actor before it hung are answered 503 or closed; the rest 200.
+        // Requests that landed on the hung actor before it hung are answered 503 or closed; every other one 200.
         const results = await Promise.all(others);
-        assert.ok(results.filter((r) => r.responses[0]?.status === 200).length >= 5, 'the other actor served its share');
+        const notice = logs.map((line) => /actor \d+ \(generation 1\) has not turned its event loop for .* serving (\d+) connections/.exec(line)).find(Boolean);
+        assert.ok(notice, 'the log names the actor and what it held');
+        const othersOnHungActor = Number(notice[1]) - 1;
+        assert.equal(results.filter((r) => r.responses[0]?.status === 200).length, others.length - othersOnHungActor, 'the other actor answered all it held');
         assert.ok(results.every((r) => r.responses[0]?.status === 200 || r.responses[0]?.status === 503 || r.closed));
-        assert.ok(
-          logs.some((line) => /actor \d+ \(generation 1\) has not turned its event loop for .* serving \d+ connections/.test(line)),
-          'the log names the actor',
-        );
       }));
 
     it('close() while an actor hangs and --timeout is off: stats() leaves it out, and the graceful timeout bounds the close', { timeout: 30_000 }, () =>
@@ -174,10 +172,12 @@ describe('signals (CLI)', () => {
       assert.equal(threads.size, 2, 'two actors answer');
       running.child.kill('SIGTTOU');
       await running.waitFor(/Retiring actor 1/);
-      await sleep(200);
-      const after = new Set<string>();
-      for (let i = 0; i < 10; i++) after.add(await (await fetch(`${running.url}/thread`, { headers: { connection: 'close' } })).text());
-      assert.equal(after.size, 1, 'one actor answers');
+      // Once actor 1 has drained, ten requests in a row all reach the one actor left.
+      await until(async () => {
+        const after = new Set<string>();
+        for (let i = 0; i < 10; i++) after.add(await (await fetch(`${running.url}/thread`, { headers: { connection: 'close' } })).text());
+        return after.size === 1;
+      }, 'one actor answering');
     } finally {
       await running.stop('SIGTERM');
     }
@@ -185,14 +185,14 @@ describe('signals (CLI)', () => {
 
   it('TERM while 200 requests sleep 2 s: all 200 complete, new connections are refused, exit 0', async () => {
     const { app } = versionedApp('v1');
-    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', app]);
+    const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-lifecycle-')), 'server.pid');
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '2', '-p', pidfile, app]);
     const port = Number(new URL(cli.url).port);
     const sleepers = Array.from({ length: 200 }, () => exchange(port, 'GET /?sleep=2000 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 10_000 }));
-    await sleep(500);
+    await until(async () => (await requestsInFlight(pidfile)) === 200, 'all 200 requests in flight', 5000);
     const exited = cli.stop('SIGTERM');
     await cli.waitFor(/Handling signal: term/);
-    await sleep(100);
-    assert.ok(await isRefused(port), 'new connections are refused after TERM');
+    await until(() => isRefused(port), 'new connections refused after TERM', 2000);
     const answers = await Promise.all(sleepers);
     assert.equal(answers.filter((answer) => answer.responses[0]?.status === 200 && answer.responses[0].body.toString() === 'v1').length, 200);
     const exit = await exited;
@@ -202,10 +202,11 @@ describe('signals (CLI)', () => {
 
   it('INT stops at once, without waiting for sleeping requests', async () => {
     const { app } = versionedApp('v1');
-    const cli = await startCli(['-b', '127.0.0.1:0', app]);
+    const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-lifecycle-')), 'server.pid');
+    const cli = await startCli(['-b', '127.0.0.1:0', '-p', pidfile, app]);
     const port = Number(new URL(cli.url).port);
     const sleeper = exchange(port, 'GET /?sleep=5000 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 8000 });
-    await sleep(300);
+    await until(async () => (await requestsInFlight(pidfile)) === 1, 'the request in flight', 5000);
     const started = Date.now();
     const exit = await cli.stop('SIGINT');
     assert.ok(Date.now() - started < 3000, 'quick stop');

@@ -1,5 +1,5 @@
 /**
- * The Prometheus endpoint and readiness (source/lifecycle/metrics.ts, shared/request-metrics.ts, `ctl status`): an
+ * The Prometheus endpoint and readiness (source/lifecycle/prometheus.ts, shared/request-metrics.ts, `ctl status`): an
  * Express app from the CLI past `--max-requests`, so that the totals must carry the responses of ended
  * actors; crashes and hangs counted by cause; `/healthz` and `ctl status` saying 503 / exit 5 while the
  * server stops.
@@ -194,14 +194,22 @@ describe('--metrics-bind at the CLI', () => {
   });
 });
 
+/** A StatsD collector on a UDP port of 127.0.0.1: `body` gets its port and the lines received so far, kept up to date. */
+async function withStatsdCollector(body: (port: number, lines: string[]) => Promise<void>): Promise<void> {
+  const collector = dgram.createSocket('udp4');
+  const lines: string[] = [];
+  collector.on('message', (packet) => lines.push(...packet.toString().split('\n').filter(Boolean)));
+  await new Promise<void>((resolve) => collector.bind(0, '127.0.0.1', resolve));
+  try {
+    await body(collector.address().port, lines);
+  } finally {
+    collector.close();
+  }
+}
+
 describe('StatsD (gunicorn names)', () => {
   it('sends gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.<code>, gunicorn.workers and gunicorn.log.<level>, with the prefix', async () => {
-    const collector = dgram.createSocket('udp4');
-    const lines: string[] = [];
-    collector.on('message', (packet) => lines.push(...packet.toString().split('\n').filter(Boolean)));
-    await new Promise<void>((resolve) => collector.bind(0, '127.0.0.1', resolve));
-    const { port } = collector.address();
-    try {
+    await withStatsdCollector(async (port, lines) => {
       await withServer(
         { app: fixture('frameworks/express.js'), workers: 2, statsdHost: `127.0.0.1:${port}`, statsdPrefix: 'shop.web.' },
         async ({ server, url }) => {
@@ -234,8 +242,32 @@ describe('StatsD (gunicorn names)', () => {
       assert.equal(count(/^shop\.web\.gunicorn\.request\.status\.500:1\|c$/), 1);
       assert.ok(count(/^shop\.web\.gunicorn\.workers:2\|g$/) >= 1, `gunicorn.workers in ${JSON.stringify(lines)}`);
       await until(() => count(/^shop\.web\.gunicorn\.log\.error:1\|c$/) >= 1, `gunicorn.log.error in ${JSON.stringify(lines)}`);
-    } finally {
-      collector.close();
-    }
+    });
+  });
+
+  it('the task pool: grainbows.tasks.<outcome> per call, grainbows.tasks.duration, and the threads, running and queued gauges', async () => {
+    await withStatsdCollector(async (port, lines) => {
+      await withServer(
+        { app: fixture('tasks/app.js'), workers: 1, tasks: [`${fixture('tasks/work.js')}:2`], taskTimeout: 1, statsdHost: `127.0.0.1:${port}` },
+        async ({ url }) => {
+          const call = async (task: string, ...args: unknown[]) =>
+            (await (await fetch(new URL(`/call?task=${task}&args=${encodeURIComponent(JSON.stringify(args))}`, url))).json()) as {
+              value?: unknown;
+              error?: { code?: string };
+            };
+          assert.deepEqual(await call('fib', 10), { value: 55 });
+          assert.deepEqual(await call('fib', 12), { value: 144 });
+          assert.equal((await call('fail')).error?.code, 'E_SPEC');
+          assert.equal((await call('spin', 5000)).error?.code, 'E_TASK_TIMEOUT');
+          await until(() => lines.some((line) => line === 'grainbows.tasks.threads:2|g'), `the threads gauge in ${JSON.stringify(lines)}`);
+        },
+      );
+      const count = (pattern: RegExp) => lines.filter((line) => pattern.test(line)).length;
+      await until(() => count(/^grainbows\.tasks\.timed_out:1\|c$/) === 1, `grainbows.tasks.timed_out in ${JSON.stringify(lines)}`);
+      assert.equal(count(/^grainbows\.tasks\.completed:1\|c$/), 2);
+      assert.equal(count(/^grainbows\.tasks\.failed:1\|c$/), 1);
+      assert.equal(count(/^grainbows\.tasks\.duration:\d+(\.\d+)?\|ms$/), 4);
+      assert.ok(count(/^grainbows\.tasks\.running:\d+\|g$/) >= 1 && count(/^grainbows\.tasks\.queued:\d+\|g$/) >= 1);
+    });
   });
 });

@@ -8,9 +8,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, symlinkSy
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
-import { ROOT, fixture, runCli, startCli } from './helpers/servers.js';
+import { ROOT, fixture, requestsInFlight, runCli, startCli } from './helpers/servers.js';
 import { exchange } from './helpers/wire.js';
 import { AS_ROOT_FOR_NOBODY } from './helpers/probes.js';
 import { refuseUnsupported } from '../source/cli/process-settings.js';
@@ -262,10 +261,11 @@ describe('operator surface (CLI)', () => {
   });
 
   it('--graceful-timeout bounds how long TERM waits for requests in flight', async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '--graceful-timeout', '1', fixture('identify.js')]);
+    const pidfile = path.join(mkdtempSync(path.join(os.tmpdir(), 'grainbows-graceful-')), 'server.pid');
+    const cli = await startCli(['-b', '127.0.0.1:0', '--graceful-timeout', '1', '-p', pidfile, fixture('identify.js')]);
     const port = Number(new URL(cli.url).port);
     const slow = exchange(port, 'GET /?sleep=10000 HTTP/1.1\r\nHost: x\r\n\r\n', { responses: 1, timeoutMs: 12_000 });
-    await sleep(300);
+    await until(async () => (await requestsInFlight(pidfile)) === 1, 'the slow request in flight', 5000);
     const started = Date.now();
     const exit = await cli.stop('SIGTERM');
     const took = Date.now() - started;

@@ -57,7 +57,7 @@ describe('the layout', () => {
       modules.filter((module) => !rows.has(module)),
       [],
     );
-    const tests = new Set(readdirSync(path.join(ROOT, 'spec')).filter((file) => file.endsWith('.test.ts')));
+    const tests = new Set(readdirSync(path.join(ROOT, 'spec'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.test.ts')));
     for (const [module, named] of rows) {
       for (const name of named
         .replace(/\([^)]*\)/g, '')
@@ -72,5 +72,31 @@ describe('the layout', () => {
       importsUnder('actors').filter((line) => /^\.\.\/source\//.test(line.split(': ')[1])),
       [],
     );
+  });
+
+  it('the layers of source/ point one way: each folder imports only from the folders before it', () => {
+    // The order, bottom up; `source` stands for the modules at its top (server.ts, index.ts, ...).
+    const layers = ['shared', 'source/handoff', 'source/accept', 'source/config', 'source/tasks', 'source/lifecycle', 'source', 'source/cli'];
+    const upward = importsUnder('source').filter((line) => {
+      const [file, specifier] = line.split(': ');
+      const from = path.dirname(file);
+      const to = path.dirname(path.normalize(path.join(from, specifier)));
+      if (to === from || !layers.includes(to)) return false;
+      return layers.indexOf(to) > layers.indexOf(from);
+    });
+    assert.deepEqual(upward, []);
+  });
+
+  it('source/ imports nothing from actors/ (the contract is shared/actor-protocol.ts); it knows only the URLs of the thread entries', () => {
+    assert.deepEqual(
+      importsUnder('source').filter((line) => /(^|\/)actors\//.test(line.split(': ')[1])),
+      [],
+    );
+    const entries = readdirSync(path.join(ROOT, 'source'), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts'))
+      .flatMap((file) =>
+        [...readFileSync(path.join(ROOT, 'source', file), 'utf8').matchAll(/(?:import\(|new URL\()'([^']*actors\/[^']+)'/g)].map((match) => match[1]),
+      );
+    assert.deepEqual(entries.sort(), ['../../actors/actor.js', '../../actors/task-process.js', '../../actors/task-thread.js']);
   });
 });

@@ -46,7 +46,7 @@ describe(
 
     const cases = [
       { name: 'with the default main-thread flags (a launcher on Node 20, the server itself after execve)', flags: [] },
-      { name: 'without a relaunch (the server watches its parent itself)', flags: ['--memory-reducer', '--main-semi-space-size', '0'] },
+      { name: 'without a relaunch (the server watches its parent itself)', flags: ['--memory-reducer', '--main-semi-space-size', '0', '--malloc-arenas', '0'] },
     ];
     for (const { name, flags } of cases) {
       it(`TERM to npx stops the server gracefully, ${name}`, async () => {

@@ -10,6 +10,7 @@ import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
 import { isAlive } from './helpers/probes.js';
 import { keepSemiSpaceFlagToMain, missingMainFlags } from '../source/cli/relaunch.js';
+import { forgetStartEnvironment, missingStartEnvironment, startEnvironment } from '../source/lifecycle/start-environment.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';
@@ -32,6 +33,37 @@ describe('main thread started without V8 memory reducer, with a small young gene
     assert.deepEqual(missingMainFlags({ memoryReducer: true, mainSemiSpaceSize: 4 }, []), ['--max-semi-space-size=4']);
   });
 
+  it('missingStartEnvironment: MALLOC_ARENA_MAX on Linux unless the operator set it; forgetStartEnvironment takes back only what it added', () => {
+    const added = missingStartEnvironment({ mallocArenas: 2 }, {}, 'linux');
+    assert.equal(added.MALLOC_ARENA_MAX, '2');
+    assert.deepEqual(missingStartEnvironment({ mallocArenas: 2 }, { MALLOC_ARENA_MAX: '4' }, 'linux'), {}, "the operator's own wins");
+    assert.deepEqual(missingStartEnvironment({ mallocArenas: 0 }, {}, 'linux'), {}, "0: glibc's default");
+    assert.deepEqual(missingStartEnvironment({ mallocArenas: 2 }, {}, 'win32'), {}, 'glibc only');
+    const started: NodeJS.ProcessEnv = { ...added, PATH: '/bin' };
+    forgetStartEnvironment(started);
+    assert.deepEqual(started, { PATH: '/bin' });
+    assert.deepEqual(startEnvironment(), added, 'kept for a binary upgrade’s successor');
+    const own: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '4' };
+    forgetStartEnvironment(own);
+    assert.deepEqual(own, { MALLOC_ARENA_MAX: '4' }, 'an operator-set value stays for the children too');
+  });
+
+  it(
+    '--malloc-arenas: the serving process starts with MALLOC_ARENA_MAX (glibc reads it then), and the app does not see it',
+    { skip: !linux && 'glibc: Linux only' },
+    async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', '--malloc-arenas', '3', fixture('process-info.js')]);
+      try {
+        const startEnvironment = readFileSync(`/proc/${cli.pid}/environ`, 'utf8').split('\0');
+        assert.ok(startEnvironment.includes('MALLOC_ARENA_MAX=3'), 'in the environment the server process started with');
+        const { mallocArenaMax } = (await (await fetch(`${cli.url}/`)).json()) as { mallocArenaMax: string | null };
+        assert.equal(mallocArenaMax, null, "not in the app's process.env, nor in its children's");
+      } finally {
+        await cli.stop('SIGTERM');
+      }
+    },
+  );
+
   it("keepSemiSpaceFlagToMain: clears node's young-generation flag once main is up, and only when there is one", () => {
     const set: string[] = [];
     const v8 = { setFlagsFromString: (flags: string) => set.push(flags) };
@@ -48,6 +80,21 @@ describe('main thread started without V8 memory reducer, with a small young gene
       const { newSpaceBytes, execArgv } = (await (await fetch(`${cli.url}/`)).json()) as { newSpaceBytes: number; execArgv: string[] };
       assert.ok(execArgv.includes('--max-semi-space-size=2'), 'main has its flag');
       assert.ok(newSpaceBytes > 8 * 2 ** 20, `the actor's new space grew past 2 × 2 MB: ${newSpaceBytes} bytes`);
+    } finally {
+      await cli.stop('SIGTERM');
+    }
+  });
+
+  it('--heap-trim-after: a quiet actor and main give back the young generation a burst grew', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '-w', '1', '--heap-trim-after', '2', '--log-level', 'debug', fixture('young-generation.js')]);
+    try {
+      const grown = ((await (await fetch(`${cli.url}/`)).json()) as { newSpaceBytes: number }).newSpaceBytes;
+      assert.ok(grown > 8 * 2 ** 20, `the burst grew the actor's new space: ${grown} bytes`);
+      const trimmedFrom = cli.output().length;
+      const [line, before, after] = await cli.waitFor(/\[actor 1\] heap trimmed after a quiet stretch, ([\d.]+) → ([\d.]+) MB/, 15_000);
+      assert.ok(cli.output().indexOf(line) >= trimmedFrom, 'trimmed after the burst, not before it');
+      assert.ok(Number(before) - Number(after) >= 8, `the actor's heap shrank by its grown young generation: ${line}`);
+      await cli.waitFor(/main: heap trimmed after a quiet stretch/, 15_000);
     } finally {
       await cli.stop('SIGTERM');
     }
@@ -79,8 +126,8 @@ describe('main thread started without V8 memory reducer, with a small young gene
     }
   });
 
-  it('--memory-reducer --main-semi-space-size 0: no relaunch, the started process serves', async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', '--main-semi-space-size', '0', fixture('process-info.js')]);
+  it('--memory-reducer --main-semi-space-size 0 --malloc-arenas 0: no relaunch, the started process serves', async () => {
+    const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', '--main-semi-space-size', '0', '--malloc-arenas', '0', fixture('process-info.js')]);
     try {
       assert.equal(cli.pid, cli.child.pid);
       assert.equal((await execArgvOf(cli)).includes('--no-memory-reducer'), false);

@@ -149,7 +149,7 @@ describe('Windows node.exe under wine', { skip, timeout: 600_000 }, () => {
       assert.equal(lines.length, 1, result.output);
       assert.match(lines[0], message);
     }
-    // Node 22 cannot move a socket to a thread, and Windows has no descriptor to dup (source/handoff/handoff.ts).
+    // Node 22 cannot move a socket to a thread, and Windows has no descriptor to dup (source/handoff/strategy.ts).
     // Found out once the server starts (after its "Starting" line), so only the error line is counted.
     const result = await run([CLI, '--handoff', 'transfer', '-b', '127.0.0.1:0', windowsPath(path.join(ROOT, 'examples/hello.js'))], dir);
     assert.equal(result.status, 2, result.output);

@@ -5,7 +5,7 @@
 import { fstatSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { GrainbowsError } from '../../shared/errors.js';
-import type { InheritedListener } from '../lifecycle/binary-upgrade.js';
+import type { InheritedListener } from './inherited-listener.js';
 
 export type BindAddress =
   | { kind: 'tcp'; host: string; port: number }

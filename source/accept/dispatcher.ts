@@ -12,18 +12,28 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HandoffStrategy } from '../../shared/settings-values.js';
-import type { ActorPool } from '../lifecycle/actor-pool.js';
+import type { ActorLink } from '../handoff/actor-link.js';
+import { leastLoaded, sessionActor, type Placeable, type PlacementRule } from './placement.js';
 import { HeadGate, type GatedConnection, type GateSettings } from '../../shared/head-gate.js';
 import { actorOfSession } from '../../shared/affinity.js';
 import { opensWithHttp2Preface } from '../../shared/wire.js';
 
 const UNREAD = Buffer.alloc(0);
 
+/** The actors connections go to (source/lifecycle/actor-pool.ts's ActorPool is one). */
+export interface ActorDirectory {
+  placeable(): ReadonlyArray<Placeable & { readonly link: ActorLink }>;
+  /** 'slot-freed': a request ended somewhere, so a waiting connection may now fit. */
+  on(event: 'slot-freed', listener: () => void): unknown;
+}
+
 export class Dispatcher {
   /** Arrivals waiting for a slot, oldest first (a Map keeps insertion order and removes in O(1)). */
   private readonly waiting = new Map<Socket, GatedConnection>();
   private readonly gate: HeadGate;
   private nextConnectionId = 1;
+  /** Where the next placement scan starts: turned each time, so that ties spread across the actors. */
+  private rotation = 0;
   /**
    * The transfer hand-off moves each plain TCP socket to an actor before reading a byte: Node (26.12 and
    * later) refuses to move a socket that has started reading, and an untouched socket keeps main out of the
@@ -40,7 +50,7 @@ export class Dispatcher {
   private phase: 'open' | 'stopping' | 'closed' = 'open';
 
   constructor(
-    private readonly pool: ActorPool,
+    private readonly pool: ActorDirectory,
     private readonly strategy: HandoffStrategy,
     private readonly requestsPerActor: number,
     gateSettings: GateSettings,
@@ -102,19 +112,21 @@ export class Dispatcher {
       arrival.socket.destroy();
       return;
     }
-    if (this.waiting.size === 0 && this.handOff(arrival)) return;
+    if (this.waiting.size === 0 && this.place(arrival)) return;
     const { socket } = arrival;
     this.waiting.set(socket, arrival);
     socket.once('close', () => this.waiting.delete(socket));
   };
 
-  private handOff(arrival: GatedConnection): boolean {
-    const takeDraining = this.phase === 'stopping';
+  private place(arrival: GatedConnection): boolean {
+    const rule: PlacementRule = { requestsPerActor: this.requestsPerActor, takeDraining: this.phase === 'stopping' };
+    const actors = this.pool.placeable();
     const sessionOwner = this.sticky ? actorOfSession(arrival.head) : undefined;
-    const owner = sessionOwner === undefined ? undefined : this.pool.pickById(sessionOwner, this.requestsPerActor, { takeDraining });
+    const owner = sessionOwner === undefined ? undefined : sessionActor(actors, sessionOwner, rule);
     if (owner === 'full') return false;
     // A session whose actor is gone goes anywhere: that actor's answer (socket.io: 400) starts a new one.
-    const actor = owner ?? this.pool.pick(this.requestsPerActor, { takeDraining });
+    this.rotation = (this.rotation + 1) % Math.max(actors.length, 1);
+    const actor = owner ?? leastLoaded(actors, rule, this.rotation);
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
     const strategy = arrival.socket instanceof TLSSocket ? 'relay' : this.strategy;
@@ -134,7 +146,7 @@ export class Dispatcher {
         this.waiting.delete(socket);
         continue;
       }
-      if (!this.handOff(arrival)) {
+      if (!this.place(arrival)) {
         // Only a connection that must wait for its session's actor lets the ones behind it pass.
         if (this.sticky && actorOfSession(arrival.head) !== undefined) continue;
         return;

@@ -7,7 +7,7 @@ import { parseBind } from '../accept/bind.js';
 import { createLogger } from '../../shared/log.js';
 import { generationFrom } from '../server.js';
 import type { SettingsValues } from '../config/settings.js';
-import type { AppKind } from '../../actors/app-loader.js';
+import type { AppKind } from '../../shared/actor-protocol.js';
 
 export async function checkApp(app: string, settings: SettingsValues): Promise<AppKind> {
   for (const bind of settings.bind) parseBind(bind);

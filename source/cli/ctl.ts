@@ -79,7 +79,15 @@ export function formatStatus(status: StatusReport): string {
     `responses: ${responses.count} (${classes})${mean}`,
     `actors: ${status.actorsStarted} started, ${ended.crashed} crashed, ${ended.hung} hung, ${ended.retired} retired${status.ready ? '' : '; NOT READY'}`,
   ];
-  return [header, line(columns), ...rows.map(line), ...totals].join('\n');
+  return [header, line(columns), ...rows.map(line), ...totals, ...formatTasks(status.tasks ?? [])].join('\n');
+}
+
+/** The task pool's lines of `ctl status`: one per task module. */
+function formatTasks(modules: StatusReport['tasks']): string[] {
+  return modules.map(
+    (m) =>
+      `tasks ${m.module}: ${m.threads} threads, ${m.running} running, ${m.queued} queued; ${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.refused} refused, ${m.cancelled} cancelled, ${m.threadExited} lost with their thread; run p50 ${m.runTimeMs.p50.toFixed(1)} ms, p99 ${m.runTimeMs.p99.toFixed(1)} ms`,
+  );
 }
 
 export async function runCtl(argv: string[], importMeta: ImportMeta): Promise<number> {

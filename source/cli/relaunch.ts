@@ -9,7 +9,7 @@
  * thread's own. Main's young generation is the same: its 16 MB semi-spaces make for long scavenges with
  * thousands of connections, and V8 sizes them once, at start-up. So the CLI starts node again with
  * `--no-memory-reducer --max-semi-space-size=2` on the command line (settings `memory-reducer` and
- * `main-semi-space-size`):
+ * `main-semi-space-size`), and with MALLOC_ARENA_MAX set (`malloc-arenas`, lifecycle/start-environment.ts):
  *
  * - where Node has `process.execve` (22.15+, POSIX), in place: same pid, nothing else changes;
  * - elsewhere (Node 20, Windows, or when an `fd://N` bind must be passed on) as a child in the foreground: this process forwards the signals the arbiter
@@ -19,17 +19,21 @@
 import { spawn } from 'node:child_process';
 import { watchParent } from './parent-watch.js';
 
-/** The settings that decide the main thread's node flags. */
+/** The settings that decide the main thread's node flags, and the process's environment at start. */
 export interface MainThreadSettings {
   memoryReducer: boolean;
   mainSemiSpaceSize: number;
+  mallocArenas: number;
 }
 
 /**
  * The node flags the main thread should have and this process lacks; none means no relaunch. An operator's
  * own `--max-semi-space-size` on node's command line wins over `--main-semi-space-size`.
  */
-export function missingMainFlags(settings: MainThreadSettings, execArgv: readonly string[] = process.execArgv): string[] {
+export function missingMainFlags(
+  settings: Pick<MainThreadSettings, 'memoryReducer' | 'mainSemiSpaceSize'>,
+  execArgv: readonly string[] = process.execArgv,
+): string[] {
   const missing: string[] = [];
   if (!settings.memoryReducer && !execArgv.includes('--no-memory-reducer')) missing.push('--no-memory-reducer');
   const ownSemiSpace = execArgv.some(isSemiSpaceFlag);
@@ -89,21 +93,21 @@ type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 export function relaunch(
   flags: readonly string[],
   inheritedFds: readonly number[] = [],
-  { argv = process.argv.slice(1), stopWithParent = false }: { argv?: readonly string[]; stopWithParent?: boolean } = {},
+  { argv = process.argv.slice(1), stopWithParent = false, env = {} }: { argv?: readonly string[]; stopWithParent?: boolean; env?: Record<string, string> } = {},
 ): Promise<number> {
   const nodeArgs = [...process.execArgv, ...flags, ...argv];
   const { execve } = process as NodeJS.Process & { execve?: Execve };
   // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
   // socket would not survive an execve: with one, the child below gets it at its number instead.
   if (process.platform !== 'win32' && inheritedFds.length === 0 && typeof execve === 'function')
-    execve.call(process, process.execPath, [process.execPath, ...nodeArgs], process.env);
+    execve.call(process, process.execPath, [process.execPath, ...nodeArgs], { ...process.env, ...env });
   return new Promise((resolve) => {
     const windows = process.platform === 'win32';
     const highest = Math.max(2, ...inheritedFds);
     const passed = Array.from({ length: highest - 2 }, (_, index) => (inheritedFds.includes(index + 3) ? index + 3 : 'ignore'));
     const child = spawn(process.execPath, nodeArgs, {
       stdio: ['inherit', 'inherit', 'inherit', ...passed, 'ipc'], // the channel after them, never on an fd:// number
-      env: { ...process.env, [LAUNCHED]: '1' },
+      env: { ...process.env, ...env, [LAUNCHED]: '1' },
     });
     const handlers = new Map<NodeJS.Signals, () => void>(
       windows

@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArguments, splitWords, type ParsedArguments } from '../cli/arguments.js';
+import { parseArguments, splitWords, type ParsedArguments } from './arguments.js';
 import { GrainbowsError } from '../../shared/errors.js';
 import { describeError } from '../../shared/log.js';
 import { SETTINGS, configKey, defaultSettings, findSetting, parseSettingValue, type SettingName, type SettingRow, type SettingsValues } from './settings.js';
 import { locateSyntaxError } from '../../shared/syntax-error.js';
-import { ACTOR_HOOKS, MAIN_HOOKS, findHookName, type MainHookName } from '../../shared/hooks.js';
+import { ACTOR_HOOKS, MAIN_HOOKS, TASK_HOOKS, findHookName, type MainHookName } from '../../shared/hooks.js';
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
 
@@ -81,7 +81,9 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Confi
     const row = findSetting(key);
     if (!row) {
       const kind =
-        typeof value === 'function' ? `hook '${key}' (hooks: ${[...MAIN_HOOKS, ...ACTOR_HOOKS].join(', ')})` : `setting '${key}' (see docs/settings.md)`;
+        typeof value === 'function'
+          ? `hook '${key}' (hooks: ${[...MAIN_HOOKS, ...ACTOR_HOOKS, ...TASK_HOOKS].join(', ')})`
+          : `setting '${key}' (see docs/settings.md)`;
       throw new GrainbowsError('E_CONFIG', `config file ${file}: unknown ${kind}`);
     }
     try {

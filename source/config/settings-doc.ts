@@ -2,7 +2,7 @@
  * docs/settings.md, generated from the settings table (`npm run docs`). A test fails when the file is stale.
  */
 import { pathToFileURL } from 'node:url';
-import { COMMAND_FLAGS } from '../cli/arguments.js';
+import { COMMAND_FLAGS } from './arguments.js';
 import { SERVE_SETTINGS, SETTINGS, configKey, type SettingRow } from './settings.js';
 
 export function renderSettingsDoc(): string {

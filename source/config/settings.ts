@@ -6,7 +6,6 @@
 import { LOG_LEVELS } from '../../shared/log.js';
 import { GrainbowsError } from '../../shared/errors.js';
 import { parseBind } from '../accept/bind.js';
-import { DEFAULT_HEAD_LIMITS } from '../../actors/request-rules.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../shared/access-log.js';
 import { checkAllowIps } from '../../shared/forwarded.js';
 import { CERT_REQS, TLS_MIN_VERSIONS } from '../../shared/tls-options.js';
@@ -17,6 +16,7 @@ import {
   HTTP2_CLEARTEXT,
   HTTP_COMPAT_MODES,
   HTTP_PROTOCOLS,
+  TASK_ISOLATIONS,
   type SettingsValues,
 } from '../../shared/settings-values.js';
 
@@ -33,7 +33,7 @@ export interface SettingRow<K extends keyof SettingsValues = keyof SettingsValue
   aliases?: string[];
   multiple?: boolean;
   default: SettingsValues[K];
-  section: 'Server socket' | 'Actors' | 'HTTP/2' | 'Security' | 'Memory' | 'Logging' | 'Process' | 'Debugging';
+  section: 'Server socket' | 'Actors' | 'Tasks' | 'HTTP/2' | 'Security' | 'Memory' | 'Logging' | 'Process' | 'Debugging';
   doc: string;
   /** Turns one raw flag value into the setting's value (an element, for repeatable ones); throws a message naming the problem. */
   parse(raw: string): unknown;
@@ -184,6 +184,74 @@ export const SETTINGS = [
     parse: wholeNumber('keep-alive', 0),
   },
   {
+    name: 'tasks',
+    flag: 'tasks',
+    aliases: ['dirty-app'],
+    type: 'string',
+    multiple: true,
+    default: [],
+    section: 'Tasks',
+    doc: "A task module, MODULE[:THREADS]: its exported functions run on a pool of threads of their own beside the actors, called from the app with runTask and streamTask (grainbows/tasks), so heavy or blocking work does not freeze the actor's other requests. Each thread imports the module once: what it keeps at its top level (a model, a cache) lives as long as the thread. Repeat for several; gunicorn's --dirty-app.",
+    parse: parseTaskModule,
+  },
+  {
+    name: 'taskThreads',
+    flag: 'task-threads',
+    aliases: ['dirty-workers'],
+    type: 'number',
+    default: 0,
+    section: 'Tasks',
+    doc: 'Threads for a task module given without :THREADS; 0 = one per core. They run at a lower OS priority (--task-nice), so they take the cores the actors leave idle.',
+    parse: wholeNumber('task-threads', 0),
+  },
+  {
+    name: 'taskTimeout',
+    flag: 'task-timeout',
+    aliases: ['dirty-timeout'],
+    type: 'number',
+    default: 300,
+    section: 'Tasks',
+    doc: "Seconds a call may keep its caller waiting (for its result, or for a generator's next value) before its thread is ended and replaced; the caller gets E_TASK_TIMEOUT. 0 = no limit.",
+    parse: wholeNumber('task-timeout', 0),
+  },
+  {
+    name: 'taskMaxQueue',
+    flag: 'task-max-queue',
+    type: 'number',
+    default: 0,
+    section: 'Tasks',
+    doc: 'Calls that may wait for a thread, per task module; calls beyond it are refused at once with E_TASK_QUEUE_FULL (an app answers 503). 0 = no limit.',
+    parse: wholeNumber('task-max-queue', 0),
+  },
+  {
+    name: 'taskGracefulTimeout',
+    flag: 'task-graceful-timeout',
+    aliases: ['dirty-graceful-timeout'],
+    type: 'number',
+    default: 30,
+    section: 'Tasks',
+    doc: 'Seconds running calls get to finish when the server stops or a reload replaces the task threads; what still runs then ends with E_TASK_POOL_CLOSED.',
+    parse: wholeNumber('task-graceful-timeout', 0),
+  },
+  {
+    name: 'taskNice',
+    flag: 'task-nice',
+    type: 'number',
+    default: 10,
+    section: 'Tasks',
+    doc: "How much lower the task threads' OS priority is than the actors' (a nice increment, 0 to 19; Linux sets it per thread): the kernel runs light requests first and heavy work in the time left. 0 = the same priority.",
+    parse: wholeNumberIn('task-nice', 0, 19),
+  },
+  {
+    name: 'taskIsolation',
+    flag: 'task-isolation',
+    type: 'string',
+    default: 'thread',
+    section: 'Tasks',
+    doc: 'What a task worker is: `thread` (threads of this process; ArrayBuffers move without a copy) or `process` (child processes: a native crash, such as a segfault in an addon, ends only that process and its call; arguments and results are copied). A thread that crashes natively takes the whole server with it.',
+    parse: oneOf('task-isolation', TASK_ISOLATIONS),
+  },
+  {
     name: 'httpProtocols',
     flag: 'http-protocols',
     type: 'string',
@@ -287,7 +355,7 @@ export const SETTINGS = [
     name: 'limitRequestLine',
     flag: 'limit-request-line',
     type: 'number',
-    default: DEFAULT_HEAD_LIMITS.requestLine,
+    default: 4094,
     section: 'Security',
     doc: 'Longest request line in bytes; longer is answered 414. 0 = no limit.',
     parse: wholeNumber('limit-request-line', 0),
@@ -296,7 +364,7 @@ export const SETTINGS = [
     name: 'limitRequestFields',
     flag: 'limit-request-fields',
     type: 'number',
-    default: DEFAULT_HEAD_LIMITS.fields,
+    default: 100,
     section: 'Security',
     doc: 'Most header fields in a request; more is answered 431. 0 = no limit.',
     parse: wholeNumber('limit-request-fields', 0),
@@ -305,7 +373,7 @@ export const SETTINGS = [
     name: 'limitRequestFieldSize',
     flag: 'limit-request-field-size',
     type: 'number',
-    default: DEFAULT_HEAD_LIMITS.fieldSize,
+    default: 8190,
     section: 'Security',
     doc: 'Longest header field (name, value, CRLF) in bytes; longer is answered 431. 0 = the default.',
     parse: wholeNumber('limit-request-field-size', 0),
@@ -489,8 +557,17 @@ export const SETTINGS = [
     'memory-reducer',
     false,
     'Memory',
-    "Let V8's memory reducer run. Off by default: once a burst of traffic is over it compacts the heap, pausing the thread in the middle of the next requests (every connection, when it is the main thread's). Off means the actors start without it and the CLI starts node with --no-memory-reducer (Node reads that flag only at start-up: in place where Node has process.execve, else as a child of the grainbows command). On: heaps shrink sooner after a burst (with --main-semi-space-size 0 too: no relaunch, no second process on Node 20).",
+    "Let V8's memory reducer run. Off by default: once a burst of traffic is over it compacts the heap, pausing the thread in the middle of the next requests (every connection, when it is the main thread's). Off means the actors start without it and the CLI starts node with --no-memory-reducer (Node reads that flag only at start-up: in place where Node has process.execve, else as a child of the grainbows command). On: heaps shrink sooner after a burst (with --main-semi-space-size 0 and --malloc-arenas 0 too: no relaunch, no second process on Node 20).",
   ),
+  {
+    name: 'heapTrimAfter',
+    flag: 'heap-trim-after',
+    type: 'number',
+    default: 10,
+    section: 'Memory',
+    doc: "Seconds with no request in flight and none answered after which a thread gives back the young generation its last burst (or its boot) grew: a full collection of its heap, a few ms, once per quiet stretch, in each actor and in main (docs/performance.md, Memory). V8's memory reducer does the same at moments of its own choosing; it is off unless --memory-reducer, and then this is not needed. 0 = never.",
+    parse: wholeNumber('heap-trim-after', 0),
+  },
   {
     name: 'mainSemiSpaceSize',
     flag: 'main-semi-space-size',
@@ -499,6 +576,15 @@ export const SETTINGS = [
     section: 'Memory',
     doc: "The main thread's young-generation semi-spaces, in MB (node's --max-semi-space-size; V8's default is 16). Main holds every connection, so its scavenges pause all of them: 2 keeps them short (docs/performance.md, Tuning). Main's only: the actors keep V8's 16 MB (serve()'s resourceLimits). Like --memory-reducer it is applied by starting node with it; a --max-semi-space-size given to node itself wins. 0 = V8's default.",
     parse: wholeNumber('main-semi-space-size', 0),
+  },
+  {
+    name: 'mallocArenas',
+    flag: 'malloc-arenas',
+    type: 'number',
+    default: 2,
+    section: 'Memory',
+    doc: "glibc's malloc arenas for the whole process (MALLOC_ARENA_MAX; glibc's default is 8 per core). Every thread that allocates while another holds an arena gets one of its own, and each keeps the memory it touched: with the actors, their task threads and Node's helper threads all in one process, 2 holds 6–8 MB less with -w 4 at no cost in CPU per request (docs/performance.md, Memory). Linux only. Like --memory-reducer it is applied by starting node with it set; a MALLOC_ARENA_MAX in grainbows' own environment wins. 0 = glibc's default.",
+    parse: wholeNumber('malloc-arenas', 0),
   },
   {
     name: 'logLevel',
@@ -679,6 +765,14 @@ export const SETTINGS = [
   switchRow('daemon', 'daemon', false, 'Process', 'Detach from the terminal and run in the background (use with --pid and --error-logfile). POSIX only.', 'D'),
 ] as const satisfies ReadonlyArray<SettingRow<keyof SettingsValues>>;
 
+/** `MODULE[:THREADS]`: the file is checked when the pool starts (E_TASK_LOAD), the count here. */
+function parseTaskModule(raw: string): string {
+  const text = raw.trim();
+  if (text === '' || /^:\d*$/.test(text)) throw new Error(`--tasks takes MODULE[:THREADS], e.g. tasks.js:2, not '${raw}'`);
+  if (/:0+$/.test(text)) throw new Error(`--tasks ${raw}: a task module needs at least 1 thread`);
+  return text;
+}
+
 function parseUmask(raw: string): number {
   const text = raw.trim();
   const value = /^0o[0-7]+$/i.test(text) ? parseInt(text.slice(2), 8) : /^0[0-7]+$/.test(text) ? parseInt(text, 8) : /^\d+$/.test(text) ? Number(text) : NaN;
@@ -706,8 +800,11 @@ export function configKey(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 
+/** A setting by name, config key, or a config key spelled after one of its flag aliases (`dirty_timeout`). */
 export function findSetting(key: string): SettingRow | undefined {
-  return (SETTINGS as ReadonlyArray<SettingRow>).find((row) => row.name === key || configKey(row.name) === key);
+  return (SETTINGS as ReadonlyArray<SettingRow>).find(
+    (row) => row.name === key || configKey(row.name) === key || (row.aliases ?? []).some((alias) => alias.replace(/-/g, '_') === key),
+  );
 }
 
 /** Validates one value for a row, from a flag (string) or a config file (any JS value). */
@@ -776,6 +873,14 @@ export const SERVE_SETTINGS = [
   'tlsMinVersion',
   'heapGrowingPercent',
   'memoryReducer',
+  'heapTrimAfter',
+  'tasks',
+  'taskThreads',
+  'taskTimeout',
+  'taskMaxQueue',
+  'taskGracefulTimeout',
+  'taskNice',
+  'taskIsolation',
   'logLevel',
   'accessLogfile',
   'accessLogformat',

@@ -4,10 +4,20 @@
  */
 import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { MessagePort } from 'node:worker_threads';
-import { postSocket } from './handoff.js';
+import { postSocket } from './strategy.js';
 import { RelayedConnection, type AbandonStatus } from './relay.js';
 import type { GatedConnection } from '../../shared/head-gate.js';
-import { Frame, FrameBatcher, decodeBatch, isActorNotice, isLogMessage, type ActorNotice, type FrameType, type LogMessage } from '../../shared/wire.js';
+import {
+  Frame,
+  FrameBatcher,
+  decodeBatch,
+  isActorNotice,
+  isLogMessage,
+  type ActorNotice,
+  type FrameType,
+  type LogMessage,
+  type PeerPortRequest,
+} from '../../shared/wire.js';
 
 export class ActorLink {
   private readonly batcher: FrameBatcher;
@@ -41,6 +51,12 @@ export class ActorLink {
         else onNotice(message);
       }
     });
+  }
+
+  /** Passes the actor one end of a channel another actor opened to it (actors/session-forwarding.ts). */
+  introducePeer(fromActor: number, port: MessagePort): void {
+    const offer: PeerPortRequest = { kind: 'peer-port', actorId: fromActor, port };
+    this.port.postMessage(offer, [port]);
   }
 
   /** Connections this actor holds now. */

@@ -17,11 +17,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageChannel, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
-import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, BootResult } from '../../actors/actor.js';
+import type { ActorControl, ActorExit, ActorSettings, ActorStats, ActorTask, AppKind, BootResult, ListeningAddress } from '../../shared/actor-protocol.js';
 import type { AppSpec } from '../../shared/app-spec.js';
-import type { AppKind } from '../../actors/app-loader.js';
-import type { ListeningAddress } from '../../actors/fastify-lifecycle.js';
 import { ActorLink } from '../handoff/actor-link.js';
+import type { PeerPortRequest } from '../../shared/wire.js';
 import { addTotals, emptyTotals, readRequestMetrics, requestMetricsBuffer, type RequestTotals } from '../../shared/request-metrics.js';
 import { GrainbowsError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
@@ -64,6 +63,11 @@ export interface PoolOptions extends GenerationOptions {
   timeout: number;
   /** Seconds a draining actor gets to finish its requests before its connections are cut. */
   gracefulTimeout: number;
+  /**
+   * Serves one actor's task port (source/tasks/task-link.ts) and returns what detaches it; called for each
+   * actor when its settings name task modules.
+   */
+  serveTasks?: (port: MessagePort) => () => void;
 }
 
 export type ActorState = 'booting' | 'ready' | 'draining' | 'stopping' | 'gone';
@@ -206,7 +210,6 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   private size: number;
   private closing = false;
   private consecutiveBootFailures = 0;
-  private rotation = 0;
   /** Where main listens, once it does: told to each actor (Fastify's onListen hooks run then). */
   private listeningAddresses: ListeningAddress[] | undefined;
   private readonly watchdog: NodeJS.Timeout | undefined;
@@ -244,6 +247,13 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return this.generation;
   }
 
+  /** Requests every actor is answering now. */
+  get requestsInFlight(): number {
+    let count = 0;
+    for (const actor of this.actors) count += actor.requestsInFlight;
+    return count;
+  }
+
   /** Connections held by every actor, draining ones included. */
   get connectionCount(): number {
     let count = 0;
@@ -251,44 +261,9 @@ export class ActorPool extends EventEmitter<PoolEvents> {
     return count;
   }
 
-  /**
-   * The ready actor with the least load, below `cap` requests in flight; undefined when all are full.
-   * Load counts a connection once and a request in flight once more: a new connection is mostly future
-   * work, so placing by requests in flight alone (which swing from moment to moment under keep-alive
-   * load) split wrk's 64 connections as unevenly as 25/39, leaving one core short of work; idle
-   * keep-alive connections still weigh half what busy ones do.
-   */
-  pick(cap: number, { takeDraining = false } = {}): ActorThread | undefined {
-    let best: ActorThread | undefined;
-    const candidates = [...this.actors];
-    // Start the scan at a rotating offset so ties spread across actors instead of piling on the first.
-    this.rotation = (this.rotation + 1) % Math.max(candidates.length, 1);
-    for (let i = 0; i < candidates.length; i++) {
-      const actor = candidates[(i + this.rotation) % candidates.length];
-      const open = actor.state === 'ready' || (takeDraining && actor.state === 'draining');
-      if (!open) continue;
-      const busy = actor.requestsInFlight;
-      if (busy >= cap) continue;
-      if (!best) {
-        best = actor;
-        continue;
-      }
-      if (busy + actor.connectionCount < best.requestsInFlight + best.connectionCount) best = actor;
-    }
-    return best;
-  }
-
-  /**
-   * The actor with this id, if it is open (ready, or draining when `takeDraining`): undefined when it is
-   * gone. `full` when it is open but at `cap` requests in flight.
-   */
-  pickById(id: number, cap: number, { takeDraining = false } = {}): ActorThread | 'full' | undefined {
-    for (const actor of this.actors) {
-      if (actor.id !== id) continue;
-      if (!(actor.state === 'ready' || (takeDraining && actor.state === 'draining'))) return undefined;
-      return actor.requestsInFlight >= cap ? 'full' : actor;
-    }
-    return undefined;
+  /** The actors, for placement (source/accept/placement.ts): every state, in start order. */
+  placeable(): readonly ActorThread[] {
+    return [...this.actors];
   }
 
   /** Whether every booted actor serves HTTP/2 (none at all: true). */
@@ -452,8 +427,9 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       () => this.emit('slot-freed'),
       ({ level, message }) => this.options.log[level](`[actor ${id}] ${message}`),
       this.options.onAccessLine ?? (() => {}),
-      () => {
-        if (started) void this.recycle(started);
+      (notice) => {
+        if (notice.kind === 'peer-port') this.introduce(id, notice);
+        else if (started) void this.recycle(started);
       },
     );
     started = new ActorThread(
@@ -478,11 +454,20 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       requestSlots,
       requestMetrics,
     };
-    const run = piscina.run(task, { transferList: [data.port2, control.port2] });
+    const transferList: MessagePort[] = [data.port2, control.port2];
+    let detachTasks = () => {};
+    if (settings.tasks && this.options.serveTasks) {
+      const tasks = new MessageChannel();
+      detachTasks = this.options.serveTasks(tasks.port1);
+      task.taskPort = tasks.port2;
+      transferList.push(tasks.port2);
+    }
+    const run = piscina.run(task, { transferList });
     actor.exited = run.then(
       () => this.onActorExit(actor, null),
       (error: unknown) => this.onActorExit(actor, error instanceof Error ? error : new Error(String(error))),
     );
+    void actor.exited.then(detachTasks);
     // A worker that dies while booting never answers ready(): race it against the task's end.
     const boot = await Promise.race([
       actor.ready(),
@@ -528,6 +513,17 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   }
 
   /** The actor served its --max-requests: a fresh one takes its place before it drains. */
+  /**
+   * Actor `from` forwards requests for the sessions of `request.actorId` (`--sticky-sessions` behind a proxy
+   * that mixes clients on one connection): pass it the channel's other end. An actor that has ended gets
+   * none, and the channel's closing fails what was forwarded (a new session starts elsewhere).
+   */
+  private introduce(from: number, request: PeerPortRequest): void {
+    const target = [...this.actors].find((actor) => actor.id === request.actorId && (actor.state === 'ready' || actor.state === 'draining'));
+    if (target) target.link.introducePeer(from, request.port);
+    else request.port.close();
+  }
+
   private async recycle(actor: ActorThread): Promise<void> {
     if (actor.state !== 'ready' || this.closing) return;
     this.options.log.info(`actor ${actor.id} reached its max requests; recycling`);

@@ -8,7 +8,6 @@
  * On Windows there are no HUP/TTIN/TTOU/USR1 signals: Ctrl+C and Ctrl+Break stop gracefully, and a console
  * close (which Node reports as SIGHUP there) stops too, never reloads.
  */
-import type { GrainbowsServer, ServeOptions } from '../server.js';
 import type { Logger } from '../../shared/log.js';
 import { ExitStatus } from '../../shared/errors.js';
 import type { ServiceState } from './systemd.js';
@@ -35,12 +34,25 @@ const WINDOWS_SIGNALS: Partial<Record<NodeJS.Signals, Command>> = {
   SIGTERM: 'stop',
 };
 
-export interface ArbiterOptions {
+/**
+ * What the arbiter drives: the running server (source/server.ts's GrainbowsServer), with `Changes` the
+ * settings a reload applies (its ServeOptions).
+ */
+export interface ArbitedServer<Changes> {
+  readonly workers: number;
+  resize(workers: number): Promise<void>;
+  reload(changes: Changes): Promise<void>;
+  /** `handingOver`: a binary upgrade's successor serves the listening sockets now; do not unlink them. */
+  close(options: { graceful: boolean; handingOver: boolean }): Promise<void>;
+  /** Reopens the access log; the error when it cannot. */
+  reopenLogs(): Error | undefined;
+}
+
+export interface ArbiterOptions<Changes> {
   log: Logger;
   /** Re-reads the configuration for a reload (config file, GRAINBOWS_CMD_ARGS, command line). */
-  rereadConfig: () => Promise<Partial<ServeOptions>>;
-  /** Reopens the error log file (USR1); the access log is the server's. */
-  /** Reopens the error log; the error when it cannot (lines then go on to the old file). */
+  rereadConfig: () => Promise<Changes>;
+  /** Reopens the error log file (USR1; the access log is the server's): the error when it cannot (lines then go on to the old file). */
   reopenLogs?: () => Error | undefined;
   /**
    * Binary upgrade: starts the next process on the same listening sockets and resolves once it serves
@@ -54,13 +66,13 @@ export interface ArbiterOptions {
   platform?: NodeJS.Platform;
 }
 
-export class Arbiter {
+export class Arbiter<Changes> {
   private readonly queue: Array<{ command: Command; argument?: number; done: (error?: unknown) => void }> = [];
   private dispatching = false;
   private stopping = false;
-  private server: GrainbowsServer | undefined;
+  private server: ArbitedServer<Changes> | undefined;
 
-  constructor(private readonly options: ArbiterOptions) {}
+  constructor(private readonly options: ArbiterOptions<Changes>) {}
 
   /**
    * Installs the signal handlers of this platform. Call it before the server starts: a signal that arrives
@@ -78,7 +90,7 @@ export class Arbiter {
   }
 
   /** The server is up: run what was queued meanwhile, and everything after. */
-  serve(server: GrainbowsServer): void {
+  serve(server: ArbitedServer<Changes>): void {
     this.server = server;
     void this.dispatch();
   }
@@ -148,7 +160,7 @@ export class Arbiter {
     },
   };
 
-  private get running(): GrainbowsServer {
+  private get running(): ArbitedServer<Changes> {
     if (!this.server) throw new Error('no server yet');
     return this.server;
   }
@@ -163,7 +175,7 @@ export class Arbiter {
   }
 
   private async reloadGeneration(): Promise<void> {
-    let changes: Partial<ServeOptions>;
+    let changes: Changes;
     try {
       changes = await this.options.rereadConfig();
     } catch (error) {

@@ -13,8 +13,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, renameSync } from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
+import { InheritedListener } from '../accept/inherited-listener.js';
 import type { Logger } from '../../shared/log.js';
+import { startEnvironment } from './start-environment.js';
 
 /** Set in the new process's environment: the old process's pid. */
 export const UPGRADE_FROM = 'GRAINBOWS_UPGRADE_FROM';
@@ -40,7 +42,8 @@ export async function startSuccessor(listening: Server[], pidfile: string, log: 
   if (pidfile && existsSync(pidfile)) renameSync(pidfile, oldbin);
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, [UPGRADE_FROM]: String(process.pid) },
+    // With the start environment this process was started with (start-environment.ts): else it would start node once more.
+    env: { ...process.env, ...startEnvironment(), [UPGRADE_FROM]: String(process.pid) },
     // On Windows libuv puts children in a job object that kills them when this process exits, unless they
     // are detached. On POSIX the successor stays in our process group, as gunicorn's new master does.
     detached: process.platform === 'win32',
@@ -79,43 +82,6 @@ export async function startSuccessor(listening: Server[], pidfile: string, log: 
   child.unref();
   child.channel?.unref();
   return child;
-}
-
-/** net.Server options Node reads at each accept, settable after the server exists. */
-interface AcceptOptions {
-  pauseOnConnect: boolean;
-  allowHalfOpen: boolean;
-}
-
-/**
- * A listening socket received from the old process. Node's IPC makes it a net.Server that is listening
- * already, with nobody taking its connections: from the moment it arrives, the kernel hands it connections
- * that would otherwise sit accepted and unanswered. So they are kept, unread, from the first one, and
- * given to the dispatcher once the actors are up (`takeOver`).
- */
-export class InheritedListener {
-  private early: Socket[] = [];
-  private target: ((socket: Socket) => void) | undefined;
-
-  constructor(
-    readonly server: Server,
-    /** With TLS ended in main its layer reads the bytes here; otherwise they stay unread until an actor has the socket. */
-    readsInMain: boolean,
-  ) {
-    const options = server as unknown as AcceptOptions;
-    options.pauseOnConnect = !readsInMain;
-    options.allowHalfOpen = true;
-    server.on('connection', (socket: Socket) => {
-      if (this.target) this.target(socket);
-      else this.early.push(socket);
-    });
-  }
-
-  /** From now on connections go to `onConnection`, those that arrived meanwhile first. */
-  takeOver(onConnection: (socket: Socket) => void): void {
-    this.target = onConnection;
-    for (const socket of this.early.splice(0)) if (!socket.destroyed) onConnection(socket);
-  }
 }
 
 /** In the new process, once its actors are up: asks for the old one's listening sockets, in its bind order. */

@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from './arbiter.js';
-import type { ServerStats } from '../server.js';
+import type { ServerStats } from './server-stats.js';
 import type { Logger } from '../../shared/log.js';
 
 export const CONTROL_COMMANDS = ['status', 'reload', 'resize', 'stop', 'upgrade'] as const;

@@ -5,6 +5,7 @@
  * nothing is retried.
  */
 import { Agent, request } from 'undici';
+import { until } from './wait.js';
 
 export interface LoadResult {
   ok: number;
@@ -60,11 +61,9 @@ export function startLoad(
       return result.ok + result.failed;
     },
     async reach(n, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (result.ok + result.failed < n) {
-        if (Date.now() > deadline) throw new Error(`load reached only ${result.ok + result.failed} of ${n} requests`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await until(() => result.ok + result.failed >= n, `${n} requests`, timeoutMs, 20).catch(() => {
+        throw new Error(`load reached only ${result.ok + result.failed} of ${n} requests`);
+      });
     },
     async stop() {
       running = false;

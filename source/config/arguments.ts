@@ -4,7 +4,7 @@
  */
 import meow from 'meow';
 import { GrainbowsError } from '../../shared/errors.js';
-import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from '../config/settings.js';
+import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from './settings.js';
 
 /** Flags that are not settings: they choose what the command does or where the config file is. */
 export const COMMAND_FLAGS = {
@@ -80,6 +80,11 @@ function findUnknownFlag(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** meow's key for a row's flag: the flag in camelCase (`--task-threads` → `taskThreads`, `--pid` → `pid`). */
+function meowKey(row: SettingRow): string {
+  return row.flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
 type MeowFlag = { type: 'string' | 'boolean'; shortFlag?: string; isMultiple?: boolean; aliases?: string[] };
 
 /** meow reads a lone `-` as a positional argument; gunicorn's `--access-logfile -` means stdout. */
@@ -104,7 +109,8 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   const flags: Record<string, MeowFlag> = {};
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
     // Everything is read as a string and validated by the table: meow turns a bad number into null silently.
-    flags[row.name] = {
+    // Keyed by the flag, not the setting's name: `--pid` sets `pidfile`, and meow knows a flag by its key.
+    flags[meowKey(row)] = {
       type: row.type === 'boolean' ? 'boolean' : 'string',
       ...(row.short ? { shortFlag: row.short } : {}),
       ...(row.multiple ? { isMultiple: true } : {}),
@@ -127,7 +133,7 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   const raw = cli.flags as Record<string, unknown>;
   const values: Partial<Record<SettingName, unknown>> = {};
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
-    const value = raw[row.name];
+    const value = raw[meowKey(row)];
     if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
     try {
       values[row.name] = parseSettingValue(row, value);
@@ -144,7 +150,12 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   };
 }
 
-/** Splits GRAINBOWS_CMD_ARGS into words as a POSIX shell would for simple quoting ('…', "…", \x). */
+/**
+ * Splits GRAINBOWS_CMD_ARGS into words as a POSIX shell would for simple quoting ('…', "…", \x), as
+ * gunicorn splits GUNICORN_CMD_ARGS with Python's shlex.split. Hand-written: shell-quote, the maintained
+ * parser, also expands `$VAR` and turns `;`, `|`, `>` and `*` into operator objects, which a settings
+ * string must not do (`--access-logformat '%(h)s > $x'`).
+ */
 export function splitWords(text: string): string[] {
   const words: string[] = [];
   let current = '';

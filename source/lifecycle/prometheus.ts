@@ -18,7 +18,7 @@ import { DURATION_BUCKETS, emptyTotals, STATUS_CLASSES, type RequestTotals } fro
 import { describeListener, parseBind } from '../accept/bind.js';
 import { GrainbowsError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { ServerStats } from '../server.js';
+import type { ServerStats } from './server-stats.js';
 
 /** What the endpoint reads: the server (an interface, so this module does not import the server's). */
 export interface MetricsSource {
@@ -85,6 +85,14 @@ class GrainbowsMetrics {
   private readonly loopUtilization: Gauge<'actor'>;
   private readonly heapUsed: Gauge<'actor'>;
   private readonly heapTotal: Gauge<'actor'>;
+  private readonly taskThreads: Gauge<'module'>;
+  private readonly taskRunning: Gauge<'module'>;
+  private readonly taskQueued: Gauge<'module'>;
+  private readonly taskCalls: Counter<'module' | 'outcome'>;
+  private readonly taskThreadStarts: Counter<'module'>;
+  private readonly taskRunP50: Gauge<'module'>;
+  private readonly taskRunP99: Gauge<'module'>;
+  private readonly taskWaitP99: Gauge<'module'>;
   /** Each actor's event-loop times at the previous scrape: utilisation is measured between scrapes. */
   private readonly previousLoop = new Map<number, { active: number; idle: number }>();
 
@@ -134,6 +142,20 @@ class GrainbowsMetrics {
     });
     this.heapUsed = new Gauge({ name: 'grainbows_actor_heap_used_bytes', help: "Each actor's V8 heap in use", labelNames: ['actor'], registers });
     this.heapTotal = new Gauge({ name: 'grainbows_actor_heap_total_bytes', help: "Each actor's V8 heap size", labelNames: ['actor'], registers });
+    const perModule = { labelNames: ['module'] as const, registers };
+    this.taskThreads = new Gauge({ name: 'grainbows_task_threads', help: 'Task threads of each task module (--tasks)', ...perModule });
+    this.taskRunning = new Gauge({ name: 'grainbows_task_calls_running', help: 'Calls each task module is running now', ...perModule });
+    this.taskQueued = new Gauge({ name: 'grainbows_task_calls_queued', help: 'Calls waiting for a thread of each task module', ...perModule });
+    this.taskCalls = new Counter({
+      name: 'grainbows_task_calls_total',
+      help: 'Calls ended, by outcome: completed, failed (the task threw), timed_out (--task-timeout), refused (--task-max-queue), cancelled (by the caller), thread_exited (its thread died)',
+      labelNames: ['module', 'outcome'],
+      registers,
+    });
+    this.taskThreadStarts = new Counter({ name: 'grainbows_task_thread_starts_total', help: 'Task threads started, replacements included', ...perModule });
+    this.taskRunP50 = new Gauge({ name: 'grainbows_task_run_p50_seconds', help: 'Median time a call ran on its thread', ...perModule });
+    this.taskRunP99 = new Gauge({ name: 'grainbows_task_run_p99_seconds', help: '99th percentile of the time a call ran on its thread', ...perModule });
+    this.taskWaitP99 = new Gauge({ name: 'grainbows_task_wait_p99_seconds', help: '99th percentile of the time a call waited for a thread', ...perModule });
   }
 
   /** Sets every metric from one snapshot. */
@@ -165,6 +187,29 @@ class GrainbowsMetrics {
       this.previousLoop.set(actor.actorId, { active: actor.eventLoopActiveMs, idle: actor.eventLoopIdleMs });
     }
     for (const id of this.previousLoop.keys()) if (!live.has(id)) this.previousLoop.delete(id);
+    this.updateTasks(stats.tasks);
+  }
+
+  private updateTasks(modules: ServerStats['tasks']): void {
+    for (const m of modules) {
+      const labels = { module: m.module };
+      this.taskThreads.set(labels, m.threads);
+      this.taskRunning.set(labels, m.running);
+      this.taskQueued.set(labels, m.queued);
+      const outcomes = {
+        completed: m.completed,
+        failed: m.failed,
+        timed_out: m.timedOut,
+        refused: m.refused,
+        cancelled: m.cancelled,
+        thread_exited: m.threadExited,
+      };
+      for (const [outcome, count] of Object.entries(outcomes)) setCounter(this.taskCalls, { ...labels, outcome }, count);
+      setCounter(this.taskThreadStarts, labels, m.threadsStarted);
+      this.taskRunP50.set(labels, m.runTimeMs.p50 / 1000);
+      this.taskRunP99.set(labels, m.runTimeMs.p99 / 1000);
+      this.taskWaitP99.set(labels, m.waitTimeMs.p99 / 1000);
+    }
   }
 }
 

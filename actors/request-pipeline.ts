@@ -9,8 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import type { LoadedApp } from './app-loader.js';
 import { guardListener } from './guard.js';
-import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, isHttp2Request, type HeadFacts, type HeadLimits, type Rejection } from './request-rules.js';
-import type { SettingsValues } from '../shared/settings-values.js';
+import { FORWARDING, TRANSFER_ENCODING, checkRequestHead, isHttp2Request, type HeadFacts, type Rejection } from './request-rules.js';
 import { formatAccessLine } from '../shared/access-log.js';
 import { REQUESTS_SEEN, type DrainMode } from './drain.js';
 import { callRequestHook, type ActorHooks } from '../shared/hooks.js';
@@ -23,39 +22,18 @@ import { bufferChunkedBody, isChunked } from './body-buffer.js';
 import { UploadRateGuard } from './upload-rate.js';
 import { refuseForbiddenTrailers } from './trailer-rules.js';
 import { answerAndClose } from './answer.js';
-import { restoreRequest, type ParserCompat } from './request-normalizer.js';
+import { restoreRequest } from './request-normalizer.js';
+import type { HttpSettings } from '../shared/actor-protocol.js';
 import { RelaySocket } from './relay-socket.js';
 import type { RequestMetrics } from '../shared/request-metrics.js';
 import { sessionOwner } from '../shared/affinity.js';
-import { routeAsAppEvent, type AppRequestEvent } from './app-server.js';
+import { routeAsAppEvent, type AppRequestEvent } from './app-own-server.js';
 
 /**
  * The settings an actor's HTTP server reads: those taken as they are (named and described in the settings
  * table, source/config/settings.ts) and a few derived from the table's values by main (generationFrom in
  * source/server.ts).
  */
-export interface HttpSettings extends Pick<
-  SettingsValues,
-  | 'headerMap'
-  | 'stickySessions'
-  | 'forwardedAllowIps'
-  | 'requestTimeout'
-  | 'headerTimeout'
-  | 'bodyTimeout'
-  | 'limitRequestBody'
-  | 'bufferChunkedBody'
-  | 'bodyMinRate'
-> {
-  keepAliveTimeoutMs: number;
-  headLimits: HeadLimits;
-  /** `--use sync`: no keep-alive, so the actor's one slot frees as soon as the response is sent. */
-  closeAfterResponse: boolean;
-  /** The access log format, or null when no access log is kept. */
-  accessLogFormat: string | null;
-  /** The leniencies of request-normalizer.ts in front of Node's parser; null: Node's parser alone. */
-  compat: ParserCompat | null;
-}
-
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   408: 'Request Timeout',
@@ -65,17 +43,6 @@ const STATUS_TEXT: Record<number, string> = {
   501: 'Not Implemented',
   505: 'HTTP Version Not Supported',
 };
-
-function belongsElsewhere(url: string | undefined, actorId: number): boolean {
-  const owner = sessionOwner(url);
-  return owner !== undefined && owner !== actorId;
-}
-
-/** 307 to the same target on a closed connection: the client repeats the request on a new one. */
-function sendBackForRouting(res: http.ServerResponse, target: string): void {
-  res.setHeader('location', target);
-  answerAndClose(res, 307, 'Temporary Redirect: this session lives on another actor; repeat the request on a new connection\n');
-}
 
 function refuse(res: http.ServerResponse, { status, reason }: Rejection): void {
   answerAndClose(res, status, `${STATUS_TEXT[status]}: ${reason}\n`);
@@ -181,6 +148,11 @@ export interface ActorServerWiring {
   emitAccessLine?: (line: string) => void;
   /** Options for Node's server beyond the actor's own (h2c-upgrade.ts needs its request class). */
   serverOptions?: http.ServerOptions;
+  /** `--sticky-sessions`: answers requests and upgrades for another actor's session through that actor (session-forwarding.ts). */
+  forwardSession?: {
+    request(owner: number, req: http.IncomingMessage, res: http.ServerResponse): void;
+    upgrade(owner: number, req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  };
 }
 
 /** Counts a response's body bytes as they are written, for the access log's %(b)s. */
@@ -208,7 +180,7 @@ function countBodyBytes(res: http.ServerResponse): () => number | undefined {
 export function createActorServer(
   app: LoadedApp,
   settings: HttpSettings,
-  { log, counters, slots, metrics, drain, hooks, actorId, emitAccessLine = () => {}, serverOptions }: ActorServerWiring,
+  { log, counters, slots, metrics, drain, hooks, actorId, emitAccessLine = () => {}, serverOptions, forwardSession }: ActorServerWiring,
 ): http.Server {
   const guarded = guardListener(app.listener, log);
   const { preRequest, postRequest } = hooks;
@@ -295,6 +267,16 @@ export function createActorServer(
       // A declared length is enforced by the parser; anything else (chunked) is counted as it arrives.
       if (facts.contentLength === undefined) countBody(req, res, limitRequestBody);
     }
+    // A later request on a kept-alive connection may name another actor's session (a proxy's shared
+    // upstream connection): that actor answers it. The first request of a connection is never forwarded:
+    // main placed it, so if it names another actor, that actor is gone, and this one's answer (socket.io:
+    // 400) starts a new session.
+    const owner = forwardSession && !stream && (socket[REQUESTS_SEEN] ?? 0) > 1 ? sessionOwner(req.url) : undefined;
+    if (owner !== undefined && owner !== actorId) {
+      log.debug(`forwarding ${req.method} ${req.url?.slice(0, 100)} to actor ${owner}, which holds its session`);
+      forwardSession!.request(owner, req, res);
+      return;
+    }
     const untrustworthy = facts.fields & FORWARDING ? forwarding.apply(req, rewriteScheme) : null;
     if (untrustworthy) {
       log.debug(`refused ${req.method} ${req.url?.slice(0, 100)}: 400 ${untrustworthy.reason}`);
@@ -302,11 +284,6 @@ export function createActorServer(
       return;
     }
     if (settings.requestTimeout > 0) armRequestDeadline(req, res, settings.requestTimeout, log);
-    if (settings.stickySessions && !stream && (socket[REQUESTS_SEEN] ?? 0) > 1 && belongsElsewhere(req.url, actorId)) {
-      log.debug(`sent back ${req.method} ${req.url?.slice(0, 100)}: another actor's session, on a kept-alive connection`);
-      sendBackForRouting(res, req.url ?? '/');
-      return;
-    }
     if (settings.closeAfterResponse || drain.active) res.shouldKeepAlive = false;
     if (preRequest || postRequest) {
       const actor = { actorId, server };
@@ -371,6 +348,7 @@ export function createActorServer(
       routeAsAppEvent(req, 'checkExpectation');
       handle(req, res);
     });
+  if (forwardSession) forwardForeignUpgrades(server, actorId, forwardSession.upgrade);
   if (settings.compat) {
     // An upgrade request is not counted as a request on its connection: it is the one after those counted.
     // Seen by wrapping emit rather than by listening: a listener of ours would make Node take every request
@@ -403,8 +381,33 @@ export function createActorServer(
 }
 
 /**
+ * `--sticky-sessions`: an upgrade request (engine.io's switch to WebSocket) for another actor's session, on
+ * a connection that has carried requests before (a proxy's shared upstream connection), goes to that actor
+ * instead of the app's 'upgrade' listeners here. Seen by wrapping emit, as with the compat settings below:
+ * a listener of ours would make Node take every request that asks to upgrade as an upgrade.
+ */
+function forwardForeignUpgrades(
+  server: http.Server,
+  actorId: number,
+  forward: (owner: number, req: http.IncomingMessage, socket: Duplex, head: Buffer) => void,
+): void {
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  server.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'upgrade') {
+      const [req, socket, head] = args as [http.IncomingMessage, Duplex & { [REQUESTS_SEEN]?: number }, Buffer];
+      const owner = (socket[REQUESTS_SEEN] ?? 0) > 0 ? sessionOwner(req.url) : undefined;
+      if (owner !== undefined && owner !== actorId) {
+        forward(owner, req, socket, head);
+        return true;
+      }
+    }
+    return emit(event, ...args);
+  };
+}
+
+/**
  * A CONNECT request goes to the app like any method unless the app listens for 'connect' itself, on the
- * actor's server (onServer) or on its own (app-server.ts); Node would otherwise drop the connection
+ * actor's server (onServer) or on its own (app-own-server.ts); Node would otherwise drop the connection
  * without an answer. Decided per request, since an app may add its listener at any time.
  */
 export function routeConnectToApp(server: http.Server): void {

@@ -5,7 +5,7 @@
  * @fastify/websocket listen for its 'upgrade' events, an app may listen for 'connect'.
  *
  * `Expect` requests reach the app's server as 'checkContinue' or 'checkExpectation' when it listens for them
- * (http-server.ts decides, routeAsAppEvent marks).
+ * (request-pipeline.ts decides, routeAsAppEvent marks).
  *
  * Node's server emits 'upgrade' only when it has an 'upgrade' listener of its own at the moment it parses
  * the request; without one it answers the request as a plain one (the 200 a WebSocket client would get).
@@ -49,7 +49,7 @@ type MarkedRequest = IncomingMessage & { [APP_EVENT]?: AppRequestEvent };
 
 /**
  * The request goes to the app's own server as `event`: the actor's server heard it as that event (it listens
- * for both whenever the app's server might, http-server.ts) and passes it through the handler every request
+ * for both whenever the app's server might, request-pipeline.ts) and passes it through the handler every request
  * passes, whose app call then emits it under that name.
  */
 export function routeAsAppEvent(req: IncomingMessage, event: AppRequestEvent): void {
