@@ -59,13 +59,21 @@ function exposePeer(session: http2.ServerHttp2Session, relayed: RelaySocket): vo
 /** Streams a client may reset in one second before its connection is ended (rapid reset, CVE-2023-44487). */
 export const RESETS_PER_SECOND = 100;
 
+/** How long a connection ended for abuse is still read (and discarded) for its client to see the GOAWAY. */
+const LINGER_AFTER_GOAWAY_MS = 1000;
+
 /**
  * Ends a connection whose client resets streams faster than RESETS_PER_SECOND, with GOAWAY
  * ENHANCE_YOUR_CALM, and closes it. Node has a guard of its own, later (about 1,000 resets), but after it
  * sends its GOAWAY it stops reading the connection without closing it: the socket sat in CLOSE-WAIT with
  * its descriptor and its slot in the actor for good (spec/http2.test.ts, rapid reset).
+ *
+ * The close lingers, as nginx's lingering_close does: the client is still sending, and a socket closed with
+ * bytes unread makes the kernel send RST at once, discarding what is still in its send queue, GOAWAY
+ * included. `session.close()` ends the socket after the GOAWAY and reads on until the client closes; the
+ * socket is destroyed after LINGER_AFTER_GOAWAY_MS whatever the client does.
  */
-function guardAgainstResets(session: http2.ServerHttp2Session, log: Logger): void {
+function guardAgainstResets(session: http2.ServerHttp2Session, socket: Duplex, log: Logger): void {
   let resets = 0;
   let windowStart = performance.now();
   let ended = false;
@@ -80,9 +88,9 @@ function guardAgainstResets(session: http2.ServerHttp2Session, log: Logger): voi
       if (++resets <= RESETS_PER_SECOND) return;
       ended = true;
       log.warning(`HTTP/2: a client reset more than ${RESETS_PER_SECOND} streams in a second; its connection is closed`);
-      // GOAWAY first, as its own frame: destroy() alone sends one with NO_ERROR on Node 20.
       session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      setImmediate(() => session.destroy());
+      session.close();
+      setTimeout(() => socket.destroy(), LINGER_AFTER_GOAWAY_MS).unref();
     });
   });
 }
@@ -92,7 +100,12 @@ export class Http2Sessions {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
 
-  constructor(handle: RequestListener, limits: Http2Limits, keepAliveTimeoutMs: number, log: Logger) {
+  constructor(
+    handle: RequestListener,
+    limits: Http2Limits,
+    keepAliveTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
     this.server = http2.createServer(
       {
         settings: {
@@ -115,7 +128,6 @@ export class Http2Sessions {
           session.close();
           setTimeout(() => session.destroy(), FINAL_GOAWAY_AFTER_MS).unref();
         });
-      guardAgainstResets(session, log);
     });
     this.server.on('sessionError', (error: Error) => log.debug(`HTTP/2 session: ${error.message}`));
     // A connection that arrives while the actor drains has its first stream served, then GOAWAY.
@@ -141,6 +153,7 @@ export class Http2Sessions {
     this.server.off('session', created);
     if (!session) return;
     if (relayed) exposePeer(session, relayed);
+    guardAgainstResets(session, socket, this.log);
     session.once('close', () => socket.destroy());
   }
 
