@@ -175,7 +175,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
         slots,
         { headerTimeoutMs: task.settings.headerTimeout * 1000, bodyTimeoutMs: task.settings.bodyTimeout * 1000 },
         task.settings.compat,
-        actorTls ? { settings: actorTls, log } : undefined,
+        actorTls ? { settings: actorTls, log, TlsFront: (await import('./tls-front.js')).TlsFront } : undefined,
         sessions,
         h2c?.priorKnowledge ? h2cTrusted : undefined,
       );

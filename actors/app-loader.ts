@@ -13,7 +13,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AppSpec } from '../shared/app-spec.js';
-import { locateSyntaxError } from '../shared/syntax-error.js';
 import { announceListening, type FastifyInstanceLike } from './fastify-lifecycle.js';
 import type { AppKind, ListeningAddress, ServerHook } from '../shared/actor-protocol.js';
 import { appEventOf } from './app-own-server.js';
@@ -153,7 +152,7 @@ export async function loadApp(spec: AppSpec): Promise<LoadedApp> {
     namespace = await importModule(spec);
   } catch (error) {
     if (error instanceof AppLoadFailure) throw error;
-    const where = error instanceof SyntaxError ? locateSyntaxError(spec.url) : undefined;
+    const where = error instanceof SyntaxError ? (await import('../shared/syntax-error.js')).locateSyntaxError(spec.url) : undefined;
     throw new AppLoadFailure('E_APP_LOAD', `failed to load ${spec.display}${where ? ` (${where})` : ''}`, { cause: error });
   }
   if (!(spec.exportName in namespace)) {

@@ -5,7 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import {
   ACK_STEP,
@@ -25,7 +25,7 @@ import { RelaySocket, type RelayOutlet } from './relay-socket.js';
 import type { RequestSlots } from './request-slots.js';
 import { RequestNormalizer, attachNormalizer } from './request-normalizer.js';
 import type { ParserCompat } from '../shared/actor-protocol.js';
-import { TlsFront } from './tls-front.js';
+import type { TlsFront } from './tls-front.js';
 import type { Http2Sessions } from './http2-sessions.js';
 import type { ActorTls } from '../shared/tls-options.js';
 import type { Logger } from '../shared/log.js';
@@ -88,8 +88,11 @@ export class ConnectionHost implements RelayOutlet {
     { headerTimeoutMs, bodyTimeoutMs }: { headerTimeoutMs: number; bodyTimeoutMs: number },
     /** The parser-compatibility settings; null when Node's parser alone judges requests. */
     private readonly compat: ParserCompat | null = null,
-    /** HTTPS ended in this actor (source/accept/tls.ts decides where), and where failed handshakes are told. */
-    tls?: { settings: ActorTls; log: Logger },
+    /**
+     * HTTPS ended in this actor (source/accept/tls.ts decides where), and where failed handshakes are told;
+     * with the TlsFront class, which the actor loads only then (node:tls is 0.5 MB of each thread that loads it).
+     */
+    tls?: { settings: ActorTls; log: Logger; TlsFront: typeof TlsFront },
     /** With `--http-protocols` offering h2: the HTTP/2 server connections that chose it are given to. */
     private readonly http2?: Http2Sessions,
     /** `--http2-cleartext prior-knowledge`: whether a peer may open a plain connection with HTTP/2's preface. */
@@ -99,7 +102,7 @@ export class ConnectionHost implements RelayOutlet {
     this.arrivals = new ArrivalDeadlines(server, headerTimeoutMs, bodyTimeoutMs);
     this.gate = new HeadGate({ headerTimeoutMs, proxyFrom: null, releaseAfterRequestLine: true }, this.serveTransferred);
     // The header deadline starts once the handshake is done: the handshake has its own (the same length).
-    this.tlsFront = tls ? new TlsFront(tls.settings, this.secured, tls.log) : undefined;
+    this.tlsFront = tls ? new tls.TlsFront(tls.settings, this.secured, tls.log) : undefined;
     port.on('message', (message: unknown) => {
       if (message instanceof ArrayBuffer) decodeBatch(message, this.onFrame);
       else if (isSocketHandoff(message)) this.adopt(message);
@@ -337,7 +340,14 @@ export class ConnectionHost implements RelayOutlet {
 
   /** A transferred connection's first head is here (read by main or by our gate): Node's server takes it. */
   private readonly serveTransferred = ({ socket, head, ended }: GatedConnection): void => {
-    if (this.http2 && this.h2cFrom && !ended && !(socket instanceof TLSSocket) && opensWithHttp2Preface(head) && this.h2cFrom(socket.remoteAddress)) {
+    if (
+      this.http2 &&
+      this.h2cFrom &&
+      !ended &&
+      !(socket as Partial<TLSSocket>).encrypted &&
+      opensWithHttp2Preface(head) &&
+      this.h2cFrom(socket.remoteAddress)
+    ) {
       // Cleartext HTTP/2 by prior knowledge from a trusted peer: the bytes read go back for the session to read.
       socket.allowHalfOpen = false;
       socket.unshift(head);

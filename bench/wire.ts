@@ -7,7 +7,8 @@
  *
  * Batches of 1, 4 and 16 hello-world responses (a Data frame of 130 bytes each), as the relay writes them.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
 import type { MessagePort } from 'node:worker_threads';
 import { Frame, FrameBatcher, decodeBatch } from '../shared/wire.js';
 

@@ -4,7 +4,8 @@
  * So we check the app module, then the local modules it imports (relative specifiers, breadth first, a
  * bounded number), until one fails. Each file is checked as an ES module through stdin, because
  * `node --check FILE` on a `.js` outside any package says nothing on Node 20.20 (it guesses the module
- * kind). Only called after an import already failed with a SyntaxError.
+ * kind). Only called after an import already failed with a SyntaxError, and imported only then: every
+ * actor would otherwise load node:child_process for nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

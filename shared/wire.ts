@@ -6,7 +6,11 @@
  * its size and *transferred*: posting a Node Buffer would clone its whole backing slab (docs/design.md,
  * pitfall 2), and one post per turn instead of one per frame is what made the relay affordable.
  */
-import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
+// msgpackr's pack and unpack entries without its stream classes and its native string extractor
+// (msgpackr-extract): frames carry bytes and short strings, and the full entry costs each thread that
+// loads it 1 MB more (docs/performance.md, Memory).
+import { Packr, RESET_BUFFER_MODE } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
 import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress } from './proxy-protocol.js';
 

@@ -32,7 +32,7 @@ describe('settings', () => {
     assert.equal(readFileSync(path.join(ROOT, 'docs/settings.md'), 'utf8'), renderSettingsDoc());
   });
 
-  it('every long flag, alias and short flag sets its setting (--pid sets pidfile, --dirty-timeout task_timeout)', () => {
+  it('every long flag, alias and short flag sets its setting (--pid sets pidfile, --dirty-timeout task_timeout)', async () => {
     const sample: Partial<Record<string, string>> = {
       bind: '127.0.0.1:1',
       tasks: 'x.js:2',
@@ -48,7 +48,7 @@ describe('settings', () => {
         const words = value === undefined ? [flag] : [flag, value];
         let parsed: unknown;
         try {
-          parsed = parseArguments(words, 'command line', import.meta).values[row.name];
+          parsed = (await parseArguments(words, 'command line', import.meta)).values[row.name];
         } catch (error) {
           // A value the row refuses (an empty path, a choice) still proves the flag reached it.
           assert.match(String(error), new RegExp(`--${row.flag}`), `${flag}: ${String(error)}`);

@@ -1,6 +1,8 @@
 /**
  * The CLI starts node again with `--no-memory-reducer` for the main thread (source/cli/relaunch.ts): in place
- * where Node has process.execve, else as a child that the launcher signals for and whose status it returns.
+ * on POSIX (process.execve, or the C library's through koffi), else as a child that the launcher signals for
+ * and whose status it returns. An installation without koffi (spec/fixtures/without-koffi.mjs) shows the
+ * launcher on Node 20.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -9,11 +11,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from './helpers/wait.js';
 import { fixture, runCli, startCli, type RunningCli } from './helpers/servers.js';
 import { isAlive } from './helpers/probes.js';
+import { pathToFileURL } from 'node:url';
 import { keepSemiSpaceFlagToMain, missingMainFlags } from '../source/cli/relaunch.js';
+import { keepOpenOnExecMarker } from '../shared/close-on-exec.js';
 import { forgetStartEnvironment, missingStartEnvironment, startEnvironment } from '../source/lifecycle/start-environment.js';
 
 const hasExecve = typeof (process as NodeJS.Process & { execve?: unknown }).execve === 'function';
 const linux = process.platform === 'linux';
+const hasKoffi = (await keepOpenOnExecMarker()) !== undefined;
+/** How the CLI is run: as installed, and without its optional koffi. `inPlace`: whether it can execve. */
+const INSTALLATIONS = [
+  { name: 'as installed', nodeFlags: [], inPlace: process.platform !== 'win32' && (hasExecve || hasKoffi) },
+  { name: 'without koffi', nodeFlags: ['--import', pathToFileURL(fixture('without-koffi.mjs')).href], inPlace: process.platform !== 'win32' && hasExecve },
+];
 
 const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
 
@@ -100,31 +110,32 @@ describe('main thread started without V8 memory reducer, with a small young gene
     }
   });
 
-  it(`serves with --no-memory-reducer --max-semi-space-size=2 in main (${hasExecve ? 'in place, same pid' : "as the launcher's child"}); signals to the started process reach it`, async () => {
-    const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
-    let stopped = false;
-    try {
-      const execArgv = await execArgvOf(cli);
-      assert.ok(execArgv.includes('--no-memory-reducer'), 'the serving process has the flags');
-      assert.ok(execArgv.includes('--max-semi-space-size=2'), execArgv.join(' '));
-      if (hasExecve) assert.equal(cli.pid, cli.child.pid, 'execve keeps the pid');
-      else {
-        assert.notEqual(cli.pid, cli.child.pid);
-        if (linux) assert.equal(parentOf(cli.pid), cli.child.pid, "the server is the launcher's child");
+  for (const { name, nodeFlags, inPlace } of INSTALLATIONS)
+    it(`${name}: serves with --no-memory-reducer --max-semi-space-size=2 in main (${inPlace ? 'in place, same pid' : "as the launcher's child"}); signals to the started process reach it`, async () => {
+      const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')], { nodeFlags });
+      let stopped = false;
+      try {
+        const execArgv = await execArgvOf(cli);
+        assert.ok(execArgv.includes('--no-memory-reducer'), 'the serving process has the flags');
+        assert.ok(execArgv.includes('--max-semi-space-size=2'), execArgv.join(' '));
+        if (inPlace) assert.equal(cli.pid, cli.child.pid, 'execve keeps the pid');
+        else {
+          assert.notEqual(cli.pid, cli.child.pid);
+          if (linux) assert.equal(parentOf(cli.pid), cli.child.pid, "the server is the launcher's child");
+        }
+        cli.child.kill('SIGHUP');
+        await cli.waitFor(/Reloaded: generation 2 serving/);
+        cli.child.kill('SIGTTIN');
+        await cli.waitFor(/Booted actor 3 \(generation 2/);
+        const exit = await cli.stop('SIGTERM');
+        stopped = true;
+        assert.equal(exit.status, 0, 'the status of the server, through the launcher');
+        assert.match(exit.stderr, /Handling signal: term/);
+        await until(() => !isAlive(cli.pid), 'the server to be gone');
+      } finally {
+        if (!stopped) await cli.stop('SIGKILL');
       }
-      cli.child.kill('SIGHUP');
-      await cli.waitFor(/Reloaded: generation 2 serving/);
-      cli.child.kill('SIGTTIN');
-      await cli.waitFor(/Booted actor 3 \(generation 2/);
-      const exit = await cli.stop('SIGTERM');
-      stopped = true;
-      assert.equal(exit.status, 0, 'the status of the server, through the launcher');
-      assert.match(exit.stderr, /Handling signal: term/);
-      await until(() => !isAlive(cli.pid), 'the server to be gone');
-    } finally {
-      if (!stopped) await cli.stop('SIGKILL');
-    }
-  });
+    });
 
   it('--memory-reducer --main-semi-space-size 0 --malloc-arenas 0: no relaunch, the started process serves', async () => {
     const cli = await startCli(['-b', '127.0.0.1:0', '--memory-reducer', '--main-semi-space-size', '0', '--malloc-arenas', '0', fixture('process-info.js')]);
@@ -145,10 +156,11 @@ describe('main thread started without V8 memory reducer, with a small young gene
   });
 
   it(
-    'a launcher killed with SIGKILL leaves no server behind: it stops gracefully',
+    'without koffi: a launcher killed with SIGKILL leaves no server behind: it stops gracefully',
     { skip: hasExecve ? 'no launcher where Node has execve' : process.platform === 'win32' && 'POSIX signals' },
     async () => {
-      const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')]);
+      const cli = await startCli(['-b', '127.0.0.1:0', fixture('process-info.js')], { nodeFlags: INSTALLATIONS[1].nodeFlags });
+      assert.notEqual(cli.pid, cli.child.pid, 'a launcher and its child');
       const port = new URL(cli.url).port;
       cli.child.kill('SIGKILL');
       await until(() => !isAlive(cli.pid), 'the orphaned server to stop');

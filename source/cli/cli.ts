@@ -8,12 +8,12 @@
  */
 import { ExitStatus, GrainbowsError } from '../../shared/errors.js';
 import { formatConfig, resolveConfig, type ResolvedConfig } from '../config/config.js';
+import { adoptCarriedReadings, carriedReadings } from '../config/arguments.js';
 import { inheritedDescriptors } from '../accept/bind.js';
 import v8 from 'node:v8';
 import { claimLauncher, keepSemiSpaceFlagToMain, missingMainFlags, relaunch } from './relaunch.js';
 import { forgetStartEnvironment, missingStartEnvironment } from '../lifecycle/start-environment.js';
 import { describeError } from '../../shared/log.js';
-import { runCtl } from './ctl.js';
 import { activatedDescriptors, forgetActivation } from '../lifecycle/systemd.js';
 import { startedByNpm } from './parent-watch.js';
 import { daemonize, isDaemonChild, refuseUnsupported } from './process-settings.js';
@@ -22,7 +22,11 @@ import { fail } from './fail.js';
 
 async function main(): Promise<void> {
   const launched = claimLauncher();
-  if (process.argv[2] === 'ctl') process.exit(await runCtl(process.argv.slice(3), import.meta));
+  adoptCarriedReadings();
+  if (process.argv[2] === 'ctl') {
+    const { runCtl } = await import('./ctl.js');
+    process.exit(await runCtl(process.argv.slice(3), import.meta));
+  }
   const verbose = process.argv.includes('--log-level=debug') || process.argv.join(' ').includes('--log-level debug');
   let config: ResolvedConfig;
   try {
@@ -59,7 +63,7 @@ async function main(): Promise<void> {
   const startEnvironment = missingStartEnvironment(config.settings);
   const stopWithParent = !launched && startedByNpm() && !isDaemonChild() && upgradingFrom() === undefined;
   if (mainFlags.length > 0 || Object.keys(startEnvironment).length > 0)
-    process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind), { stopWithParent, env: startEnvironment }));
+    process.exit(await relaunch(mainFlags, inheritedDescriptors(config.settings.bind), { stopWithParent, env: { ...startEnvironment, ...carriedReadings() } }));
   if (config.settings.daemon && !isDaemonChild()) {
     try {
       refuseUnsupported(config.sources);

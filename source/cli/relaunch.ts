@@ -11,13 +11,14 @@
  * `--no-memory-reducer --max-semi-space-size=2` on the command line (settings `memory-reducer` and
  * `main-semi-space-size`), and with MALLOC_ARENA_MAX set (`malloc-arenas`, lifecycle/start-environment.ts):
  *
- * - where Node has `process.execve` (22.15+, POSIX), in place: same pid, nothing else changes;
- * - elsewhere (Node 20, Windows, or when an `fd://N` bind must be passed on) as a child in the foreground: this process forwards the signals the arbiter
- *   understands, and exits with the child's status. If this process dies, the child stops gracefully (it
+ * - on POSIX, in place (execve, exec-in-place.ts): same pid, nothing else changes;
+ * - elsewhere (Windows, or where neither `process.execve` nor koffi is there) as a child in the foreground:
+ *   this process forwards the signals the arbiter understands, and exits with the child's status. If this process dies, the child stops gracefully (it
  *   sees its IPC channel close), so a `kill -9` of the launcher never leaves a server behind.
  */
 import { spawn } from 'node:child_process';
 import { watchParent } from './parent-watch.js';
+import { execInPlace } from './exec-in-place.js';
 
 /** The settings that decide the main thread's node flags, and the process's environment at start. */
 export interface MainThreadSettings {
@@ -82,25 +83,19 @@ interface StopMessage {
   signal: NodeJS.Signals;
 }
 
-/** `process.execve` (Node 22.15+ and 23.11+, POSIX only), not yet in the Node 20 types this project builds with. */
-type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
-
 /**
- * Starts this same command again with node `flags` added. Returns only on the platforms without execve,
- * with a promise of the exit status the child ended with (a signal that killed it is re-raised here first).
- * `inheritedFds`: descriptors beyond stdio the child needs at the same numbers (the `fd://N` binds).
+ * Starts this same command again with node `flags` added: in place where it can (exec-in-place.ts), and
+ * returns only where it cannot, with a promise of the exit status the child ended with (a signal that
+ * killed it is re-raised here first). `inheritedFds`: descriptors beyond stdio the new process needs at the
+ * same numbers (the `fd://N` binds).
  */
-export function relaunch(
+export async function relaunch(
   flags: readonly string[],
   inheritedFds: readonly number[] = [],
   { argv = process.argv.slice(1), stopWithParent = false, env = {} }: { argv?: readonly string[]; stopWithParent?: boolean; env?: Record<string, string> } = {},
 ): Promise<number> {
   const nodeArgs = [...process.execArgv, ...flags, ...argv];
-  const { execve } = process as NodeJS.Process & { execve?: Execve };
-  // Node starts with its low descriptors marked close-on-exec and has no way to clear that, so an inherited
-  // socket would not survive an execve: with one, the child below gets it at its number instead.
-  if (process.platform !== 'win32' && inheritedFds.length === 0 && typeof execve === 'function')
-    execve.call(process, process.execPath, [process.execPath, ...nodeArgs], { ...process.env, ...env });
+  await execInPlace(process.execPath, [process.execPath, ...nodeArgs], { ...process.env, ...env }, inheritedFds);
   return new Promise((resolve) => {
     const windows = process.platform === 'win32';
     const highest = Math.max(2, ...inheritedFds);

@@ -1,8 +1,11 @@
 /**
  * Command-line words → raw setting values, with meow. Used for the real command line and for
  * GRAINBOWS_CMD_ARGS, so both accept exactly the same flags.
+ *
+ * meow is loaded only to read words not read before: the CLI that starts node again in its place
+ * (source/cli/relaunch.ts) hands its readings over in the environment, and a reload reads the same words,
+ * so the serving process never loads meow (3.2 MB of its memory, docs/performance.md, Memory).
  */
-import meow from 'meow';
 import { GrainbowsError } from '../../shared/errors.js';
 import { SETTINGS, parseSettingValue, type SettingName, type SettingRow } from './settings.js';
 
@@ -97,11 +100,48 @@ function joinDashValues(argv: string[]): string[] {
   return joined;
 }
 
+/** meow's reading of some words: plain data (strings, booleans, arrays of strings), so it can be carried over. */
+interface Reading {
+  flags: Record<string, unknown>;
+  input: string[];
+}
+
+/** This process's readings, by the words read (as JSON). */
+const readings = new Map<string, Reading>();
+
+/** The variable that carries readings to the process started in this one's place. */
+const CARRIED = 'GRAINBOWS_READ_ARGUMENTS';
+
+/**
+ * The environment entry that hands this process's readings to the node it starts in its place (the same
+ * pid after execve, or its child under a launcher).
+ */
+export function carriedReadings(): Record<string, string> {
+  return { [CARRIED]: JSON.stringify({ from: process.pid, readings: [...readings] }) };
+}
+
+/**
+ * Takes the readings carried over by the process that started this one, and removes the variable, so that
+ * nothing this process starts (the app's children, a binary upgrade's successor) sees it.
+ */
+export function adoptCarriedReadings(env: NodeJS.ProcessEnv = process.env): void {
+  const text = env[CARRIED];
+  delete env[CARRIED];
+  if (!text) return;
+  try {
+    const carried = JSON.parse(text) as { from: number; readings: [string, Reading][] };
+    if (carried.from !== process.pid && carried.from !== process.ppid) return; // set by someone else
+    for (const [words, reading] of carried.readings) readings.set(words, reading);
+  } catch {
+    // unreadable: read the words again
+  }
+}
+
 /**
  * Parses `argv`. `origin` names where the words came from, for messages. Only the real command line
  * answers --help and --version.
  */
-export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBOWS_CMD_ARGS', importMeta: ImportMeta): ParsedArguments {
+export async function parseArguments(argv: string[], origin: 'command line' | 'GRAINBOWS_CMD_ARGS', importMeta: ImportMeta): Promise<ParsedArguments> {
   const where = origin === 'command line' ? '' : ` (in ${origin})`;
   const code = origin === 'command line' ? 'E_USAGE' : 'E_CONFIG';
   const unknown = findUnknownFlag(argv);
@@ -121,16 +161,23 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   flags.printConfig = { type: 'boolean' };
   flags.checkConfig = { type: 'boolean' };
   const interactive = origin === 'command line';
-  const cli = meow(helpText(), {
-    importMeta,
-    argv: joinDashValues(argv),
-    flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' }, version: { type: 'boolean', shortFlag: 'v' } },
-    allowUnknownFlags: true, // checked above, with our own message
-    booleanDefault: undefined, // an absent switch must not override the config file with false
-    autoHelp: interactive,
-    autoVersion: interactive,
-  });
-  const raw = cli.flags as Record<string, unknown>;
+  const words = JSON.stringify([origin, argv]);
+  let reading = readings.get(words);
+  if (!reading) {
+    const { default: meow } = await import('meow');
+    const cli = meow(helpText(), {
+      importMeta,
+      argv: joinDashValues(argv),
+      flags: { ...flags, help: { type: 'boolean', shortFlag: 'h' }, version: { type: 'boolean', shortFlag: 'v' } },
+      allowUnknownFlags: true, // checked above, with our own message
+      booleanDefault: undefined, // an absent switch must not override the config file with false
+      autoHelp: interactive,
+      autoVersion: interactive,
+    });
+    reading = { flags: cli.flags as Record<string, unknown>, input: cli.input };
+    readings.set(words, reading);
+  }
+  const raw = reading.flags;
   const values: Partial<Record<SettingName, unknown>> = {};
   for (const row of SETTINGS as ReadonlyArray<SettingRow>) {
     const value = raw[meowKey(row)];
@@ -143,7 +190,7 @@ export function parseArguments(argv: string[], origin: 'command line' | 'GRAINBO
   }
   return {
     values,
-    input: cli.input,
+    input: reading.input,
     config: typeof raw.config === 'string' ? raw.config : undefined,
     printConfig: raw.printConfig === true,
     checkConfig: raw.checkConfig === true,

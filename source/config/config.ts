@@ -10,7 +10,6 @@ import { parseArguments, splitWords, type ParsedArguments } from './arguments.js
 import { GrainbowsError } from '../../shared/errors.js';
 import { describeError } from '../../shared/log.js';
 import { SETTINGS, configKey, defaultSettings, findSetting, parseSettingValue, type SettingName, type SettingRow, type SettingsValues } from './settings.js';
-import { locateSyntaxError } from '../../shared/syntax-error.js';
 import { ACTOR_HOOKS, MAIN_HOOKS, TASK_HOOKS, findHookName, type MainHookName } from '../../shared/hooks.js';
 
 export const CONFIG_FILE_NAMES = ['grainbows.config.js', 'grainbows.config.mjs', 'grainbows.config.ts'];
@@ -54,7 +53,7 @@ export async function loadConfigFile(file: string, fresh = false): Promise<Confi
         `config file ${file}: Node ${process.versions.node} cannot load .ts files (Node 22.6+ can; or write grainbows.config.js)`,
       );
     }
-    const where = error instanceof SyntaxError ? locateSyntaxError(url) : undefined;
+    const where = error instanceof SyntaxError ? (await import('../../shared/syntax-error.js')).locateSyntaxError(url) : undefined;
     throw new GrainbowsError('E_CONFIG', `config file ${file}${where ? ` (${where})` : ''} failed to load: ${describeError(error)}`, { cause: error });
   }
   const entries: Array<[string, unknown]> = [];
@@ -112,9 +111,9 @@ export async function resolveConfig(
   importMeta: ImportMeta,
   { fresh = false } = {},
 ): Promise<ResolvedConfig> {
-  const fromCli = parseArguments(argv, 'command line', importMeta);
+  const fromCli = await parseArguments(argv, 'command line', importMeta);
   const fromEnv: ParsedArguments = env.GRAINBOWS_CMD_ARGS
-    ? parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)
+    ? await parseArguments(splitWords(env.GRAINBOWS_CMD_ARGS), 'GRAINBOWS_CMD_ARGS', importMeta)
     : { values: {}, input: [], printConfig: false, checkConfig: false };
   const configFile = findConfigFile(fromCli.config ?? fromEnv.config, cwd);
   const contents = configFile ? await loadConfigFile(configFile, fresh) : { values: {}, hooks: {}, hasActorHooks: false };

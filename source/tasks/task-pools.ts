@@ -17,7 +17,6 @@ import { BroadcastChannel, type ResourceLimits, type Transferable } from 'node:w
 import { Piscina } from 'piscina';
 import { GrainbowsError } from '../../shared/errors.js';
 import { describeError, type Logger, type LogLevel } from '../../shared/log.js';
-import { locateSyntaxError } from '../../shared/syntax-error.js';
 import {
   LIST_EXPORTS,
   TaskError,
@@ -197,7 +196,10 @@ class ModulePool {
       listed = await workers.run({ fn: LIST_EXPORTS, args: [] }, { signal: new AbortController().signal, transferList: [] });
     } catch (error) {
       await workers.destroy();
-      const where = error instanceof SyntaxError || (error instanceof Error && error.name === 'SyntaxError') ? locateSyntaxError(spec.url) : undefined;
+      const where =
+        error instanceof SyntaxError || (error instanceof Error && error.name === 'SyntaxError')
+          ? (await import('../../shared/syntax-error.js')).locateSyntaxError(spec.url)
+          : undefined;
       throw new GrainbowsError('E_TASK_LOAD', `failed to load task module ${spec.display}${where ? ` (${where})` : ''}: ${describeError(error)}`, {
         cause: error,
       });

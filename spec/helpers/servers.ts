@@ -106,9 +106,9 @@ export interface CliResult {
 }
 
 /** Runs the CLI to completion (for commands that should exit by themselves). */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; nodeFlags?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [...(options.nodeFlags ?? []), CLI, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -146,10 +146,16 @@ export interface RunningCli {
   stop(signal?: NodeJS.Signals): Promise<CliResult>;
 }
 
-/** Starts the CLI and resolves once it logs `Listening at: URL` (to stderr, or to `logFile` when its error log goes there). */
-export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; execPath?: string; logFile?: string } = {}): Promise<RunningCli> {
+/**
+ * Starts the CLI and resolves once it logs `Listening at: URL` (to stderr, or to `logFile` when its error log
+ * goes there). `nodeFlags` go on node's command line, before the CLI.
+ */
+export function startCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; execPath?: string; logFile?: string; nodeFlags?: string[] } = {},
+): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(options.execPath ?? process.execPath, [CLI, ...args], {
+    const child = spawn(options.execPath ?? process.execPath, [...(options.nodeFlags ?? []), CLI, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
