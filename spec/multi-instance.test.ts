@@ -81,6 +81,43 @@ async function connect(url: string, host: number, transports: string[]): Promise
   return client;
 }
 
+/** The instance nginx sends 127.0.0.`host` to: GET /where from that address, on a connection of its own. */
+function instanceFor(url: string, host: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${url}/where`, { localAddress: `127.0.0.${host}`, agent: false }, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk));
+        response.on('end', () => resolve((JSON.parse(body) as Where).instance));
+      })
+      .on('error', reject);
+  });
+}
+
+/**
+ * `count` loopback hosts taken from 127.0.0.`first` on, alternately from the addresses nginx's hash sends
+ * to each instance: whatever the hash makes of this run's ports, clients given kinds in turn (3 kinds, an
+ * odd cycle) have every kind on both instances.
+ */
+async function hostsAcrossInstances(url: string, count: number, first: number): Promise<number[]> {
+  const candidates = Array.from({ length: 100 }, (_, i) => first + i);
+  const byInstance = new Map<string, number[]>();
+  for (const host of candidates) {
+    const instance = await instanceFor(url, host);
+    byInstance.set(instance, [...(byInstance.get(instance) ?? []), host]);
+  }
+  const groups = [...byInstance.values()];
+  assert.equal(groups.length, 2, 'nginx sends some of 100 addresses to each instance');
+  const hosts: number[] = [];
+  for (let i = 0; hosts.length < count; i++) {
+    const group = groups[i % 2];
+    const host = group[Math.floor(i / 2)];
+    assert.ok(host !== undefined, `${count / 2} of 100 addresses for each instance (${groups.map((g) => g.length).join(' and ')})`);
+    hosts.push(host);
+  }
+  return hosts;
+}
+
 /** Resolves once every client is connected and was told where it landed, on one of `instances`. */
 async function allConnected(clients: Client[], instances: string[]): Promise<void> {
   await until(() => clients.every(({ socket, where }) => socket.connected && instances.includes(where.instance)), 'every client connected', 20_000);
@@ -204,8 +241,9 @@ describe('two instances behind nginx, state in Redis', { skip: skipReason() }, (
   it('socket.io over polling, websocket and the default transports: every broadcast reaches every client on every actor of both instances, during and after a HUP of one instance and after the other stops', async () => {
     const url = `http://127.0.0.1:${nginx.port}`;
     const kinds = [['polling'], ['websocket'], ['polling', 'websocket']];
-    // 24 clients from 24 addresses: nginx's hash spreads them over both instances.
-    const clients = await Promise.all(Array.from({ length: 24 }, (_, i) => connect(url, 11 + i, kinds[i % kinds.length])));
+    // 24 clients from 24 addresses, 12 of which nginx's hash sends to each instance.
+    const hosts = await hostsAcrossInstances(url, 24, 11);
+    const clients = await Promise.all(hosts.map((host, i) => connect(url, host, kinds[i % kinds.length])));
     try {
       const placed = new Set(clients.map(({ where }) => `${where.instance}/${where.actor}`));
       assert.equal(new Set(clients.map(({ where }) => where.instance)).size, 2, 'clients on both instances');
@@ -261,7 +299,8 @@ describe('two instances behind nginx with the Redis Streams adapter', { skip: sk
       nginx = await nginxFor(dir, instances);
       const url = `http://127.0.0.1:${nginx.port}`;
       const kinds = [['polling'], ['websocket'], ['polling', 'websocket']];
-      clients.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => connect(url, 41 + i, kinds[i % kinds.length])))));
+      const hosts = await hostsAcrossInstances(url, 12, 11);
+      clients.push(...(await Promise.all(hosts.map((host, i) => connect(url, host, kinds[i % kinds.length])))));
       assert.equal(new Set(clients.map(({ where }) => where.instance)).size, 2, 'clients on both instances');
       for (let round = 0; round < 4; round++) {
         const { heard } = await broadcast(clients[(round * 5) % clients.length], clients, `streams ${round}`);
