@@ -35,13 +35,16 @@ const megabytes = (bytes: number): string => (bytes / 1048576).toFixed(1);
 
 /**
  * V8's `gc()`, fetched once without exposing it to the app: the flag is on only while a new, private
- * context is made (V8 installs `gc` in contexts made while it is set), then off again.
+ * context is made (V8 installs `gc` in contexts made while it is set), then off again. The flag is the
+ * process's, not the thread's: another thread fetching its own at the same moment may turn it off before
+ * this context is made. Then there is no `gc` in it, and undefined says to try again at the next check.
  */
-function collector(): () => void {
+function collector(): (() => void) | undefined {
   if (!collect) {
     v8.setFlagsFromString('--expose-gc');
     try {
-      collect = vm.runInNewContext('gc') as () => void;
+      const found: unknown = vm.runInNewContext('typeof gc === "function" ? gc : undefined');
+      if (typeof found === 'function') collect = found as () => void;
     } finally {
       v8.setFlagsFromString('--no-expose-gc');
     }
@@ -68,9 +71,11 @@ export function trimHeapWhenQuiet(quietness: Quietness, afterMs: number, log: Lo
         return;
       }
       if (attempts >= ATTEMPTS || Date.now() - quietSince < afterMs + attempts * RETRY_MS) return;
+      const collectGarbage = collector();
+      if (!collectGarbage) return; // another thread had the flag off: next check
       if (attempts === 0) before = v8.getHeapStatistics().total_heap_size;
       attempts++;
-      collector()();
+      collectGarbage();
       const after = v8.getHeapStatistics().total_heap_size;
       if (attempts === ATTEMPTS && after < before) log.debug(`${prefix}heap trimmed after a quiet stretch, ${megabytes(before)} → ${megabytes(after)} MB`);
     },

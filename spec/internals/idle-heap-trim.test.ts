@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import { trimHeapWhenQuiet, type Quietness } from '../../shared/idle-heap-trim.js';
 import { createLogger } from '../../shared/log.js';
 
@@ -63,5 +64,41 @@ describe('idle heap trim', () => {
   it('stops when told to', async () => {
     const quiet: Quietness = { served: () => 0, inFlight: () => 0 };
     assert.equal(await collectionsWhileWatching([quiet], { afterMs: 300, watchMs: 100, thenMs: 600 }), 0);
+  });
+
+  it('threads that trim at the same moment each get their collection, none fails (the expose-gc flag is one for the process)', async () => {
+    const THREADS = 8;
+    const trimUrl = new URL('../../shared/idle-heap-trim.js', import.meta.url).href;
+    const logUrl = new URL('../../shared/log.js', import.meta.url).href;
+    // Each thread counts its own full collections; the trims are due at once, 20 ms after the start.
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      const { PerformanceObserver, constants } = require('node:perf_hooks');
+      (async () => {
+        const { trimHeapWhenQuiet } = await import(${JSON.stringify(trimUrl)});
+        const { createLogger } = await import(${JSON.stringify(logUrl)});
+        let major = 0;
+        new PerformanceObserver((list) => { for (const e of list.getEntries()) if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++; }).observe({ entryTypes: ['gc'] });
+        const stop = trimHeapWhenQuiet({ served: () => 0, inFlight: () => 0 }, 20, createLogger('error'));
+        const deadline = Date.now() + 4000;
+        while (major === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        stop();
+        parentPort.postMessage(major);
+      })();`;
+    const results = await Promise.all(
+      Array.from(
+        { length: THREADS },
+        () =>
+          new Promise<number | string>((resolve) => {
+            const worker = new Worker(code, { eval: true });
+            worker.once('message', (major: number) => resolve(major));
+            worker.once('error', (error) => resolve(String(error)));
+          }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((result) => (typeof result === 'number' && result > 0 ? 'collected' : result)),
+      Array(THREADS).fill('collected'),
+    );
   });
 });
