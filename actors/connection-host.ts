@@ -286,7 +286,8 @@ export class ConnectionHost implements RelayOutlet {
     }
     this.transferred.set(id, socket);
     if (counted) this.slots.adopt(socket);
-    socket.once('close', () => {
+    // `on`, not `once`: a socket closes once, and once() adds a wrapper and its state to every connection.
+    socket.on('close', () => {
       const served = this.transferred.get(id); // the TLS socket over this one, if any
       if (served) this.headPending.delete(served);
       this.transferred.delete(id);

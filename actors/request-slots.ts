@@ -40,7 +40,17 @@ export class RequestSlots {
     private readonly onFreedAtCap: () => void,
   ) {
     this.inFlight = new Int32Array(shared);
+    const recount = (socket: Duplex) => this.recount(socket);
+    this.releaseOnClose = function (this: Duplex) {
+      recount(this);
+    };
   }
+
+  /**
+   * A counted connection that closes gives its first request's slot back. One function for every
+   * connection (Node calls it with the socket as `this`), not a closure and a once-wrapper each.
+   */
+  private readonly releaseOnClose: (this: Duplex) => void;
 
   get count(): number {
     return Atomics.load(this.inFlight, 0);
@@ -50,11 +60,7 @@ export class RequestSlots {
   adopt(socket: Duplex): void {
     const counted = socket as CountedSocket;
     counted[COUNTED_BY_MAIN] = true;
-    socket.once('close', () => {
-      if (!counted[COUNTED_BY_MAIN]) return;
-      counted[COUNTED_BY_MAIN] = false;
-      this.release({ slotRunning: false });
-    });
+    socket.on('close', this.releaseOnClose);
   }
 
   /**

@@ -416,6 +416,8 @@ export class ActorPool extends EventEmitter<PoolEvents> {
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
       idleTimeout: Number.MAX_SAFE_INTEGER,
+      // An actor's one task runs as long as the actor: piscina's run- and wait-time histograms would say nothing.
+      recordTiming: false,
       resourceLimits,
       ...(this.generationOptions.env ? { env: this.generationOptions.env } : {}),
     });
