@@ -3,7 +3,8 @@
  * pages split between the processes that map them) and anonymous memory (heaps, stacks: what the
  * deployment itself allocated). grainbows at -w 1, 2, 4 and 8 beside node:cluster with as many workers and
  * a floor (one process, as many worker threads each holding an idle http.Server), idle and holding 2,000
- * and 10,000 idle keep-alive connections. grainbows is split into its launcher (Node 20's relaunch) and
+ * and 10,000 idle keep-alive connections. A second floor loads grainbows' modules too (main's in main,
+ * an actor's in each thread) and serves with them nothing: what grainbows' code weighs, before any state. grainbows is split into its launcher (where there is one) and
  * the server, and each actor's V8 heap is read from `ctl --json status`.
  *
  *   npm run bench:memory                         # prints the tables
@@ -85,7 +86,7 @@ async function hold(url: string, count: number): Promise<() => Promise<void>> {
 
 interface Row {
   deployment: string;
-  kind: 'grainbows' | 'cluster' | 'floor';
+  kind: 'grainbows' | 'cluster' | 'floor' | 'code-floor';
   size: number;
   /** By connections held. */
   memory: Map<number, Memory>;
@@ -155,6 +156,16 @@ for (const size of SIZES) {
       size,
     ),
   );
+  rows.push(
+    await measure(
+      {
+        name: `floor with grainbows' code: ${size} worker threads, one process`,
+        command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/thread-floor.js'), String(port), String(size), 'grainbows'] }),
+      },
+      'code-floor',
+      size,
+    ),
+  );
 }
 
 const mb = (value: number | undefined) => (value === undefined ? '' : `${value.toFixed(0)} MB`);
@@ -177,9 +188,13 @@ for (const row of rows) {
   );
 }
 lines.push('');
-lines.push('grainbows idle, split: the launcher (Node 20 runs the server as its child), the server, and each actor’s V8 heap (used / total).');
+lines.push(
+  'grainbows idle, split: the launcher (0 where the CLI restarts node in place; a process of its own on Windows and without koffi), the server, and each actor’s V8 heap (used / total).',
+);
 lines.push('');
-lines.push('| deployment | launcher PSS / anonymous | server PSS / anonymous | anonymous per actor added (floor: per thread) | actor heaps, MB |');
+lines.push(
+  '| deployment | launcher PSS / anonymous | server PSS / anonymous | anonymous per actor added (floor: per thread; floor with the code: per thread) | actor heaps, MB |',
+);
 lines.push('|---|---:|---:|---:|---|');
 /** Anonymous memory each actor (or floor thread) adds, from the next smaller size measured: what one more costs. */
 const perAdded = (kind: Row['kind'], size: number): string => {
@@ -191,7 +206,7 @@ const perAdded = (kind: Row['kind'], size: number): string => {
 };
 for (const row of rows.filter((candidate) => candidate.kind === 'grainbows')) {
   const added = perAdded('grainbows', row.size);
-  const floorAdded = perAdded('floor', row.size);
+  const floorAdded = [perAdded('floor', row.size), perAdded('code-floor', row.size)].filter(Boolean).join('; ');
   lines.push(
     `| ${row.deployment} | ${mb(row.launcher?.pssMb)} / ${mb(row.launcher?.anonMb)} | ${mb(row.server?.pssMb)} / ${mb(row.server?.anonMb)} | ${added}${floorAdded ? ` (${floorAdded})` : ''} | ${(row.heaps ?? []).map((heap) => `${heap.used.toFixed(1)}/${heap.total.toFixed(1)}`).join(', ')} |`,
   );

@@ -123,7 +123,10 @@ function requestLineLooksRight(bytes: Buffer): boolean | undefined {
 
 const EMPTY = Buffer.alloc(0);
 
-/** 'error' on a connection at the gate: 'close' follows. One function for every connection. */
+/**
+ * 'error' on a connection the gate has seen: 'close' follows. Left on after release, for main holds a
+ * connection queued for an actor without listening itself. One function for every connection.
+ */
 const ignoreError = (): void => {};
 
 /**

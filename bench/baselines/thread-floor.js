@@ -1,13 +1,18 @@
-// Floor for bench/memory.ts: one node process with N worker threads, each an idle http.createServer fed
+// Floors for bench/memory.ts: one node process with N worker threads, each an idle http.createServer fed
 // nothing (what a thread actor costs before any of grainbows' code), and a listener in main that keeps the
-// connections it accepts. Prints its address the way grainbows does.
+// connections it accepts. Prints its address the way grainbows does. With `grainbows` after N, main
+// imports the modules grainbows' main thread runs and each thread those of an actor, and serves with them
+// nothing: what grainbows' code weighs, before any of its state.
 import http from 'node:http';
-import { Worker, isMainThread } from 'node:worker_threads';
+import { Worker, isMainThread, workerData } from 'node:worker_threads';
 import app from '../app.js';
+
+const withCode = isMainThread ? process.argv[4] === 'grainbows' : workerData?.withCode === true;
+if (withCode) await import(isMainThread ? '../../dist/source/cli/serve.js' : '../../dist/actors/actor.js');
 
 if (isMainThread) {
   const threads = Number(process.argv[3] ?? 4);
-  for (let i = 0; i < threads; i++) new Worker(new URL(import.meta.url));
+  for (let i = 0; i < threads; i++) new Worker(new URL(import.meta.url), { workerData: { withCode } });
   const server = http.createServer({ keepAliveTimeout: 75_000, requestTimeout: 0 }, app);
   server.listen({ host: '127.0.0.1', port: Number(process.argv[2] ?? 0), backlog: 4096 }, () => {
     process.stderr.write(`Listening at: http://127.0.0.1:${server.address().port} (${process.pid})\n`);
