@@ -232,11 +232,8 @@ export function createActorServer(
     const socket = req.socket as Duplex & { [REQUESTS_SEEN]?: number };
     let fixup: ReturnType<typeof restoreRequest> | undefined;
     if (!stream) {
-      if (settings.compat) {
-        // Counted on the socket only where it is read: a property of our own on every socket costs it memory.
-        socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
-        fixup = restoreRequest(req, socket[REQUESTS_SEEN]);
-      }
+      socket[REQUESTS_SEEN] = (socket[REQUESTS_SEEN] ?? 0) + 1;
+      fixup = settings.compat ? restoreRequest(req, socket[REQUESTS_SEEN]) : undefined;
       // A pipelined request waits for the one before it to be answered; on Node 20 its response never emits
       // 'close' if the connection dies meanwhile (Node 26 does). Settle such responses when the socket closes.
       if ((req.socket as SocketWithMessage)._httpMessage !== res) settleWithSocket(req.socket as SocketWithQueue, response, settle);

@@ -120,7 +120,14 @@ async function hostsAcrossInstances(url: string, count: number, first: number): 
 
 /** Resolves once every client is connected and was told where it landed, on one of `instances`. */
 async function allConnected(clients: Client[], instances: string[]): Promise<void> {
-  await until(() => clients.every(({ socket, where }) => socket.connected && instances.includes(where.instance)), 'every client connected', 20_000);
+  const astray = () => clients.filter(({ socket, where }) => !socket.connected || !instances.includes(where.instance));
+  // Reconnecting after an instance stopped takes each client a few tries through nginx; on a loaded machine, seconds.
+  await until(() => astray().length === 0, 'every client connected', 40_000).catch(() => {
+    const list = astray().map(
+      ({ socket, where, transports }) => `${transports} ${socket.connected ? 'connected' : 'disconnected'} on ${where.instance}/${where.actor}`,
+    );
+    throw new Error(`${list.length} of ${clients.length} clients not connected to ${instances.join(' or ')}: ${list.join('; ')}`);
+  });
 }
 
 /** One broadcast: who heard it, and who stayed connected from before it was sent until it was heard or 5 s passed. */
