@@ -24,9 +24,8 @@ import { ACTOR_ID_KEY, sharedAdapterBuilt } from '../shared/affinity.js';
 import { createRequire } from 'node:module';
 import { createAddressMatcher } from '../shared/forwarded.js';
 import { callHook, loadActorHooks, type ActorHooks, type HookActor } from '../shared/hooks.js';
-import { installTaskLink, type TaskLink } from './tasks.js';
-import { nameEngineIoSessions } from './engine-io-sessions.js';
-import { SessionForwarder } from './session-forwarding.js';
+import type { TaskLink } from './tasks.js';
+import type { SessionForwarder } from './session-forwarding.js';
 
 /**
  * Has the app loaded socket.io with its default, in-memory adapter? socket.io is CommonJS, so importing it
@@ -80,8 +79,11 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
     stop = resolve;
   });
 
-  // Before the app loads: its top level may already call a task (a warm-up).
-  const taskLink: TaskLink | undefined = task.taskPort && task.settings.tasks ? installTaskLink(task.taskPort, task.settings.tasks) : undefined;
+  // Before the app loads: its top level may already call a task (a warm-up). The modules of the task link,
+  // of session forwarding and of engine.io's session names load only with their setting (docs/performance.md, Memory).
+  const taskLink: TaskLink | undefined =
+    task.taskPort && task.settings.tasks ? (await import('./tasks.js')).installTaskLink(task.taskPort, task.settings.tasks) : undefined;
+  const sticky = task.settings.stickySessions ? { ...(await import('./session-forwarding.js')), ...(await import('./engine-io-sessions.js')) } : undefined;
   const statsd = task.settings.statsd ? await openStatsd(task.settings.statsd, (error) => log.debug(`statsd: ${error.message}`)) : null;
   const booting = boot();
   const stopTrimming =
@@ -116,7 +118,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       try {
         await app?.onListening?.(addresses);
         // An app may load socket.io only once it listens.
-        if (task.settings.stickySessions) nameEngineIoSessions(task.actorId);
+        sticky?.nameEngineIoSessions(task.actorId);
       } catch (error) {
         log.error(`app: start-up hooks failed: ${describeError(error, true)}`);
       }
@@ -139,7 +141,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       const h2cUpgrade = task.settings.http2 && task.settings.h2c?.upgrade ? await import('./h2c-upgrade.js') : undefined;
       // The host needs the server and the server's access log needs the host: bind the line sender late.
       let sendAccessLine = (_line: string): void => {};
-      forwarder = task.settings.stickySessions ? new SessionForwarder(task.dataPort, log) : undefined;
+      forwarder = sticky ? new sticky.SessionForwarder(task.dataPort, log) : undefined;
       const server = createActorServer(loaded, task.settings, {
         log,
         counters: requests,
@@ -157,7 +159,7 @@ export default async function runActor(task: ActorTask): Promise<ActorExit> {
       });
       if (loaded.ownServer) forwardServerEvents(loaded.ownServer, server);
       await loaded.onServer?.(server, { actorId: task.actorId });
-      if (task.settings.stickySessions) nameEngineIoSessions(task.actorId);
+      sticky?.nameEngineIoSessions(task.actorId);
       hookActor = { actorId: task.actorId, server };
       await callHook('actorInit', hooks.actorInit, [hookActor], log);
       routeConnectToApp(server);

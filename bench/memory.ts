@@ -2,10 +2,13 @@
  * Memory of a deployment, summed over every process it runs (from /proc/PID/smaps_rollup): PSS (shared
  * pages split between the processes that map them) and anonymous memory (heaps, stacks: what the
  * deployment itself allocated). grainbows at -w 1, 2, 4 and 8 beside node:cluster with as many workers and
- * a floor (one process, as many worker threads each holding an idle http.Server), idle and holding 2,000
- * and 10,000 idle keep-alive connections. A second floor loads grainbows' modules too (main's in main,
- * an actor's in each thread) and serves with them nothing: what grainbows' code weighs, before any state. grainbows is split into its launcher (where there is one) and
- * the server, and each actor's V8 heap is read from `ctl --json status`.
+ * three floors, idle and holding 2,000 and 10,000 idle keep-alive connections. The floors are one process
+ * with as many threads each holding an idle http.Server: plain worker threads; the shape grainbows is
+ * built to (one piscina pool per thread, comlink and msgpackr loaded); and plain threads with grainbows'
+ * modules loaded (main's in main, an actor's in each thread) serving nothing, what grainbows' code weighs
+ * before any state. Connections are measured settled, as idle is (SETTLE_MS after they opened), and 1 s
+ * after they opened. grainbows is split into its launcher (where there is one) and the server, and each
+ * actor's V8 heap is read from `ctl --json status`.
  *
  *   npm run bench:memory                         # prints the tables
  *   npm run bench:memory -- --write docs/performance.md
@@ -24,9 +27,11 @@ const writeTo = args.includes('--write') ? args[args.indexOf('--write') + 1] : u
 const SIZES = quick ? [4] : [1, 2, 4, 8];
 const HOLDS = [0, 2000, 10_000];
 /**
- * How long a deployment idles before it is measured: past grainbows' `--heap-trim-after` (10 s) and its
- * retry 5 s later (shared/idle-heap-trim.ts), so each is measured as it idles for good (node's own memory
- * reducer trims the cluster's and the floor's heaps by then too).
+ * How long a deployment idles before it is measured, at start and again once connections are open: past
+ * grainbows' `--heap-trim-after` (10 s) and its retries 5 s apart (shared/idle-heap-trim.ts), so each is
+ * measured as it idles for good (node's own memory reducer trims the cluster's and the floors' heaps by
+ * then too). A crowd of idle keep-alive connections stays for minutes; what a deployment holds 1 s after
+ * they opened is measured too, and includes the young generation their burst grew.
  */
 const SETTLE_MS = 20_000;
 
@@ -86,10 +91,12 @@ async function hold(url: string, count: number): Promise<() => Promise<void>> {
 
 interface Row {
   deployment: string;
-  kind: 'grainbows' | 'cluster' | 'floor' | 'code-floor';
+  kind: 'grainbows' | 'cluster' | 'floor' | 'shape-floor' | 'code-floor';
   size: number;
-  /** By connections held. */
+  /** By connections held, settled. */
   memory: Map<number, Memory>;
+  /** By connections held, 1 s after they opened. */
+  opened: Map<number, Memory>;
   /** grainbows only: the launcher and the server apart, idle. */
   launcher?: Memory;
   server?: Memory;
@@ -99,7 +106,7 @@ interface Row {
 async function measure(contender: Contender, kind: Row['kind'], size: number, pidfile?: string): Promise<Row> {
   process.stderr.write(`${contender.name}\n`);
   const running: Running = await start(contender);
-  const row: Row = { deployment: contender.name, kind, size, memory: new Map() };
+  const row: Row = { deployment: contender.name, kind, size, memory: new Map(), opened: new Map() };
   try {
     await sleep(SETTLE_MS);
     const root = running.child.pid!;
@@ -112,6 +119,8 @@ async function measure(contender: Contender, kind: Row['kind'], size: number, pi
     for (const count of HOLDS.filter((n) => n > 0)) {
       const release = await hold(running.url, count);
       await sleep(1000);
+      row.opened.set(count, treeMemory(root));
+      await sleep(SETTLE_MS);
       row.memory.set(count, treeMemory(root));
       await release();
       await sleep(500);
@@ -159,6 +168,16 @@ for (const size of SIZES) {
   rows.push(
     await measure(
       {
+        name: `floor of the shape: ${size} piscina pools of one thread, comlink, msgpackr`,
+        command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/thread-floor.js'), String(port), String(size), 'shape'] }),
+      },
+      'shape-floor',
+      size,
+    ),
+  );
+  rows.push(
+    await measure(
+      {
         name: `floor with grainbows' code: ${size} worker threads, one process`,
         command: (port) => ({ exe: process.execPath, argv: [path.join(ROOT, 'bench/baselines/thread-floor.js'), String(port), String(size), 'grainbows'] }),
       },
@@ -175,16 +194,42 @@ lines.push(
   `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}, bench/app.js. ${new Date().toISOString().slice(0, 10)}.`,
 );
 lines.push('');
+lines.push('Connections: settled (20 s after they opened, as idle is), in parentheses 1 s after they opened.');
+lines.push('');
 lines.push(
   '| deployment | idle PSS | idle anonymous | PSS, 2,000 connections | PSS, 10,000 connections | idle PSS ÷ cluster | PSS 2,000 ÷ cluster | PSS 10,000 ÷ cluster |',
 );
 lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const row of rows) {
   const cluster = rows.find((other) => other.kind === 'cluster' && other.size === row.size);
-  const at = (count: number) => row.memory.get(count);
-  const vs = (count: number) => (row.kind === 'cluster' ? '' : ratio(at(count)?.pssMb, cluster?.memory.get(count)?.pssMb));
+  const held = (count: number) => {
+    const settled = row.memory.get(count)?.pssMb;
+    const opened = row.opened.get(count)?.pssMb;
+    return settled === undefined ? '' : `${mb(settled)} (${opened?.toFixed(0) ?? ''})`;
+  };
+  const vs = (count: number) => {
+    if (row.kind === 'cluster') return '';
+    const settled = ratio(row.memory.get(count)?.pssMb, cluster?.memory.get(count)?.pssMb);
+    return count === 0 ? settled : `${settled} (${ratio(row.opened.get(count)?.pssMb, cluster?.opened.get(count)?.pssMb)})`;
+  };
   lines.push(
-    `| ${row.deployment} | ${mb(at(0)?.pssMb)} | ${mb(at(0)?.anonMb)} | ${mb(at(2000)?.pssMb)} | ${mb(at(10_000)?.pssMb)} | ${vs(0)} | ${vs(2000)} | ${vs(10_000)} |`,
+    `| ${row.deployment} | ${mb(row.memory.get(0)?.pssMb)} | ${mb(row.memory.get(0)?.anonMb)} | ${held(2000)} | ${held(10_000)} | ${vs(0)} | ${vs(2000)} | ${vs(10_000)} |`,
+  );
+}
+lines.push('');
+lines.push('What the connections add to the idle deployment, settled (PSS):');
+lines.push('');
+lines.push('| `-w` / workers | grainbows: 2,000 | node:cluster: 2,000 | grainbows: 10,000 | node:cluster: 10,000 | 10,000: grainbows ÷ cluster |');
+lines.push('|---:|---:|---:|---:|---:|---:|');
+for (const size of SIZES) {
+  const added = (kind: Row['kind'], count: number) => {
+    const row = rows.find((other) => other.kind === kind && other.size === size);
+    const [idle, held] = [row?.memory.get(0)?.pssMb, row?.memory.get(count)?.pssMb];
+    return idle === undefined || held === undefined ? undefined : held - idle;
+  };
+  const plus = (value: number | undefined) => (value === undefined ? '' : `+${value.toFixed(0)} MB`);
+  lines.push(
+    `| ${size} | ${plus(added('grainbows', 2000))} | ${plus(added('cluster', 2000))} | ${plus(added('grainbows', 10_000))} | ${plus(added('cluster', 10_000))} | ${ratio(added('grainbows', 10_000), added('cluster', 10_000))} |`,
   );
 }
 lines.push('');
@@ -193,7 +238,7 @@ lines.push(
 );
 lines.push('');
 lines.push(
-  '| deployment | launcher PSS / anonymous | server PSS / anonymous | anonymous per actor added (floor: per thread; floor with the code: per thread) | actor heaps, MB |',
+  '| deployment | launcher PSS / anonymous | server PSS / anonymous | anonymous per actor added (per thread: floor; floor of the shape; floor with the code) | actor heaps, MB |',
 );
 lines.push('|---|---:|---:|---:|---|');
 /** Anonymous memory each actor (or floor thread) adds, from the next smaller size measured: what one more costs. */
@@ -206,7 +251,7 @@ const perAdded = (kind: Row['kind'], size: number): string => {
 };
 for (const row of rows.filter((candidate) => candidate.kind === 'grainbows')) {
   const added = perAdded('grainbows', row.size);
-  const floorAdded = [perAdded('floor', row.size), perAdded('code-floor', row.size)].filter(Boolean).join('; ');
+  const floorAdded = [perAdded('floor', row.size), perAdded('shape-floor', row.size), perAdded('code-floor', row.size)].filter(Boolean).join('; ');
   lines.push(
     `| ${row.deployment} | ${mb(row.launcher?.pssMb)} / ${mb(row.launcher?.anonMb)} | ${mb(row.server?.pssMb)} / ${mb(row.server?.anonMb)} | ${added}${floorAdded ? ` (${floorAdded})` : ''} | ${(row.heaps ?? []).map((heap) => `${heap.used.toFixed(1)}/${heap.total.toFixed(1)}`).join(', ')} |`,
   );

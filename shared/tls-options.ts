@@ -36,6 +36,14 @@ export interface TlsServing {
 /** What an actor needs to end TLS itself (actors/tls-front.ts). */
 export type ActorTls = TlsServing;
 
+/**
+ * Whether a socket is a TLS session, without loading node:tls where no TLS is served (`instanceof TLSSocket`
+ * needs the class): a TLSSocket says `encrypted`, a plain one does not.
+ */
+export function isTlsSocket(socket: object): socket is tls.TLSSocket {
+  return (socket as { encrypted?: unknown }).encrypted === true;
+}
+
 /** ALPN ids for gunicorn's protocol names (`h2,h1` → `['h2', 'http/1.1']`). */
 export function alpnProtocols(httpProtocols: string): string[] {
   return httpProtocols.split(',').map((name) => (name === 'h2' ? 'h2' : 'http/1.1'));

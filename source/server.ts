@@ -26,7 +26,7 @@ import { createAddressMatcher } from '../shared/forwarded.js';
 import { loadTlsMaterial, placeTls, type TlsPlacement } from './accept/tls.js';
 import { alpnProtocols, type ActorTls, type TlsMaterial, type TlsServing } from '../shared/tls-options.js';
 import { resolveServeSettings, type ServeSettings } from './config/settings.js';
-import { TaskPools, type TaskModuleStats, type TaskOutcomeName, type TaskPoolsOptions } from './tasks/task-pools.js';
+import type { TaskPools, TaskModuleStats, TaskOutcomeName, TaskPoolsOptions } from './tasks/task-pools.js';
 import { resolveTaskModules } from './tasks/task-modules.js';
 import { serveTaskPort } from './tasks/task-link.js';
 import { trimHeapWhenQuiet } from '../shared/idle-heap-trim.js';
@@ -180,9 +180,10 @@ function actorTls(material: TlsMaterial | undefined, placement: TlsPlacement | u
   return material && placement?.where === 'actors' ? tlsServing(material, settings) : null;
 }
 
-/** Starts the task pool the settings ask for (`tasks`), or none. */
+/** Starts the task pool the settings ask for (`tasks`), or none; its modules load only then (docs/performance.md, Memory). */
 async function startTasks(options: ServeOptions, settings: ServeSettings, log: Logger, statsd?: StatsD): Promise<TaskPools | undefined> {
   if (settings.tasks.length === 0) return undefined;
+  const { TaskPools } = await import('./tasks/task-pools.js');
   return TaskPools.start(taskPoolOptions(options, settings, log, statsd));
 }
 
@@ -268,7 +269,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     }
     // Read when an isolate's heap is set up: this reaches every actor started from now on, not this thread.
     if (!settings.memoryReducer) v8.setFlagsFromString('--no-memory-reducer');
-    const secure = loadTlsMaterial(settings, options.cwd);
+    const secure = await loadTlsMaterial(settings, options.cwd);
     const handoff = await chooseHandoff(settings.handoff);
     const tlsPlacement = secure ? placeTls(handoff, settings) : undefined;
     const generation = generationFrom(options, settings, actorTls(secure, tlsPlacement, settings));
@@ -428,7 +429,7 @@ export class GrainbowsServer extends EventEmitter<ServerEvents> {
     const settings = resolveServeSettings(next);
     // Every TLS file is read again: a renewed certificate is served by the new generation (or by main's
     // listeners, where TLS ends there); one that does not load fails the reload and the old one serves on.
-    const secure = loadTlsMaterial(settings, next.cwd);
+    const secure = await loadTlsMaterial(settings, next.cwd);
     const generation = generationFrom(next, settings, actorTls(secure, this.tlsPlacement, settings));
     await this.reloadTasks(next, settings);
     generation.settings.tasks = this.tasks?.catalog ?? null;

@@ -10,7 +10,7 @@
  * (actors/request-slots.ts). So an idle keep-alive connection, or one still trickling its head, costs no slot.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../shared/tls-options.js';
 import type { HandoffStrategy } from '../../shared/settings-values.js';
 import type { ActorLink } from '../handoff/actor-link.js';
 import { leastLoaded, sessionActor, type Placeable, type PlacementRule } from './placement.js';
@@ -82,8 +82,8 @@ export class Dispatcher {
     socket.setNoDelay(true); // docs/design.md, pitfall 1: without it the relay crawls at Nagle + delayed-ACK pace
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed, through the gate; an HTTP/2
     // one has no HTTP/1.1 head to wait for, and goes straight on (its streams are counted in the actor).
-    if (this.transfersUnread && !(socket instanceof TLSSocket)) this.dispatch({ socket, head: UNREAD, unread: true });
-    else if (socket instanceof TLSSocket && socket.alpnProtocol === 'h2') this.dispatch({ socket, head: UNREAD, unread: false });
+    if (this.transfersUnread && !isTlsSocket(socket)) this.dispatch({ socket, head: UNREAD, unread: true });
+    else if (isTlsSocket(socket) && socket.alpnProtocol === 'h2') this.dispatch({ socket, head: UNREAD, unread: false });
     else this.gate.admit(socket);
   };
 
@@ -129,14 +129,14 @@ export class Dispatcher {
     const actor = owner ?? leastLoaded(actors, rule, this.rotation);
     if (!actor) return false;
     // A TLS session lives in main (tls.ts): its clear bytes can only be relayed.
-    const strategy = arrival.socket instanceof TLSSocket ? 'relay' : this.strategy;
+    const strategy = isTlsSocket(arrival.socket) ? 'relay' : this.strategy;
     actor.link.handOff(strategy, this.nextConnectionId++, arrival, this.speaksHttp2(arrival));
     return true;
   }
 
   /** Does the connection speak HTTP/2: h2 by ALPN, or a trusted peer's cleartext HTTP/2 by prior knowledge? */
   private speaksHttp2({ socket, head }: GatedConnection): boolean {
-    if (socket instanceof TLSSocket) return socket.alpnProtocol === 'h2';
+    if (isTlsSocket(socket)) return socket.alpnProtocol === 'h2';
     return this.h2cFrom !== null && opensWithHttp2Preface(head) && this.h2cFrom(socket.remoteAddress);
   }
 

@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { describeListener, type BindAddress } from './bind.js';
 import { GrainbowsError } from '../../shared/errors.js';
 import { guardHandshakes, tlsServerOptions, type TlsServing } from '../../shared/tls-options.js';
@@ -91,9 +91,13 @@ export interface ListenerSecurity {
   tlsInMain?: TlsServing;
 }
 
-/** A TLS server in front of `onConnection`, which keeps the raw connections it accepted until they close. */
-function createTlsFront(tlsInMain: NonNullable<ListenerSecurity['tlsInMain']>, onConnection: (socket: net.Socket) => void) {
-  const front = tls.createServer(tlsServerOptions(tlsInMain), onConnection);
+/**
+ * A TLS server in front of `onConnection`, which keeps the raw connections it accepted until they close.
+ * node:tls loads only where main ends TLS (docs/performance.md, Memory).
+ */
+async function createTlsFront(tlsInMain: NonNullable<ListenerSecurity['tlsInMain']>, onConnection: (socket: net.Socket) => void) {
+  const { createServer } = await import('node:tls');
+  const front = createServer(tlsServerOptions(tlsInMain), onConnection);
   guardHandshakes(front);
   const connections = new Set<net.Socket>();
   front.on('connection', (raw: net.Socket) => {
@@ -114,7 +118,7 @@ export async function openListeners(
   const listeners: Listener[] = [];
   try {
     for (const bind of binds) {
-      const tlsFront = tlsInMain ? createTlsFront(tlsInMain, onConnection) : undefined;
+      const tlsFront = tlsInMain ? await createTlsFront(tlsInMain, onConnection) : undefined;
       if (bind.kind === 'handle') {
         // A socket inherited in a binary upgrade: it is listening already, with connections kept for us.
         const acceptor = bind.inherited.server;

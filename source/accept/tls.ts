@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { GrainbowsError } from '../../shared/errors.js';
 import { tlsServerOptions, type TlsMaterial } from '../../shared/tls-options.js';
 import type { HandoffStrategy, SettingsValues } from '../../shared/settings-values.js';
@@ -25,9 +24,9 @@ function readPem(flag: string, file: string, cwd: string): Buffer {
 /**
  * Reads and checks the certificate, key and CA bundle: a key that does not match the certificate, a file that
  * is not PEM or a cipher list OpenSSL does not know fails here, once, not per connection. Undefined without
- * HTTPS.
+ * HTTPS, and then node:tls is not loaded (docs/performance.md, Memory).
  */
-export function loadTlsMaterial(settings: Partial<TlsSettings>, cwd = process.cwd()): TlsMaterial | undefined {
+export async function loadTlsMaterial(settings: Partial<TlsSettings>, cwd = process.cwd()): Promise<TlsMaterial | undefined> {
   const { certfile, keyfile, caCerts } = settings;
   if (!certfile && !keyfile) {
     if (caCerts) throw new GrainbowsError('E_TLS', '--ca-certs needs HTTPS: give --certfile and --keyfile too');
@@ -42,8 +41,9 @@ export function loadTlsMaterial(settings: Partial<TlsSettings>, cwd = process.cw
     ...(settings.ciphers ? { ciphers: settings.ciphers } : {}),
     minVersion: settings.tlsMinVersion ?? 'TLSv1.2',
   };
+  const { createSecureContext } = await import('node:tls');
   try {
-    tls.createSecureContext(tlsServerOptions({ material, handshakeTimeoutMs: 0, alpn: [] }));
+    createSecureContext(tlsServerOptions({ material, handshakeTimeoutMs: 0, alpn: [] }));
   } catch (error) {
     const files = `--certfile ${certfile} with --keyfile ${keyfile}${caCerts ? ` and --ca-certs ${caCerts}` : ''}${settings.ciphers ? ` and --ciphers ${settings.ciphers}` : ''}`;
     throw new GrainbowsError('E_TLS', `${files}: ${(error as Error).message}`, { cause: error });

@@ -65,7 +65,7 @@ export async function serve(config: ResolvedConfig, app: string, { launched, act
   try {
     refuseUnsupported(sources);
     if (!predecessor) checkPidfile(settings.pidfile);
-    loadTlsMaterial(settings); // a bad certificate is a usage error, reported before anything starts
+    await loadTlsMaterial(settings); // a bad certificate is a usage error, reported before anything starts
     applyProcessSettings(settings, sources);
   } catch (error) {
     fail(error, verbose);

@@ -10,7 +10,8 @@
  */
 import type { Socket } from 'node:net';
 import type { ClientAddress } from '../../shared/proxy-protocol.js';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../shared/tls-options.js';
 import { ACK_STEP, CREDIT_WINDOW, Frame, type ConnectionInfo, type FrameBatcher, type RelayedTlsSession } from '../../shared/wire.js';
 
 /** 502: the actor serving the request died. 503: it hung and was killed (`--timeout`). */
@@ -74,7 +75,7 @@ export class RelayedConnection {
       remoteFamily: client?.family ?? socket.remoteFamily,
       localAddress: socket.localAddress,
       localPort: socket.localPort,
-      ...(socket instanceof TLSSocket ? { encrypted: true, tls: describeSession(socket) } : {}),
+      ...(isTlsSocket(socket) ? { encrypted: true, tls: describeSession(socket) } : {}),
       ...(http2 ? { http2: true as const } : {}),
     };
     this.batcher.push(Frame.Open, this.id, info);

@@ -11,7 +11,6 @@
  * 'error' handler. Each actor gets a data port (msgpack frame batches) and a control port (comlink:
  * ready, stats, drain, stop).
  */
-import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageChannel, type MessagePort, type ResourceLimits } from 'node:worker_threads';
@@ -397,7 +396,7 @@ export class ActorPool extends EventEmitter<PoolEvents> {
   private maxRequestsFor(): number {
     const { settings, maxRequestsJitter } = this.generationOptions;
     if (settings.maxRequests === 0) return 0;
-    return settings.maxRequests + (maxRequestsJitter > 0 ? randomInt(maxRequestsJitter + 1) : 0);
+    return settings.maxRequests + (maxRequestsJitter > 0 ? Math.floor(Math.random() * (maxRequestsJitter + 1)) : 0);
   }
 
   private async startActor(): Promise<ActorThread> {
