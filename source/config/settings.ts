@@ -565,7 +565,7 @@ export const SETTINGS = [
     type: 'number',
     default: 10,
     section: 'Memory',
-    doc: "Seconds with no request in flight and none answered after which a thread gives back the young generation its last burst (or its boot) grew: a full collection of its heap, a few ms, once per quiet stretch, in each actor and in main (docs/performance.md, Memory). V8's memory reducer does the same at moments of its own choosing; it is off unless --memory-reducer, and then this is not needed. 0 = never.",
+    doc: "Seconds with no request in flight and none answered after which a thread gives back the young generation its last burst (or its boot) grew: full collections of its heap and a scavenge, a few ms, once per quiet stretch, in each actor and in main (docs/performance.md, Memory). V8's memory reducer does the same at moments of its own choosing; it is off unless --memory-reducer, and then this is not needed. 0 = never.",
     parse: wholeNumber('heap-trim-after', 0),
   },
   {

@@ -54,6 +54,28 @@ describe('idle heap trim', () => {
     assert.equal(collections, 1, `full collections in a quiet 900 ms (trim after 100 ms, retries 5 s apart)`);
   });
 
+  it('ends a quiet stretch with a scavenge after its last full collection (the new space gives its pages back)', async () => {
+    const forced: string[] = [];
+    const observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const detail = (entry as PerformanceEntry & { detail?: { kind?: number; flags?: number } }).detail;
+        // gc() calls are forced; a collection V8 chose itself is not, and is not the trim's.
+        if (!detail?.flags || (detail.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) === 0) continue;
+        forced.push(detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR ? 'full' : detail.kind === constants.NODE_PERFORMANCE_GC_MINOR ? 'scavenge' : 'other');
+      }
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    const stop = trimHeapWhenQuiet({ served: () => 0, inFlight: () => 0 }, 20, log, '', 40);
+    try {
+      await sleep(600);
+    } finally {
+      stop();
+      await sleep(50);
+      observer.disconnect();
+    }
+    assert.deepEqual(forced, ['full', 'full', 'full', 'scavenge']);
+  });
+
   it('does not collect while a request is in flight, nor while requests keep being answered', async () => {
     let served = 0;
     const busy: Quietness = { served: () => served, inFlight: () => 1 };
